@@ -1,0 +1,1 @@
+"""Alembic migrations for phoenix-links (``script_location = links:migrations``)."""

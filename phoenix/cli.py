@@ -1,0 +1,104 @@
+"""The `phoenix` command: throwaway sandboxes, secrets, inventory checks, schema docs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from phoenix import sandbox
+from phoenix.errors import PhoenixError
+
+
+def _host_names(inventory: str) -> list[str]:
+    from phoenix.inventory import load_environment
+
+    return list(load_environment(inventory).hosts)
+
+
+def run_sandbox(arguments: argparse.Namespace) -> int:
+    if arguments.action == "up":
+        hosts = arguments.hosts.split(",") if arguments.hosts else _host_names(arguments.inventory)
+        state = sandbox.up(arguments.name, hosts)
+        for host, info in state["hosts"].items():
+            print(f"{host}\t@docker/{info['container']}\t{info['address']}")
+    elif arguments.action == "down":
+        removed = sandbox.down(arguments.name)
+        print(f"removed {removed} container(s) of sandbox {arguments.name}")
+    else:
+        for name, hosts in sorted(sandbox.list_sandboxes().items()):
+            print(f"{name}: {', '.join(hosts)}")
+    return 0
+
+
+def run_check(arguments: argparse.Namespace) -> int:
+    from phoenix.inventory import load_environment
+
+    environment = load_environment(arguments.inventory)
+    print(f"{environment.path}: valid, hosts: {', '.join(environment.hosts)}")
+    return 0
+
+
+def run_secrets(arguments: argparse.Namespace) -> int:
+    from phoenix import secrets_cli
+
+    return secrets_cli.run(arguments)
+
+
+def run_schema_doc(arguments: argparse.Namespace) -> int:
+    from phoenix.schema_doc import markdown
+
+    print(markdown(), end="")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """Returns the argument parser of the `phoenix` command."""
+    top = argparse.ArgumentParser(prog="phoenix", description="Phoenix: your server as code, recoverable.")
+    verbs = top.add_subparsers(dest="verb", required=True)
+
+    sandbox_parser = verbs.add_parser("sandbox", help="throwaway container hosts")
+    sandbox_actions = sandbox_parser.add_subparsers(dest="action", required=True)
+    up = sandbox_actions.add_parser("up", help="start (or keep) a sandbox's hosts")
+    up.add_argument("name", help="sandbox name, e.g. sandbox or dev")
+    up.add_argument("--hosts", help="comma-separated host names (default: the hosts of --inventory)")
+    up.add_argument("--inventory", default="inventories/sandbox.yml", help="inventory whose hosts to start")
+    down = sandbox_actions.add_parser("down", help="remove a sandbox's containers and network")
+    down.add_argument("name")
+    sandbox_actions.add_parser("list", help="list sandboxes on this machine")
+    sandbox_parser.set_defaults(run=run_sandbox)
+
+    check = verbs.add_parser("check", help="validate an inventory without touching any host")
+    check.add_argument("inventory", help="inventories/<env>.py or .yml")
+    check.set_defaults(run=run_check)
+
+    secrets_parser = verbs.add_parser("secrets", help="age-encrypted secrets of an environment")
+    secrets_actions = secrets_parser.add_subparsers(dest="action", required=True)
+    init = secrets_actions.add_parser("init", help="make your age identity (if missing) and the recipients file")
+    init.add_argument("environment")
+    edit = secrets_actions.add_parser("edit", help="decrypt into $EDITOR, validate, re-encrypt")
+    edit.add_argument("environment")
+    secrets_parser.set_defaults(run=run_secrets)
+
+    schema_doc = verbs.add_parser("schema-doc", help="print the inventory reference as Markdown")
+    schema_doc.set_defaults(run=run_schema_doc)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parser().parse_args(argv)
+    try:
+        return arguments.run(arguments)
+    except PhoenixError as error:
+        print(f"phoenix: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("phoenix: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Loading an environment's inventory YAML into pyinfra hosts.
+
+inventory YAML -> schema validation (every error at once, with file and key path) ->
+defaults merged into each host -> cross-host checks -> secrets -> pyinfra host list.
+Nothing here connects to any host, so bad input stops before a host is touched.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from phoenix import sandbox_state
+from phoenix.errors import PhoenixError
+from phoenix.secrets import Secrets, load_secrets
+
+SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
+
+
+def load_schema() -> dict:
+    """Returns the inventory schema as a dict."""
+    with SCHEMA_PATH.open() as schema_file:
+        return yaml.safe_load(schema_file)
+
+
+def read_yaml(path: Path) -> Any:
+    """Given a YAML file, returns its content; raises PhoenixError naming file, line and problem."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise PhoenixError(f"{path}: cannot read: {error.strerror}") from error
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(error, "problem", None) or str(error)
+        raise PhoenixError(f"{where}: invalid YAML: {problem}") from error
+
+
+def _key_path(parts) -> str:
+    return ".".join(str(part) for part in parts) or "(top level)"
+
+
+def schema_errors(data: Any, schema: dict, filename: str) -> list[str]:
+    """Given parsed data, returns one message per schema violation, ordered by key path."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(data), key=lambda error: list(map(str, error.absolute_path)))
+    return [f"{filename}: at '{_key_path(error.absolute_path)}': {error.message}" for error in errors]
+
+
+def apply_defaults(schema: dict, data: Any, root: dict | None = None) -> Any:
+    """Returns a copy of `data` with every missing property given its schema default, recursively."""
+    root = root or schema
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = {**root["$defs"][name], **{k: v for k, v in schema.items() if k != "$ref"}}
+    if not isinstance(data, dict):
+        return data
+    result = dict(data)
+    for key, subschema in schema.get("properties", {}).items():
+        if key not in result and "default" in subschema:
+            result[key] = copy.deepcopy(subschema["default"])
+        if key in result:
+            result[key] = apply_defaults(subschema, result[key], root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key in result.keys() - schema.get("properties", {}).keys():
+            result[key] = apply_defaults(extra, result[key], root)
+    return result
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Returns base updated by override, merging nested dicts key by key; lists are replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@dataclass
+class Environment:
+    """A validated environment: its name, settings per host, and how to reach each host."""
+
+    path: Path
+    name: str
+    throwaway: bool
+    connection: dict
+    hosts: dict[str, dict]
+
+    @property
+    def sandbox_name(self) -> str:
+        return os.environ.get("PHOENIX_SANDBOX") or self.connection["sandbox"]
+
+
+def _merge_hosts(raw: dict) -> dict[str, dict]:
+    host_schema = {"$ref": "#/$defs/host"}
+    schema = load_schema()
+    hosts = {}
+    for name, settings in raw["hosts"].items():
+        merged = deep_merge(raw.get("defaults") or {}, settings or {})
+        merged = apply_defaults(host_schema, merged, schema)
+        merged["hostname"] = merged["hostname"] or name
+        hosts[name] = merged
+    return hosts
+
+
+def cross_host_errors(filename: str, connection: dict, hosts: dict[str, dict]) -> list[str]:
+    """Given merged host settings, returns messages for settings that contradict each other."""
+    errors = []
+    for name, host in hosts.items():
+        at = f"{filename}: at 'hosts.{name}"
+        roles = host["roles"]
+        if connection["type"] == "ssh" and not host["ssh"].get("host"):
+            errors.append(f"{at}.ssh.host': required with connection type ssh")
+        admin_names = [admin["name"] for admin in host["admins"]]
+        if connection["type"] == "ssh" and host["ssh"]["user"] not in admin_names:
+            errors.append(
+                f"{at}.ssh.user': '{host['ssh']['user']}' is not one of the admins ({', '.join(admin_names) or 'none'});"
+                " sshd refuses root logins once deployed (first deploy: --data ssh_user=root)"
+            )
+        if "nginx" in roles and "app" not in roles:
+            errors.append(f"{at}.roles': nginx proxies to the app on the same host; add app")
+        if "app" in roles:
+            database_host = host["app"]["database"]["host"]
+            if database_host == "localhost":
+                if "postgres" not in roles:
+                    errors.append(
+                        f"{at}.app.database.host': localhost needs the postgres role on this host,"
+                        " or name the database host"
+                    )
+            elif database_host not in hosts:
+                errors.append(
+                    f"{at}.app.database.host': '{database_host}' is not a host of this environment"
+                    f" (hosts: {', '.join(sorted(hosts))})"
+                )
+            elif "postgres" not in hosts[database_host]["roles"]:
+                errors.append(f"{at}.app.database.host': host '{database_host}' has no postgres role")
+    return errors
+
+
+def load_environment(path: str | Path) -> Environment:
+    """Given inventories/<env>.py or .yml, returns the validated Environment.
+
+    Raises PhoenixError listing every problem found, each with file and key path.
+    """
+    path = Path(path).with_suffix(".yml")
+    raw = read_yaml(path)
+    errors = schema_errors(raw, load_schema(), str(path))
+    if errors:
+        raise PhoenixError("\n".join(errors))
+    hosts = _merge_hosts(raw)  # host defaults apply after merging, so they never mask `defaults`
+    schema = load_schema()
+    environment = apply_defaults(schema["properties"]["environment"], raw["environment"], schema)
+    connection = apply_defaults(schema["properties"]["connection"], raw.get("connection", {}), schema)
+    errors = cross_host_errors(str(path), connection, hosts)
+    if errors:
+        raise PhoenixError("\n".join(errors))
+    return Environment(
+        path=path,
+        name=environment["name"],
+        throwaway=environment["throwaway"],
+        connection=connection,
+        hosts=hosts,
+    )
+
+
+def _database_clients(environment: Environment, addresses: dict[str, str]) -> dict[str, list[dict]]:
+    """Returns, per postgres host, the databases it serves and the addresses allowed to use them."""
+    clients: dict[str, list[dict]] = {name: [] for name in environment.hosts}
+    for name, host in environment.hosts.items():
+        if "app" not in host["roles"]:
+            continue
+        database = host["app"]["database"]
+        local = database["host"] == "localhost"
+        server = name if local else database["host"]
+        clients[server].append(
+            {
+                "database": database["name"],
+                "user": database["user"],
+                "address": "127.0.0.1" if local else addresses[name],
+            }
+        )
+    return clients
+
+
+def _addresses(environment: Environment) -> dict[str, str]:
+    if environment.connection["type"] == "docker":
+        state = sandbox_state.read(environment.sandbox_name)
+        missing = sorted(set(environment.hosts) - set(state["hosts"]))
+        if missing:
+            raise PhoenixError(
+                f"{environment.path}: sandbox '{environment.sandbox_name}' has no host(s)"
+                f" {', '.join(missing)}: run `phoenix sandbox up {environment.sandbox_name}"
+                f" --hosts {','.join(environment.hosts)}`"
+            )
+        return {name: state["hosts"][name]["address"] for name in environment.hosts}
+    return {name: host["address"] or host["ssh"]["host"] for name, host in environment.hosts.items()}
+
+
+def _connection_name(environment: Environment, name: str) -> str:
+    if environment.connection["type"] == "docker":
+        return f"@docker/{sandbox_state.container_name(environment.sandbox_name, name)}"
+    return name
+
+
+def _connection_data(environment: Environment, host: dict) -> dict:
+    if environment.connection["type"] == "docker":
+        return {}
+    ssh = host["ssh"]
+    data = {"ssh_hostname": ssh["host"], "ssh_user": ssh["user"], "ssh_port": ssh["port"]}
+    if ssh["key_file"]:
+        data["ssh_key"] = ssh["key_file"]
+    if ssh["user"] != "root":
+        data["_sudo"] = True
+    return data
+
+
+def pyinfra_hosts(environment: Environment, secrets: Secrets) -> list[tuple[str, dict]]:
+    """Returns the (pyinfra name, host data) pairs for an environment, secrets included."""
+    addresses = _addresses(environment)
+    clients = _database_clients(environment, addresses)
+    result = []
+    for name, host in environment.hosts.items():
+        database_host = host["app"]["database"]["host"]
+        data = {
+            **host,
+            **_connection_data(environment, host),
+            "phoenix_host": name,
+            "phoenix_environment": environment.name,
+            "throwaway": environment.throwaway,
+            "tls_mode": "self-signed" if environment.throwaway else host["site"]["tls"],
+            "database_address": "localhost" if database_host == "localhost" else addresses[database_host],
+            "postgres_clients": clients[name],
+            "secrets": secrets,
+        }
+        result.append((_connection_name(environment, name), data))
+    return result
+
+
+def hosts_for(inventory_file: str) -> list[tuple[str, dict]]:
+    """For use inside inventories/<env>.py: returns its hosts, or prints the problems and exits 2."""
+    try:
+        environment = load_environment(inventory_file)
+        secrets = load_secrets(environment)
+        return pyinfra_hosts(environment, secrets)
+    except PhoenixError as error:
+        print(f"phoenix: inventory not loaded, no host was touched:\n{error}", file=sys.stderr)
+        sys.exit(2)

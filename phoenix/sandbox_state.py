@@ -1,0 +1,52 @@
+"""Where a sandbox's state lives on the control machine, and the names its containers get."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from phoenix.errors import PhoenixError
+
+SANDBOX_LABEL = "io.phoenix.sandbox"
+HOST_LABEL = "io.phoenix.host"
+
+
+def state_root() -> Path:
+    """Returns the directory holding Phoenix's local state (PHOENIX_STATE_DIR or ./.phoenix)."""
+    return Path(os.environ.get("PHOENIX_STATE_DIR") or Path.cwd() / ".phoenix")
+
+
+def container_name(sandbox: str, host: str) -> str:
+    """Returns the Docker container name of a sandbox host, e.g. phx-sandbox-web1."""
+    return f"phx-{sandbox}-{host}"
+
+
+def network_name(sandbox: str) -> str:
+    """Returns the name of the Docker network a sandbox's hosts share."""
+    return f"phx-{sandbox}"
+
+
+def state_file(sandbox: str) -> Path:
+    return state_root() / "sandboxes" / f"{sandbox}.json"
+
+
+def read(sandbox: str) -> dict:
+    """Returns the recorded state of a sandbox; raises PhoenixError when it is not up."""
+    path = state_file(sandbox)
+    if not path.exists():
+        raise PhoenixError(f"sandbox '{sandbox}' is not up (no {path}): run `phoenix sandbox up {sandbox}`")
+    return json.loads(path.read_text())
+
+
+def write(sandbox: str, state: dict) -> Path:
+    """Records a sandbox's state; returns the file written."""
+    path = state_file(sandbox)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state, indent=2) + "\n")
+    return path
+
+
+def remove(sandbox: str) -> None:
+    """Forgets a sandbox's state."""
+    state_file(sandbox).unlink(missing_ok=True)

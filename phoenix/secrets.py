@@ -1,0 +1,203 @@
+"""Secrets: age-encrypted YAML in git, decrypted in memory; generated for throwaway environments.
+
+A real environment's secrets live in inventories/secrets/<env>.yml.age (ASCII-armoured age),
+encrypted to the public keys in inventories/secrets/<env>.recipients and decrypted with the
+operator's identity file (PHOENIX_AGE_IDENTITY, default ~/.config/phoenix/age-identity.txt).
+A throwaway environment generates its secrets once into the local state directory (mode 0600)
+so that every converge of the same sandbox sees the same values.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as random_source
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyrage
+import yaml
+
+from phoenix.errors import PhoenixError
+from phoenix.sandbox_state import state_root
+
+if TYPE_CHECKING:
+    from phoenix.inventory import Environment
+
+DEFAULT_IDENTITY = Path.home() / ".config" / "phoenix" / "age-identity.txt"
+
+
+class Secrets:
+    """A read-only mapping of secret values whose printed form never shows them."""
+
+    def __init__(self, values: dict[str, object], source: str):
+        self._values = values
+        self.source = source
+
+    def __repr__(self) -> str:
+        return f"<Secrets from {self.source}: {', '.join(sorted(self._values))}>"
+
+    __str__ = __repr__
+
+    def get(self, key: str) -> str:
+        """Returns the secret `key`; raises PhoenixError naming the source when it is missing."""
+        value = self._values.get(key)
+        if value is None:
+            raise PhoenixError(f"{self.source}: missing secret '{key}'")
+        return str(value)
+
+    def database_password(self, user: str) -> str:
+        """Returns the password of database role `user`."""
+        passwords = self._values.get("database_passwords") or {}
+        if user not in passwords:
+            raise PhoenixError(f"{self.source}: missing secret 'database_passwords.{user}'")
+        return str(passwords[user])
+
+
+def secrets_paths(environment_file: Path, name: str) -> tuple[Path, Path]:
+    """Returns (encrypted secrets file, recipients file) of environment `name`."""
+    folder = environment_file.parent / "secrets"
+    return folder / f"{name}.yml.age", folder / f"{name}.recipients"
+
+
+def identity_path() -> Path:
+    """Returns the operator's age identity file."""
+    return Path(os.environ.get("PHOENIX_AGE_IDENTITY") or DEFAULT_IDENTITY)
+
+
+def read_identity(path: Path) -> pyrage.x25519.Identity:
+    """Returns the age identity in `path`; raises PhoenixError when it is missing or malformed."""
+    if not path.exists():
+        raise PhoenixError(
+            f"{path}: age identity not found; set PHOENIX_AGE_IDENTITY or run `phoenix secrets init ENV`"
+        )
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise PhoenixError(f"{path}: age identity is readable by others; chmod 600 it")
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    keys = [line for line in lines if line.startswith("AGE-SECRET-KEY-")]
+    if not keys:
+        raise PhoenixError(f"{path}: no AGE-SECRET-KEY line")
+    try:
+        return pyrage.x25519.Identity.from_str(keys[0])
+    except pyrage.IdentityError as error:
+        raise PhoenixError(f"{path}: malformed age identity: {error}") from error
+
+
+def read_recipients(path: Path) -> list[pyrage.x25519.Recipient]:
+    """Returns the age public keys listed in `path` (one per line, # comments allowed)."""
+    if not path.exists():
+        raise PhoenixError(f"{path}: recipients file not found")
+    recipients = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            recipients.append(pyrage.x25519.Recipient.from_str(line))
+        except pyrage.RecipientError as error:
+            raise PhoenixError(f"{path}:{number}: not an age public key: {error}") from error
+    if not recipients:
+        raise PhoenixError(f"{path}: no recipients")
+    return recipients
+
+
+def decrypt_yaml(encrypted: Path, identity: pyrage.x25519.Identity) -> dict:
+    """Returns the YAML mapping inside an age file; raises PhoenixError naming the file."""
+    if not encrypted.exists():
+        raise PhoenixError(f"{encrypted}: secrets file not found; create it with `phoenix secrets edit`")
+    try:
+        clear = pyrage.decrypt(encrypted.read_bytes(), [identity])
+    except pyrage.DecryptError as error:
+        raise PhoenixError(f"{encrypted}: cannot decrypt with {identity_path()}: {error}") from error
+    return parse_secrets_yaml(clear.decode(), str(encrypted))
+
+
+def parse_secrets_yaml(text: str, source: str) -> dict:
+    """Returns the mapping in decrypted secrets text; raises PhoenixError without echoing values."""
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        # The YAML error text quotes the offending line, which may hold a secret: leave it out.
+        raise PhoenixError(f"{source}: invalid YAML at{where or ' an unknown line'}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise PhoenixError(f"{source}: expected a mapping of secret names to values")
+    return values
+
+
+def encrypt_yaml(values_text: str, recipients: list, destination: Path) -> None:
+    """Encrypts YAML text to `recipients` into `destination` (armoured), replacing it atomically."""
+    ciphertext = pyrage.encrypt(values_text.encode(), recipients, armored=True)
+    temporary = destination.with_suffix(".tmp")
+    temporary.write_bytes(ciphertext)
+    temporary.replace(destination)
+
+
+def generated_secrets(name: str) -> Secrets:
+    """Returns the throwaway secrets of environment `name`, generating them on first use."""
+    path = state_root() / "secrets" / f"{name}.yml"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        values = {
+            "database_passwords": {"links": random_source.token_urlsafe(24)},
+            "session_secret": random_source.token_urlsafe(32),
+        }
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            yaml.safe_dump(values, handle)
+    return Secrets(parse_secrets_yaml(path.read_text(), str(path)), str(path))
+
+
+def _ensure_database_passwords(secrets: Secrets, users: set[str], path: Path) -> None:
+    """Adds generated passwords for database users a throwaway file does not have yet."""
+    passwords = secrets._values.setdefault("database_passwords", {})
+    missing = users - passwords.keys()
+    if missing:
+        for user in missing:
+            passwords[user] = random_source.token_urlsafe(24)
+        descriptor = os.open(path, os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            yaml.safe_dump(secrets._values, handle)
+
+
+def required_secret_keys(environment: Environment) -> list[str]:
+    """Returns the secret keys the environment's hosts need, as dotted paths."""
+    keys = set()
+    for host in environment.hosts.values():
+        if "app" in host["roles"]:
+            keys.add(f"database_passwords.{host['app']['database']['user']}")
+            keys.add("session_secret")
+        if "nginx" in host["roles"] and host["site"]["tls"] == "provided" and not environment.throwaway:
+            keys.update({"tls_certificate", "tls_private_key"})
+    return sorted(keys)
+
+
+def missing_secret_errors(values: dict, required: list[str], source: str) -> list[str]:
+    """Returns one message per required dotted key absent from `values`."""
+    errors = []
+    for dotted in required:
+        node: object = values
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node in (None, ""):
+            errors.append(f"{source}: missing secret '{dotted}'")
+    return errors
+
+
+def load_secrets(environment: Environment) -> Secrets:
+    """Returns the secrets of `environment`; raises PhoenixError listing any that are missing."""
+    required = required_secret_keys(environment)
+    if environment.throwaway:
+        secrets = generated_secrets(environment.name)
+        users = {key.split(".", 1)[1] for key in required if key.startswith("database_passwords.")}
+        _ensure_database_passwords(secrets, users, Path(secrets.source))
+        return secrets
+    encrypted, _ = secrets_paths(environment.path, environment.name)
+    values = decrypt_yaml(encrypted, read_identity(identity_path()))
+    errors = missing_secret_errors(values, required, str(encrypted))
+    if errors:
+        raise PhoenixError("\n".join(errors))
+    return Secrets(values, str(encrypted))

@@ -1,0 +1,1 @@
+"""The blueprint's roles: one module per concern, each with an `apply()` pyinfra deploy."""

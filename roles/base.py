@@ -1,0 +1,98 @@
+"""Base system: packages, host name, time zone, locale, admins, sshd, updates, journald."""
+
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, server, systemd
+
+BASE_PACKAGES = ["openssh-server", "sudo", "tzdata", "curl", "python3-venv"]
+
+
+@deploy("Base system")
+def apply() -> None:
+    apt.update(name="Refresh apt lists (at most daily)", cache_time=86400)
+    packages = list(BASE_PACKAGES)
+    if host.data.unattended_upgrades:
+        packages.append("unattended-upgrades")
+    if host.data.locale != "C.UTF-8":
+        packages.append("locales")
+    apt.packages(name="Install base packages", packages=packages, no_recommends=True)
+
+    server.hostname(name="Set host name", hostname=host.data.hostname)
+    _time_zone(host.data.timezone)
+    if host.data.locale != "C.UTF-8":
+        _locale(host.data.locale)
+    _admins(host.data.admins)
+    _sshd(host.data.ssh["port"])
+    if host.data.unattended_upgrades:
+        files.template(
+            name="Enable unattended security upgrades",
+            src="templates/base/etc/apt/apt.conf.d/20auto-upgrades.j2",
+            dest="/etc/apt/apt.conf.d/20auto-upgrades",
+        )
+    _journald(host.data.journald)
+
+
+def _time_zone(zone: str) -> None:
+    files.link(name=f"Time zone {zone}", path="/etc/localtime", target=f"/usr/share/zoneinfo/{zone}")
+    files.put(name="Record time zone", src=_text(zone), dest="/etc/timezone")
+
+
+def _locale(locale: str) -> None:
+    charset = locale.split(".", 1)[1] if "." in locale else "UTF-8"
+    wanted = files.line(
+        name=f"Enable locale {locale}",
+        path="/etc/locale.gen",
+        line=f"^#? *{locale} ",
+        replace=f"{locale} {charset}",
+    )
+    server.shell(name="Generate locales", commands=["locale-gen"], _if=wanted.did_change)
+    files.put(name="Default locale", src=_text(f"LANG={locale}"), dest="/etc/default/locale")
+
+
+def _admins(admins: list[dict]) -> None:
+    for admin in admins:
+        server.user(
+            name=f"Admin user {admin['name']}",
+            user=admin["name"],
+            shell="/bin/bash",
+            groups=["sudo"],
+            public_keys=admin["ssh_keys"],
+            delete_keys=True,
+        )
+    files.template(
+        name="Password-less sudo for admins",
+        src="templates/base/etc/sudoers.d/phoenix-admins.j2",
+        dest="/etc/sudoers.d/phoenix-admins",
+        mode="0440",
+        admins=admins,
+    )
+
+
+def _sshd(port: int) -> None:
+    config = files.template(
+        name="sshd: no root login, no passwords",
+        src="templates/base/etc/ssh/sshd_config.d/phoenix.conf.j2",
+        dest="/etc/ssh/sshd_config.d/phoenix.conf",
+        port=port,
+    )
+    systemd.service(name="sshd running", service="ssh", running=True, enabled=True)
+    systemd.service(name="Reload sshd", service="ssh", reloaded=True, _if=config.did_change)
+
+
+def _journald(limits: dict) -> None:
+    config = files.template(
+        name="journald limits",
+        src="templates/base/etc/systemd/journald.conf.d/phoenix.conf.j2",
+        dest="/etc/systemd/journald.conf.d/phoenix.conf",
+        max_use=limits["max_use"],
+        max_retention=limits["max_retention"],
+    )
+    systemd.service(
+        name="Restart journald", service="systemd-journald", restarted=True, _if=config.did_change
+    )
+
+
+def _text(line: str) -> StringIO:
+    return StringIO(line + "\n")

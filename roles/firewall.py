@@ -1,0 +1,35 @@
+"""Firewall: nftables, inbound denied except what this host's roles serve."""
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, server, systemd
+
+
+def open_ports(data) -> dict:
+    """Given a host's data, returns {"public": [tcp ports], "database": [(address, port)]}."""
+    public = [data.ssh["port"]]
+    if "nginx" in data.roles:
+        public += [80, 443]
+    public += data.firewall["extra_tcp_ports"]
+    database = sorted(
+        {client["address"] for client in data.postgres_clients if client["address"] != "127.0.0.1"}
+    )
+    return {"public": sorted(set(public)), "database": database}
+
+
+@deploy("Firewall")
+def apply() -> None:
+    apt.packages(name="Install nftables", packages=["nftables"], no_recommends=True)
+    rules = files.template(
+        name="nftables rules",
+        src="templates/firewall/etc/nftables.conf.j2",
+        dest="/etc/nftables.conf",
+        mode="0700",
+        ports=open_ports(host.data),
+    )
+    server.shell(
+        name="Check and load nftables rules",
+        commands=["nft -c -f /etc/nftables.conf && nft -f /etc/nftables.conf"],
+        _if=rules.did_change,
+    )
+    systemd.service(name="nftables at boot", service="nftables", running=True, enabled=True)

@@ -1,0 +1,36 @@
+"""nginx: the public front; HTTPS only, proxying to the app on loopback."""
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, server, systemd
+
+from roles.tls import certificate_paths
+
+
+@deploy("nginx")
+def apply() -> None:
+    apt.packages(name="Install nginx", packages=["nginx"], no_recommends=True)
+    app = host.data.app
+    site = host.data.site
+    certificate, key = certificate_paths(site["server_name"])
+    config = files.template(
+        name="nginx site",
+        src="templates/nginx/etc/nginx/sites-available/app.conf.j2",
+        dest=f"/etc/nginx/sites-available/{app['name']}.conf",
+        site=site,
+        app=app,
+        certificate=certificate,
+        key=key,
+    )
+    enabled = files.link(
+        name="Enable the site",
+        path=f"/etc/nginx/sites-enabled/{app['name']}.conf",
+        target=f"/etc/nginx/sites-available/{app['name']}.conf",
+    )
+    default_site = files.link(name="Disable the default site", path="/etc/nginx/sites-enabled/default", present=False)
+    systemd.service(name="nginx running", service="nginx", running=True, enabled=True)
+    server.shell(
+        name="Check and reload nginx",
+        commands=["nginx -t -q && systemctl reload nginx"],
+        _if=lambda: config.did_change() or enabled.did_change() or default_site.did_change(),
+    )

@@ -1,0 +1,153 @@
+"""Operations pyinfra's core lacks: each reads facts, compares, and yields only what is needed."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import FactBase, FileUploadCommand, operation
+from pyinfra.facts.files import FileContents, Sha256File
+from pyinfra.operations import files
+
+from phoenix import scram
+
+# Secret files are uploaded into this root-only directory first, so the clear content is never
+# readable by others on its way to the destination.
+SECRET_UPLOAD_DIRECTORY = "/root/.phoenix-upload"
+
+
+@operation()
+def secret_file(path: str, content: str, user: str = "root", group: str = "root", mode: str = "0600"):
+    """
+    Upload a file whose content is secret: compared by checksum, never printed (not even by --diff).
+
+    + path: where the file goes on the server
+    + content: the file's text
+    + user, group, mode: its owner and permissions
+
+    **Example:**
+
+    .. code:: python
+
+        secret_file(path="/etc/links/production.ini", content=ini, group="links", mode="0640")
+    """
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    if host.get_fact(Sha256File, path=path) == digest:
+        host.noop(f"{path} already has the wanted content (secret, not shown)")
+    else:
+        yield from files.directory._inner(path=SECRET_UPLOAD_DIRECTORY, user="root", group="root", mode="0700")
+        yield FileUploadCommand(
+            StringIO(content),
+            path,
+            remote_temp_filename=f"{SECRET_UPLOAD_DIRECTORY}/{digest[:16]}",
+        )
+    yield from files.file._inner(path=path, user=user, group=group, mode=mode)
+
+
+def as_postgres(sql: str) -> str:
+    """Returns the shell command running `sql` with psql as the postgres superuser."""
+    return f"runuser -u postgres -- psql -X -v ON_ERROR_STOP=1 -c {shlex.quote(sql)}"
+
+
+class PostgresCatalog(FactBase):
+    """Returns {"roles": {name: password verifier}, "databases": {name: owner}}; empty without psql.
+
+    Runs psql through runuser as root, so it also works on a blank box at planning time.
+    """
+
+    def command(self) -> str:
+        query = (
+            "SELECT 'role', rolname, coalesce(rolpassword, '') FROM pg_authid"
+            " UNION ALL SELECT 'database', datname, pg_get_userbyid(datdba) FROM pg_database"
+        )
+        return (
+            "command -v psql >/dev/null && id postgres >/dev/null 2>&1"
+            f" && runuser -u postgres -- psql -X -tA -F '|' -c {shlex.quote(query)} 2>/dev/null || true"
+        )
+
+    def process(self, output: list[str]) -> dict:
+        catalog: dict = {"roles": {}, "databases": {}}
+        for line in output:
+            kind, name, value = line.split("|", 2)
+            catalog["roles" if kind == "role" else "databases"][name] = value
+        return catalog
+
+
+@operation()
+def postgres_login_role(role: str, password: str):
+    """
+    Make a PostgreSQL login role with a password; no change when the stored verifier matches.
+
+    The password never appears in a command: a SCRAM-SHA-256 verifier is computed here and sent
+    instead (pyinfra's postgres.role with a password changes on every run, pyinfra issue 1418).
+
+    + role: the role name
+    + password: its clear password
+
+    **Example:**
+
+    .. code:: python
+
+        postgres_login_role(role="links", password=secrets.database_password("links"))
+    """
+    stored = host.get_fact(PostgresCatalog)["roles"].get(role)
+    if stored and scram.verify(password, stored):
+        host.noop(f"postgres role {role} exists with the wanted password")
+        return
+    verifier = scram.make_verifier(password)
+    yield as_postgres(
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
+        f"THEN CREATE ROLE \"{role}\" LOGIN; END IF; END $$; "
+        f"ALTER ROLE \"{role}\" LOGIN PASSWORD '{verifier}';"
+    )
+
+
+@operation()
+def postgres_database(database: str, owner: str):
+    """
+    Make a UTF-8 PostgreSQL database owned by `owner`; no change when it exists with that owner.
+
+    + database: the database name
+    + owner: the role that owns it
+
+    **Example:**
+
+    .. code:: python
+
+        postgres_database(database="links", owner="links")
+    """
+    current_owner = host.get_fact(PostgresCatalog)["databases"].get(database)
+    if current_owner == owner:
+        host.noop(f"database {database} exists, owned by {owner}")
+    elif current_owner is None:
+        yield f"runuser -u postgres -- createdb --encoding=UTF8 --template=template0 --owner={owner} {database}"
+    else:
+        yield as_postgres(f'ALTER DATABASE "{database}" OWNER TO "{owner}"')
+
+
+@operation()
+def command_once_per_value(command: str, marker: str, value: str):
+    """
+    Run a command once for each distinct value (a release checksum, say), recorded in a marker file.
+
+    A failed run leaves the old marker, so the next deploy tries again.
+
+    + command: shell command to run
+    + marker: file on the server recording the value of the last successful run
+    + value: what the marker must say for the command to be skipped
+
+    **Example:**
+
+    .. code:: python
+
+        command_once_per_value(command="venv/bin/pip install --no-index app.whl",
+                               marker="/srv/links/.installed", value=wheel_sha256)
+    """
+    current = host.get_fact(FileContents, path=marker)
+    if current and current[0].strip() == value:
+        host.noop(f"already done for {value[:16]} ({marker})")
+        return
+    yield command
+    yield f"printf '%s\\n' {shlex.quote(value)} > {shlex.quote(marker)}"

@@ -1,0 +1,49 @@
+"""supervisor: keeps a program running, as on the incident's original server."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.files import File
+from pyinfra.operations import apt, files, server, systemd
+
+# supervisorctl fails until supervisord's socket exists, right after install for instance
+WAIT_FOR_SUPERVISORD = "for i in $(seq 40); do supervisorctl pid >/dev/null 2>&1 && break; sleep 0.25; done"
+
+
+def config_path(name: str) -> str:
+    return f"/etc/supervisor/conf.d/{name}.conf"
+
+
+@deploy("supervisor program")
+def program(program_name: str, command: str, environment: dict, restart: Callable[[], bool]) -> None:
+    apt.packages(name="Install supervisor", packages=["supervisor"], no_recommends=True)
+    systemd.service(name="supervisor running", service="supervisor", running=True, enabled=True)
+    config = files.template(
+        name=f"supervisor program {program_name}",
+        src="templates/supervisor/etc/supervisor/conf.d/program.conf.j2",
+        dest=config_path(program_name),
+        program=program_name,
+        command=command,
+        environment=environment,
+        directory=f"/srv/{program_name}",
+    )
+    server.shell(
+        name=f"Load supervisor program {program_name}",
+        commands=[f"{WAIT_FOR_SUPERVISORD}; supervisorctl update {program_name}"],
+        _if=config.did_change,
+    )
+    server.shell(
+        name=f"Restart {program_name} under supervisor",
+        commands=[f"{WAIT_FOR_SUPERVISORD}; supervisorctl restart {program_name}"],
+        _if=lambda: restart() and not config.did_change(),
+    )
+
+
+@deploy("No supervisor program")
+def remove_program(program_name: str) -> None:
+    if host.get_fact(File, path=config_path(program_name)):
+        files.file(name=f"Remove supervisor program {program_name}", path=config_path(program_name), present=False)
+        server.shell(name="Unload it", commands=[f"{WAIT_FOR_SUPERVISORD}; supervisorctl update"])
