@@ -1,0 +1,94 @@
+"""End-to-end fixtures: one throwaway sandbox per test session, converged twice, always removed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import testinfra
+
+from phoenix import sandbox, sandbox_state
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+SANDBOX_NAME = os.environ.get("PHOENIX_E2E_SANDBOX", "e2e")
+HOSTS = ["web1", "web2", "db1"]
+os.environ.setdefault("PHOENIX_STATE_DIR", str(REPOSITORY / ".phoenix"))
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+def run_pyinfra(*arguments: str) -> subprocess.CompletedProcess:
+    """Runs pyinfra against the e2e sandbox's inventory; returns the finished process."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("pyinfra")), "-y", *arguments],
+        cwd=REPOSITORY,
+        env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX_NAME),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def converge(*extra: str) -> tuple[dict, subprocess.CompletedProcess]:
+    """Runs deploy.py with --json; returns (parsed results, process)."""
+    process = run_pyinfra("--json", *extra, "inventories/sandbox.py", "deploy.py")
+    assert process.returncode == 0, f"converge failed:\n{process.stderr[-6000:]}"
+    return json.loads(process.stdout), process
+
+
+@pytest.fixture(scope="session")
+def sandbox_hosts():
+    """Brings up the e2e sandbox (web1, web2, db1) and removes it afterwards, even on failure."""
+    previous_handler = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    sandbox.down(SANDBOX_NAME)  # leftovers of an interrupted run
+    try:
+        yield sandbox.up(SANDBOX_NAME, HOSTS)
+    finally:
+        if not os.environ.get("PHOENIX_E2E_KEEP"):
+            sandbox.down(SANDBOX_NAME)
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+@pytest.fixture(scope="session")
+def first_converge(sandbox_hosts):
+    return converge()
+
+
+@pytest.fixture(scope="session")
+def second_converge(first_converge):
+    return converge()
+
+
+@pytest.fixture(scope="session")
+def converged(second_converge, sandbox_hosts):
+    """The sandbox after two converges: {host: {"address": ..., "testinfra": Host}}."""
+    return {
+        name: {
+            "address": info["address"],
+            "container": info["container"],
+            "testinfra": testinfra.get_host(f"docker://{info['container']}"),
+        }
+        for name, info in sandbox_hosts["hosts"].items()
+    }
+
+
+@pytest.fixture(scope="session")
+def generated_secrets():
+    """The throwaway secrets the sandbox environment was deployed with."""
+    from phoenix.inventory import load_environment
+    from phoenix.secrets import load_secrets
+
+    return load_secrets(load_environment(REPOSITORY / "inventories" / "sandbox.yml"))
+
+
+def container(name: str) -> str:
+    return sandbox_state.container_name(SANDBOX_NAME, name)

@@ -1,0 +1,238 @@
+"""The blueprint on a fresh sandbox: web1 (supervisor, local db), web2 (systemd, db on db1), db1."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import subprocess
+import uuid
+
+import pytest
+
+from tests.e2e.conftest import container, run_pyinfra
+
+SERVER_NAME = "links.sandbox.test"
+WEB_HOSTS = ["web1", "web2"]
+
+
+class SniHTTPSConnection(http.client.HTTPSConnection):
+    """Connects to an address but speaks TLS for SERVER_NAME (SNI and certificate check)."""
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=SERVER_NAME)
+
+
+def request(host: dict, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    """Sends one HTTPS request through nginx, trusting only the host's own certificate."""
+    certificate = host["testinfra"].file(f"/etc/ssl/phoenix/{SERVER_NAME}.crt").content_string
+    context = ssl.create_default_context(cadata=certificate)
+    connection = SniHTTPSConnection(host["address"], 443, context=context, timeout=15)
+    connection.request(method, path, body=body, headers={"Host": SERVER_NAME, **(headers or {})})
+    response = connection.getresponse()
+    return response.status, dict(response.getheaders()), response.read()
+
+
+def test_first_converge_succeeds_on_every_host(first_converge):
+    results, _ = first_converge
+    assert results["results"]["failed_hosts"] == []
+    assert results["results"]["totals"]["success"] > 0
+
+
+def test_second_converge_changes_nothing(second_converge):
+    results, _ = second_converge
+    changed = [op["name"] for op in results["results"]["operations"] if op["success"]]
+    assert changed == []
+    assert results["results"]["totals"]["success"] == 0
+    assert results["results"]["failed_hosts"] == []
+
+
+@pytest.mark.parametrize("name", ["web1", "web2", "db1"])
+def test_base_services_active_and_enabled(converged, name):
+    server = converged[name]["testinfra"]
+    for service in ("ssh", "nftables"):
+        assert server.service(service).is_running, service
+        assert server.service(service).is_enabled, service
+
+
+@pytest.mark.parametrize("name", WEB_HOSTS)
+def test_web_services_active_and_enabled(converged, name):
+    server = converged[name]["testinfra"]
+    assert server.service("nginx").is_running and server.service("nginx").is_enabled
+    assert server.socket("tcp://0.0.0.0:443").is_listening
+    assert server.socket("tcp://0.0.0.0:80").is_listening
+    assert server.socket("tcp://127.0.0.1:6543").is_listening
+    assert not server.socket("tcp://0.0.0.0:6543").is_listening
+
+
+def test_app_runs_under_supervisor_on_web1(converged):
+    server = converged["web1"]["testinfra"]
+    assert server.service("supervisor").is_running and server.service("supervisor").is_enabled
+    status = server.run("supervisorctl status links")
+    assert "RUNNING" in status.stdout
+    assert not server.file("/etc/systemd/system/links.service").exists
+
+
+def test_app_runs_under_systemd_on_web2(converged):
+    server = converged["web2"]["testinfra"]
+    assert server.service("links").is_running and server.service("links").is_enabled
+    assert not server.file("/etc/supervisor/conf.d/links.conf").exists
+    assert server.run("systemctl show -p User --value links").stdout.strip() == "links"
+
+
+@pytest.mark.parametrize("name", ["web1", "db1"])
+def test_postgres_active_and_enabled(converged, name):
+    server = converged[name]["testinfra"]
+    assert server.service("postgresql@15-main").is_running
+    assert server.service("postgresql@15-main").is_enabled
+
+
+@pytest.mark.parametrize("name", WEB_HOSTS)
+def test_tls_serves_the_expected_certificate(converged, name):
+    host = converged[name]
+    expected = host["testinfra"].file(f"/etc/ssl/phoenix/{SERVER_NAME}.crt").content_string
+    served = ssl.get_server_certificate((host["address"], 443))
+    assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(expected)
+    status, headers, _ = request(host, "GET", "/health")  # verifies chain and host name
+    assert status == 200
+    assert headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+@pytest.mark.parametrize("name", WEB_HOSTS)
+def test_http_redirects_to_https(converged, name):
+    connection = http.client.HTTPConnection(converged[name]["address"], 80, timeout=10)
+    connection.request("GET", "/api/links?x=1", headers={"Host": SERVER_NAME})
+    response = connection.getresponse()
+    assert response.status == 301
+    assert response.getheader("Location") == f"https://{SERVER_NAME}/api/links?x=1"
+
+
+@pytest.mark.parametrize("name", WEB_HOSTS)
+def test_health_reports_database_and_schema(converged, name):
+    status, _, body = request(converged[name], "GET", "/health")
+    health = json.loads(body)
+    assert status == 200
+    assert health["database"] == "ok" and health["schema_version"] == "0001"
+
+
+@pytest.mark.parametrize("name,database_host", [("web1", "web1"), ("web2", "db1")])
+def test_record_round_trips_through_postgres(converged, name, database_host):
+    note = f"e2e-{uuid.uuid4()}"
+    status, _, body = request(
+        converged[name], "POST", "/api/links",
+        body=json.dumps({"url": "https://example.org/", "note": note}).encode(),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert status == 201, body
+    link_id = json.loads(body)["id"]
+    stored = converged[database_host]["testinfra"].run(
+        f"runuser -u postgres -- psql -d links -tAc \"SELECT note FROM links WHERE id = {link_id}\""
+    )
+    assert stored.stdout.strip() == note
+    status, _, body = request(converged[name], "GET", f"/api/links/{link_id}")
+    assert status == 200 and json.loads(body)["note"] == note
+
+
+def test_upload_round_trips_through_nginx(converged):
+    host = converged["web1"]
+    _, _, body = request(
+        host, "POST", "/api/links", body=json.dumps({"url": "https://example.org/f"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    link_id = json.loads(body)["id"]
+    content = uuid.uuid4().bytes * 1000
+    boundary = "phoenixboundary"
+    form = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"data.bin\"\r\n"
+        f"Content-Type: application/octet-stream\r\n\r\n"
+    ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    status, _, body = request(
+        host, "POST", f"/api/links/{link_id}/file", body=form,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )  # fmt: skip
+    assert status == 201, body
+    status, _, downloaded = request(host, "GET", f"/api/links/{link_id}/file")
+    assert status == 200 and downloaded == content
+    stored = host["testinfra"].file(f"/var/lib/links/uploads/{link_id}/data.bin")
+    assert stored.user == "links" and not stored.mode & 0o007
+
+
+def test_static_files_served_by_nginx(converged):
+    status, headers, body = request(converged["web1"], "GET", "/static/style.css")
+    assert status == 200 and body
+    assert "Expires" in headers  # set by nginx's location, not by the app
+
+
+def test_firewall_admits_database_only_from_its_app_host(converged):
+    probe = "timeout 3 bash -c '</dev/tcp/db1/5432' && echo open || echo closed"
+    from_app_host = converged["web2"]["testinfra"].run(probe).stdout.strip()
+    from_other_host = converged["web1"]["testinfra"].run(probe).stdout.strip()
+    assert (from_app_host, from_other_host) == ("open", "closed")
+    rules = converged["db1"]["testinfra"].run("nft list table inet phoenix").stdout
+    assert "policy drop" in rules
+
+
+def test_firewall_drops_unlisted_ports(converged):
+    web1 = converged["web1"]["testinfra"]
+    web1.run("nohup python3 -m http.server 8099 >/dev/null 2>&1 &")
+    try:
+        probe = "timeout 3 bash -c '</dev/tcp/web1/8099' && echo open || echo closed"
+        assert converged["web2"]["testinfra"].run(probe).stdout.strip() == "closed"
+        assert converged["web2"]["testinfra"].run(probe.replace("8099", "443")).stdout.strip() == "open"
+    finally:
+        web1.run("pkill -f 'http.server 8099'")
+
+
+@pytest.mark.parametrize("name", ["web1", "db1"])
+def test_sshd_refuses_root_and_passwords(converged, name):
+    settings = converged[name]["testinfra"].run("sshd -T").stdout
+    assert "permitrootlogin no" in settings
+    assert "passwordauthentication no" in settings
+    assert "kbdinteractiveauthentication no" in settings
+
+
+def test_admin_user_has_key_and_sudo(converged):
+    server = converged["web1"]["testinfra"]
+    assert "sudo" in server.user("deploy").groups
+    keys = server.file("/home/deploy/.ssh/authorized_keys")
+    assert "deploy@sandbox" in keys.content_string
+
+
+@pytest.mark.parametrize("name", WEB_HOSTS)
+def test_secret_files_are_not_world_readable(converged, name):
+    server = converged[name]["testinfra"]
+    config = server.file("/etc/links/production.ini")
+    assert (config.user, config.group, config.mode) == ("root", "links", 0o640)
+    key = server.file(f"/etc/ssl/phoenix/{SERVER_NAME}.key")
+    assert (key.user, key.mode) == ("root", 0o600)
+    assert server.file("/etc/ssl/phoenix").mode == 0o750
+
+
+def test_secrets_never_reach_the_output(first_converge, second_converge, generated_secrets, converged):
+    password = generated_secrets.database_password("links")
+    assert password in converged["web1"]["testinfra"].file("/etc/links/production.ini").content_string
+    converged["web1"]["testinfra"].run("rm /etc/links/production.ini")
+    diff_run = run_pyinfra("--diff", "--limit", f"@docker/{container('web1')}", "inventories/sandbox.py", "deploy.py")
+    assert diff_run.returncode == 0, diff_run.stderr[-3000:]
+    assert "production.ini" in diff_run.stderr  # the file was really re-uploaded
+    for process in (first_converge[1], second_converge[1], diff_run):
+        assert password not in process.stdout + process.stderr
+        assert generated_secrets.get("session_secret") not in process.stdout + process.stderr
+
+
+def test_sandbox_down_removes_only_its_own_containers(sandbox_hosts):
+    from phoenix import sandbox
+
+    stranger = f"phx-stranger-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["docker", "create", "--name", stranger, sandbox_hosts["image"]], check=True, capture_output=True)
+    try:
+        other = f"e2e-other-{uuid.uuid4().hex[:6]}"
+        sandbox.up(other, ["solo"])
+        assert other in sandbox.list_sandboxes()
+        assert sandbox.down(other) == 1
+        assert other not in sandbox.list_sandboxes()
+        assert subprocess.run(["docker", "inspect", stranger], capture_output=True).returncode == 0
+        assert set(sandbox.list_sandboxes().get(sandbox_hosts["sandbox"], [])) != set()
+    finally:
+        subprocess.run(["docker", "rm", "-f", stranger], capture_output=True)
