@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from phoenix import sandbox
+from phoenix import sandbox, sandbox_state
 from phoenix.errors import PhoenixError
 
 
@@ -25,6 +25,7 @@ def run_sandbox(arguments: argparse.Namespace) -> int:
         state = sandbox.up(arguments.name, hosts)
         for host, info in state["hosts"].items():
             print(f"{host}\t@docker/{info['container']}\t{info['address']}")
+        print(f"pyinfra inventory: {sandbox_state.inventory_file(arguments.name)}")
     elif arguments.action == "down":
         removed = sandbox.down(arguments.name)
         print(f"removed {removed} container(s) of sandbox {arguments.name}")

@@ -39,14 +39,25 @@ def read(sandbox: str) -> dict:
     return json.loads(path.read_text())
 
 
+def inventory_file(sandbox: str) -> Path:
+    return state_root() / "sandboxes" / f"{sandbox}_inventory.py"
+
+
 def write(sandbox: str, state: dict) -> Path:
-    """Records a sandbox's state; returns the file written."""
+    """Records a sandbox's state, and a plain pyinfra inventory of its hosts; returns the latter.
+
+    The inventory serves ad-hoc commands: `pyinfra .phoenix/sandboxes/NAME_inventory.py exec -- uptime`.
+    """
     path = state_file(sandbox)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(state, indent=2) + "\n")
-    return path
+    hosts = [f"@docker/{info['container']}" for info in state["hosts"].values()]
+    inventory = inventory_file(sandbox)
+    inventory.write_text(f'"""Hosts of sandbox {sandbox}, written by `phoenix sandbox up`."""\n\nhosts = {hosts!r}\n')
+    return inventory
 
 
 def remove(sandbox: str) -> None:
     """Forgets a sandbox's state."""
     state_file(sandbox).unlink(missing_ok=True)
+    inventory_file(sandbox).unlink(missing_ok=True)

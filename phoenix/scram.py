@@ -39,8 +39,7 @@ def verify(password: str, verifier: str) -> bool:
         if method != "SCRAM-SHA-256":
             return False
         expected = _keys(password, base64.b64decode(salt), int(iterations))
-    except ValueError:
+        stored = (base64.b64decode(stored_key), base64.b64decode(server_key))
+    except ValueError:  # binascii.Error, raised for bad base64, is a ValueError
         return False
-    return hmac.compare_digest(expected[0], base64.b64decode(stored_key)) and hmac.compare_digest(
-        expected[1], base64.b64decode(server_key)
-    )
+    return hmac.compare_digest(expected[0], stored[0]) and hmac.compare_digest(expected[1], stored[1])

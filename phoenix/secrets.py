@@ -101,15 +101,19 @@ def read_recipients(path: Path) -> list[pyrage.x25519.Recipient]:
     return recipients
 
 
-def decrypt_yaml(encrypted: Path, identity: pyrage.x25519.Identity) -> dict:
-    """Returns the YAML mapping inside an age file; raises PhoenixError naming the file."""
+def decrypt_text(encrypted: Path, identity: pyrage.x25519.Identity) -> str:
+    """Returns the clear text of an age file; raises PhoenixError naming the file."""
     if not encrypted.exists():
         raise PhoenixError(f"{encrypted}: secrets file not found; create it with `phoenix secrets edit`")
     try:
-        clear = pyrage.decrypt(encrypted.read_bytes(), [identity])
+        return pyrage.decrypt(encrypted.read_bytes(), [identity]).decode()
     except pyrage.DecryptError as error:
         raise PhoenixError(f"{encrypted}: cannot decrypt with {identity_path()}: {error}") from error
-    return parse_secrets_yaml(clear.decode(), str(encrypted))
+
+
+def decrypt_yaml(encrypted: Path, identity: pyrage.x25519.Identity) -> dict:
+    """Returns the YAML mapping inside an age file; raises PhoenixError naming the file."""
+    return parse_secrets_yaml(decrypt_text(encrypted, identity), str(encrypted))
 
 
 def parse_secrets_yaml(text: str, source: str) -> dict:

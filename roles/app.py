@@ -32,10 +32,13 @@ def paths(app: dict) -> dict:
 
 
 def database_url(database: dict, address: str, password: str) -> str:
-    """Returns the SQLAlchemy URL, with % doubled for the ini file's interpolation."""
+    """Returns the SQLAlchemy URL with user and password URL-quoted.
+
+    Not %-escaped for the ini file: the config template does that (its ini() macro).
+    """
     host_part = "127.0.0.1" if address == "localhost" else address
-    url = f"postgresql://{quote(database['user'], safe='')}:{quote(password, safe='')}@{host_part}:5432/{database['name']}"
-    return url.replace("%", "%%")
+    credentials = f"{quote(database['user'], safe='')}:{quote(password, safe='')}"
+    return f"postgresql://{credentials}@{host_part}:5432/{database['name']}"
 
 
 def render_config(app: dict, address: str, secrets) -> str:

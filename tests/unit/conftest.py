@@ -1,0 +1,67 @@
+"""Unit-test fixtures: each test gets its own age identity path and state directory, never the operator's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ADMIN_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPhoenixUnitTestKeyNotForRealUse000000000 alice@laptop"
+
+# A real (not throwaway) environment reached over SSH: web1 serves the site, db1 its database.
+SHOP_INVENTORY = f"""\
+environment:
+  name: shop
+connection:
+  type: ssh
+defaults:
+  ssh:
+    user: alice
+  admins:
+    - name: alice
+      ssh_keys: ["{ADMIN_KEY}"]
+  site:
+    server_name: shop.example.com
+hosts:
+  web1:
+    roles: [nginx, app]
+    address: 10.0.0.2
+    ssh:
+      host: 192.0.2.10
+    app:
+      database:
+        host: db1
+  db1:
+    roles: [postgres]
+    address: 10.0.0.3
+    ssh:
+      host: 192.0.2.20
+"""
+
+
+@pytest.fixture(autouse=True)
+def private_phoenix_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHOENIX_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("PHOENIX_AGE_IDENTITY", str(tmp_path / "identity" / "age-identity.txt"))
+    for variable in ("PHOENIX_SANDBOX", "VISUAL", "EDITOR"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+@pytest.fixture
+def shop_inventory_text() -> str:
+    """Returns the YAML of a valid real environment "shop": web1 (nginx, app) using db1 (postgres)."""
+    return SHOP_INVENTORY
+
+
+@pytest.fixture
+def write_inventory(tmp_path: Path) -> Callable[..., Path]:
+    """Returns a function that writes YAML text to <tmp>/inventories/<name>.yml and returns that path."""
+
+    def write(text: str = SHOP_INVENTORY, name: str = "shop") -> Path:
+        path = tmp_path / "inventories" / f"{name}.yml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    return write
