@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from phoenix.errors import PhoenixError
@@ -55,10 +56,23 @@ def wheel_for(source: str) -> Path:
         raise PhoenixError(f"app.source: {path} is neither a .whl nor a directory with pyproject.toml")
     output = state_root() / "wheels" / source_hash(path)
     output.mkdir(parents=True, exist_ok=True)
-    # pyinfra prepares hosts in parallel: one build, the others wait for it
     with open(output / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        _lock_cooperatively(lock)
         return _built_wheel(path, output)
+
+
+def _lock_cooperatively(lock_file) -> None:
+    """Takes an exclusive lock on `lock_file`, polling.
+
+    pyinfra prepares hosts as gevent greenlets in one process: a blocking flock() would stall the
+    whole process while the greenlet holding the lock waits for its build. time.sleep yields.
+    """
+    while True:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            time.sleep(0.1)
 
 
 def _built_wheel(path: Path, output: Path) -> Path:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,3 +100,29 @@ def test_directory_without_pyproject_is_an_error_naming_app_source(tmp_path):
 
     with pytest.raises(PhoenixError, match=r"^app\.source: .* is neither a \.whl nor a directory with pyproject"):
         wheel_for(str(tmp_path / "app"))
+
+
+GREENLET_BUILDS = """
+from gevent import monkey
+monkey.patch_all()
+import sys
+import gevent
+from phoenix.wheel import wheel_for
+jobs = [gevent.spawn(wheel_for, sys.argv[1]) for _ in range(3)]
+gevent.joinall(jobs, timeout=60)
+print(len({str(job.value) for job in jobs if job.successful()}), sum(job.successful() for job in jobs))
+"""
+
+
+def test_parallel_host_preparation_builds_one_wheel_without_deadlock(tmp_path):
+    # pyinfra prepares hosts as gevent greenlets in one process, all asking for the same wheel
+    source = tiny_project(tmp_path / "app")
+    finished = subprocess.run(
+        [sys.executable, "-c", GREENLET_BUILDS, str(source)],
+        env=dict(os.environ, PHOENIX_STATE_DIR=str(tmp_path / "state")),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.split() == ["1", "3"]  # one wheel, all three builds succeeded
