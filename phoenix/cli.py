@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 from phoenix import sandbox, sandbox_state
 from phoenix.errors import PhoenixError

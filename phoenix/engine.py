@@ -30,9 +30,7 @@ def engine_answers() -> bool:
 def install_debian_packages(*packages: str) -> None:
     """Installs Debian packages with apt-get; raises PhoenixError when apt fails or we are not root."""
     if os.geteuid() != 0:
-        raise PhoenixError(
-            f"installing {', '.join(packages)} needs root: run as root or install them yourself"
-        )
+        raise PhoenixError(f"installing {', '.join(packages)} needs root: run as root or install them yourself")
     if shutil.which("apt-get") is None:
         raise PhoenixError(f"apt-get not found: install {', '.join(packages)} by hand")
     say(f"installing {', '.join(packages)} with apt-get")
@@ -58,15 +56,11 @@ def ensure_engine() -> None:
         return
     say(f"starting dockerd in the background (log: {DOCKERD_LOG})")
     with open(DOCKERD_LOG, "ab") as log:
-        subprocess.Popen(
-            ["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
-        )
+        subprocess.Popen(["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + ENGINE_WAIT_SECONDS
     while time.monotonic() < deadline:
         if engine_answers():
             say("docker engine is up")
             return
         time.sleep(0.5)
-    raise PhoenixError(
-        f"dockerd did not answer within {ENGINE_WAIT_SECONDS}s; see {DOCKERD_LOG}"
-    )
+    raise PhoenixError(f"dockerd did not answer within {ENGINE_WAIT_SECONDS}s; see {DOCKERD_LOG}")

@@ -65,15 +65,15 @@ def debootstrap_command(recipe: dict, rootfs: str) -> list[str]:
 
 
 def _run_debootstrap(command: list[str]) -> None:
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tail: list[str] = []
     assert process.stdout is not None
     for line in process.stdout:
         tail = (tail + [line.rstrip()])[-20:]
         # debootstrap prints one "I: Retrieving/Validating/Unpacking X" per package; show phases only
-        if line.startswith("I: ") and not line.startswith(("I: Retrieving", "I: Validating", "I: Unpacking", "I: Configuring", "I: Extracting")):
+        if line.startswith("I: ") and not line.startswith(
+            ("I: Retrieving", "I: Validating", "I: Unpacking", "I: Configuring", "I: Extracting")
+        ):
             say(f"debootstrap: {line[3:].strip()}")
     if process.wait() != 0:
         raise PhoenixError("debootstrap failed:\n" + "\n".join(tail))

@@ -125,8 +125,9 @@ def cross_host_errors(filename: str, connection: dict, hosts: dict[str, dict]) -
             errors.append(f"{at}.ssh.host': required with connection type ssh")
         admin_names = [admin["name"] for admin in host["admins"]]
         if connection["type"] == "ssh" and host["ssh"]["user"] not in admin_names:
+            admins = ", ".join(admin_names) or "none"
             errors.append(
-                f"{at}.ssh.user': '{host['ssh']['user']}' is not one of the admins ({', '.join(admin_names) or 'none'});"
+                f"{at}.ssh.user': '{host['ssh']['user']}' is not one of the admins ({admins});"
                 " sshd refuses root logins once deployed (first deploy: --data ssh_user=root)"
             )
         if "nginx" in roles and "app" not in roles:

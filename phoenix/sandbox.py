@@ -138,10 +138,9 @@ def down(sandbox: str) -> int:
 
 def list_sandboxes() -> dict[str, list[str]]:
     """Returns {sandbox: [host, ...]} for every Phoenix container on this engine."""
-    result = _docker(
-        "ps", "-a", "--filter", f"label={sandbox_state.SANDBOX_LABEL}",
-        "--format", "{{.Label \"" + sandbox_state.SANDBOX_LABEL + "\"}} {{.Label \"" + sandbox_state.HOST_LABEL + "\"}} {{.Status}}",
-    )  # fmt: skip
+    label = '{{{{.Label "{}"}}}}'
+    row_format = f"{label.format(sandbox_state.SANDBOX_LABEL)} {label.format(sandbox_state.HOST_LABEL)} {{{{.Status}}}}"
+    result = _docker("ps", "-a", "--filter", f"label={sandbox_state.SANDBOX_LABEL}", "--format", row_format)
     sandboxes: dict[str, list[str]] = {}
     for line in result.stdout.splitlines():
         sandbox, host, status = line.split(" ", 2)

@@ -109,7 +109,12 @@ def apply() -> None:
     code_or_config_changed = any_changed(installed, config)
     if app["process_manager"] == "supervisor":
         _remove_systemd_unit(name, where["unit"])
-        supervisor.program(program_name=name, command=server_command(app), environment=_environment(where), restart=code_or_config_changed)
+        supervisor.program(
+            program_name=name,
+            command=server_command(app),
+            environment=_environment(where),
+            restart=code_or_config_changed,
+        )
     else:
         supervisor.remove_program(program_name=name)
         _systemd_unit(app, where, restart=code_or_config_changed)
@@ -136,9 +141,7 @@ def _systemd_unit(app: dict, where: dict, restart) -> None:
     )
     systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
     systemd.service(name="App running", service=app["name"], running=True, enabled=True)
-    systemd.service(
-        name="Restart app", service=app["name"], restarted=True, _if=lambda: unit.did_change() or restart()
-    )
+    systemd.service(name="Restart app", service=app["name"], restarted=True, _if=lambda: unit.did_change() or restart())
 
 
 def _remove_systemd_unit(name: str, unit_path: str) -> None:

@@ -89,9 +89,7 @@ def _journald(limits: dict) -> None:
         max_use=limits["max_use"],
         max_retention=limits["max_retention"],
     )
-    systemd.service(
-        name="Restart journald", service="systemd-journald", restarted=True, _if=config.did_change
-    )
+    systemd.service(name="Restart journald", service="systemd-journald", restarted=True, _if=config.did_change)
 
 
 def _text(line: str) -> StringIO:

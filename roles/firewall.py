@@ -11,9 +11,7 @@ def open_ports(data) -> dict:
     if "nginx" in data.roles:
         public += [80, 443]
     public += data.firewall["extra_tcp_ports"]
-    database = sorted(
-        {client["address"] for client in data.postgres_clients if client["address"] != "127.0.0.1"}
-    )
+    database = sorted({client["address"] for client in data.postgres_clients if client["address"] != "127.0.0.1"})
     return {"public": sorted(set(public)), "database": database}
 
 

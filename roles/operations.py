@@ -99,7 +99,7 @@ def postgres_login_role(role: str, password: str):
     verifier = scram.make_verifier(password)
     yield as_postgres(
         f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
-        f"THEN CREATE ROLE \"{role}\" LOGIN; END IF; END $$; "
+        f'THEN CREATE ROLE "{role}" LOGIN; END IF; END $$; '
         f"ALTER ROLE \"{role}\" LOGIN PASSWORD '{verifier}';"
     )
 

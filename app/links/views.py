@@ -9,7 +9,7 @@ import mimetypes
 import os
 import re
 import tempfile
-from typing import Any, Optional
+from typing import Any
 
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.request import Request
@@ -33,7 +33,7 @@ def json_error(status: int, message: str, **extra: Any) -> Response:
     return Response(json={"error": message, **extra}, status=status)
 
 
-def validate(url: Any, note: Any) -> tuple[Optional[str], str, str]:
+def validate(url: Any, note: Any) -> tuple[str | None, str, str]:
     """Check submitted values; return (error or None, url, note)."""
     if not isinstance(url, str) or not url.strip():
         return "url is required", "", ""
@@ -47,7 +47,7 @@ def validate(url: Any, note: Any) -> tuple[Optional[str], str, str]:
     return None, url, note
 
 
-def get_link(request: Request) -> Optional[Link]:
+def get_link(request: Request) -> Link | None:
     """Load the link named by the route's id, or None."""
     link_id = int(request.matchdict["id"])
     if link_id > MAX_ID:
@@ -215,12 +215,12 @@ def render_page(request: Request, error: str = "", url: str = "", note: str = ""
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Links</title>
-<link rel="stylesheet" href="{esc(request.static_path('links:static/style.css'))}">
+<link rel="stylesheet" href="{esc(request.static_path("links:static/style.css"))}">
 </head>
 <body>
 <main>
 <h1>Links</h1>
-<form method="post" action="{esc(request.route_path('form_add'))}">
+<form method="post" action="{esc(request.route_path("form_add"))}">
 {error_html}
 <label>URL <input type="url" name="url" required value="{esc(url)}" placeholder="https://example.org/"></label>
 <label>Note <input type="text" name="note" value="{esc(note)}"></label>

@@ -127,7 +127,7 @@ def test_record_round_trips_through_postgres(converged, name, database_host):
     assert status == 201, body
     link_id = json.loads(body)["id"]
     stored = converged[database_host]["testinfra"].run(
-        f"runuser -u postgres -- psql -d links -tAc \"SELECT note FROM links WHERE id = {link_id}\""
+        f'runuser -u postgres -- psql -d links -tAc "SELECT note FROM links WHERE id = {link_id}"'
     )
     assert stored.stdout.strip() == note
     status, _, body = request(converged[name], "GET", f"/api/links/{link_id}")
@@ -144,9 +144,13 @@ def test_upload_round_trips_through_nginx(converged):
     content = uuid.uuid4().bytes * 1000
     boundary = "phoenixboundary"
     form = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"data.bin\"\r\n"
-        f"Content-Type: application/octet-stream\r\n\r\n"
-    ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="data.bin"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     status, _, body = request(
         host, "POST", f"/api/links/{link_id}/file", body=form,
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},

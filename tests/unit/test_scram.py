@@ -21,7 +21,7 @@ def rfc5802_verifier(password: str, salt: bytes, iterations: int) -> str:
     salted_password = bytearray(block)
     for _ in range(iterations - 1):
         block = hmac_sha256(password.encode(), block)
-        salted_password = bytearray(left ^ right for left, right in zip(salted_password, block))
+        salted_password = bytearray(left ^ right for left, right in zip(salted_password, block, strict=True))
     client_key = hmac_sha256(bytes(salted_password), b"Client Key")
     stored_key = hashlib.sha256(client_key).digest()
     server_key = hmac_sha256(bytes(salted_password), b"Server Key")
