@@ -1,0 +1,168 @@
+"""Which snapshots retention keeps: a pure function over (snapshots, policy, now).
+
+restic's own `forget --keep-daily 7` keeps the newest snapshot of each day, so a pre-upgrade
+snapshot taken at 10:00 is forgotten once the 23:00 nightly exists (the second incident in
+notes/backups.md). Phoenix decides itself, then forgets by explicit snapshot id:
+- a pinned snapshot is always kept, whatever the policy;
+- only verified snapshots (their integrity check passed) count toward the policy's buckets,
+  so a month of failed nights cannot push the last good snapshots out;
+- the newest `minimum_verified` verified snapshots are always kept;
+- an unverified snapshot is kept while it is younger than `keep_within` (its check may not
+  have run yet) and forgotten after;
+- a policy that would keep nothing is refused.
+Each group (host, kind) is decided on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from phoenix.errors import PhoenixError
+
+PIN_TAG_PREFIX = "pin="
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One snapshot as retention sees it."""
+
+    id: str
+    time: datetime
+    group: str = ""
+    tags: frozenset[str] = frozenset()
+    verified: bool = False
+
+    @property
+    def pin_reason(self) -> str | None:
+        """Returns the reason it is pinned, or None when it is not pinned."""
+        for tag in self.tags:
+            if tag.startswith(PIN_TAG_PREFIX):
+                return tag[len(PIN_TAG_PREFIX) :] or "pinned"
+        return None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How many verified snapshots to keep; counts are periods, as in restic's --keep-*."""
+
+    keep_within: timedelta = timedelta(days=7)
+    hourly: int = 0
+    daily: int = 7
+    weekly: int = 4
+    monthly: int = 6
+    minimum_verified: int = 3
+
+
+@dataclass
+class Decision:
+    """What retention keeps (with every reason) and what it forgets, newest first."""
+
+    keep: dict[str, list[str]] = field(default_factory=dict)
+    forget: list[Snapshot] = field(default_factory=list)
+
+    def reasons(self, snapshot_id: str) -> list[str]:
+        return self.keep.get(snapshot_id, [])
+
+
+def check_policy(policy: Policy) -> None:
+    """Raises PhoenixError when the policy could leave a group with no verified snapshot."""
+    problems = []
+    if policy.minimum_verified < 1:
+        problems.append(f"minimum_verified is {policy.minimum_verified}; at least 1 must always be kept")
+    counts = (policy.hourly, policy.daily, policy.weekly, policy.monthly, policy.minimum_verified)
+    if any(count < 0 for count in counts):
+        problems.append("keep counts cannot be negative")
+    if policy.keep_within < timedelta(0):
+        problems.append("keep_within cannot be negative")
+    if problems:
+        raise PhoenixError("retention policy refused: " + "; ".join(problems))
+
+
+PERIODS: dict[str, Callable[[datetime], tuple]] = {
+    "hourly": lambda moment: (moment.year, moment.month, moment.day, moment.hour),
+    "daily": lambda moment: (moment.year, moment.month, moment.day),
+    "weekly": lambda moment: moment.isocalendar()[:2],
+    "monthly": lambda moment: (moment.year, moment.month),
+}
+
+
+def _newest_per_period(snapshots: list[Snapshot], period_of: Callable[[datetime], tuple], count: int) -> list[Snapshot]:
+    """Given snapshots newest first, returns the newest of each of the `count` latest periods."""
+    kept: list[Snapshot] = []
+    seen_periods: set[tuple] = set()
+    for snapshot in snapshots:
+        period = period_of(snapshot.time)
+        if period in seen_periods:
+            continue
+        if len(seen_periods) == count:
+            break
+        seen_periods.add(period)
+        kept.append(snapshot)
+    return kept
+
+
+def _decide_group(snapshots: list[Snapshot], policy: Policy, now: datetime, decision: Decision) -> None:
+    newest_first = sorted(snapshots, key=lambda snapshot: snapshot.time, reverse=True)
+    verified = [snapshot for snapshot in newest_first if snapshot.verified]
+
+    def keep(snapshot: Snapshot, reason: str) -> None:
+        decision.keep.setdefault(snapshot.id, []).append(reason)
+
+    for snapshot in newest_first:
+        if snapshot.pin_reason is not None:
+            keep(snapshot, f"pinned: {snapshot.pin_reason}")
+        if now - snapshot.time <= policy.keep_within:
+            keep(snapshot, "within keep_within" + ("" if snapshot.verified else " (not verified yet)"))
+    for snapshot in verified[: policy.minimum_verified]:
+        keep(snapshot, "among the newest verified")
+    for name, period_of in PERIODS.items():
+        for snapshot in _newest_per_period(verified, period_of, getattr(policy, name)):
+            keep(snapshot, name)
+    decision.forget.extend(snapshot for snapshot in newest_first if snapshot.id not in decision.keep)
+
+
+def select(snapshots: Iterable[Snapshot], policy: Policy, now: datetime) -> Decision:
+    """Given snapshots, a policy and the current time, returns what to keep and what to forget.
+
+    Raises PhoenixError when the policy is refused (see check_policy).
+    """
+    check_policy(policy)
+    groups: dict[str, list[Snapshot]] = {}
+    for snapshot in snapshots:
+        groups.setdefault(snapshot.group, []).append(snapshot)
+    decision = Decision()
+    for group in sorted(groups):
+        _decide_group(groups[group], policy, now, decision)
+    return decision
+
+
+def snapshots_from_restic(listing: list[dict], verified_ids: set[str]) -> list[Snapshot]:
+    """Given `restic snapshots --json` output, returns Snapshots grouped by host and kind tag.
+
+    A snapshot is verified when its id is in `verified_ids` or it carries the tag "verified".
+    """
+    snapshots = []
+    for entry in listing:
+        tags = frozenset(entry.get("tags") or [])
+        kind = next((tag[len("kind=") :] for tag in tags if tag.startswith("kind=")), "")
+        snapshots.append(
+            Snapshot(
+                id=entry["id"],
+                time=datetime.fromisoformat(_trim_fraction(entry["time"])),
+                group=f"{entry.get('hostname', '')}/{kind}",
+                tags=tags,
+                verified=entry["id"] in verified_ids or "verified" in tags,
+            )
+        )
+    return snapshots
+
+
+def _trim_fraction(timestamp: str) -> str:
+    """restic prints nanoseconds; Python 3.11's fromisoformat takes at most microseconds."""
+    if "." not in timestamp:
+        return timestamp
+    head, rest = timestamp.split(".", 1)
+    digits = len(rest) - len(rest.lstrip("0123456789"))
+    return f"{head}.{rest[: min(digits, 6)]}{rest[digits:]}"
