@@ -6,23 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-ADMIN_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPhoenixUnitTestKeyNotForRealUse000000000 alice@laptop"
+from shop_inventory import SHOP_ENVIRONMENT
 
 # A real (not throwaway) environment reached over SSH: web1 serves the site, db1 its database.
-SHOP_INVENTORY = f"""\
-environment:
-  name: shop
-connection:
-  type: ssh
-defaults:
-  ssh:
-    user: alice
-  admins:
-    - name: alice
-      ssh_keys: ["{ADMIN_KEY}"]
-  site:
-    server_name: shop.example.com
+SHOP_INVENTORY = (
+    SHOP_ENVIRONMENT
+    + """\
 hosts:
   web1:
     roles: [nginx, app]
@@ -38,6 +27,7 @@ hosts:
     ssh:
       host: 192.0.2.20
 """
+)
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 from pyinfra.api.util import get_template
+from shop_inventory import SHOP_ENVIRONMENT
 
 from phoenix.inventory import load_environment, pyinfra_hosts
 from phoenix.secrets import Secrets
@@ -18,51 +19,41 @@ from roles.firewall import open_ports
 from roles.tls import certificate_paths
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-ADMIN_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPhoenixUnitTestKeyNotForRealUse000000000 alice@laptop"
 
 # web1 has everything on one box; web2 and web3 use db1's PostgreSQL over the private network.
-INVENTORY = f"""\
-environment:
-  name: shop
-connection:
-  type: ssh
-defaults:
-  ssh:
-    user: alice
-  admins:
-    - name: alice
-      ssh_keys: ["{ADMIN_KEY}"]
-  site:
-    server_name: shop.example.com
+INVENTORY = (
+    SHOP_ENVIRONMENT
+    + """\
 hosts:
   web1:
     roles: [nginx, app, postgres]
-    ssh: {{host: 192.0.2.10}}
+    ssh: {host: 192.0.2.10}
     app:
       process_manager: supervisor
   web2:
     roles: [nginx, app]
     address: 10.0.0.2
-    ssh: {{host: 192.0.2.11}}
+    ssh: {host: 192.0.2.11}
     app:
       port: 7000
       static_dir: /srv/links/static
-      database: {{host: db1}}
+      database: {host: db1}
     site:
       hsts_max_age: 600
       client_max_body_size: 25m
   web3:
     roles: [app]
     address: 10.0.0.4
-    ssh: {{host: 192.0.2.12}}
+    ssh: {host: 192.0.2.12}
     app:
       name: shop
-      database: {{host: db1, name: shop, user: shop}}
+      database: {host: db1, name: shop, user: shop}
   db1:
     roles: [postgres]
     address: 10.0.0.3
-    ssh: {{host: 192.0.2.13}}
+    ssh: {host: 192.0.2.13}
 """
+)
 SECRETS = Secrets(
     {"database_passwords": {"links": "p@ss%word/:", "shop": "s3cret"}, "session_secret": "50%-off"}, "test secrets"
 )
