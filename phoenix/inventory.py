@@ -103,9 +103,8 @@ class Environment:
         return os.environ.get("PHOENIX_SANDBOX") or self.connection["sandbox"]
 
 
-def _merge_hosts(raw: dict) -> dict[str, dict]:
+def _merge_hosts(raw: dict, schema: dict) -> dict[str, dict]:
     host_schema = {"$ref": "#/$defs/host"}
-    schema = load_schema()
     hosts = {}
     for name, settings in raw["hosts"].items():
         merged = deep_merge(raw.get("defaults") or {}, settings or {})
@@ -157,11 +156,11 @@ def load_environment(path: str | Path) -> Environment:
     """
     path = Path(path).with_suffix(".yml")
     raw = read_yaml(path)
-    errors = schema_errors(raw, load_schema(), str(path))
+    schema = load_schema()
+    errors = schema_errors(raw, schema, str(path))
     if errors:
         raise PhoenixError("\n".join(errors))
-    hosts = _merge_hosts(raw)  # host defaults apply after merging, so they never mask `defaults`
-    schema = load_schema()
+    hosts = _merge_hosts(raw, schema)  # host defaults apply after merging, so they never mask `defaults`
     environment = apply_defaults(schema["properties"]["environment"], raw["environment"], schema)
     connection = apply_defaults(schema["properties"]["connection"], raw.get("connection", {}), schema)
     errors = cross_host_errors(str(path), connection, hosts)

@@ -140,31 +140,30 @@ def encrypt_yaml(values_text: str, recipients: list, destination: Path) -> None:
     temporary.replace(destination)
 
 
-def generated_secrets(name: str) -> Secrets:
-    """Returns the throwaway secrets of environment `name`, generating them on first use."""
+def generated_secrets(name: str, database_users: set[str]) -> Secrets:
+    """Returns the throwaway secrets of environment `name`, generating any not made yet.
+
+    Values already in the file are kept, so every converge of the same sandbox sees the same.
+    """
     path = state_root() / "secrets" / f"{name}.yml"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        values = {
-            "database_passwords": {"links": random_source.token_urlsafe(24)},
-            "session_secret": random_source.token_urlsafe(32),
-        }
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            yaml.safe_dump(values, handle)
-    return Secrets(parse_secrets_yaml(path.read_text(), str(path)), str(path))
-
-
-def _ensure_database_passwords(secrets: Secrets, users: set[str], path: Path) -> None:
-    """Adds generated passwords for database users a throwaway file does not have yet."""
-    passwords = secrets._values.setdefault("database_passwords", {})
-    missing = users - passwords.keys()
+    values = parse_secrets_yaml(path.read_text(), str(path)) if path.exists() else {}
+    wanted = {"session_secret": 32, **{f"database_passwords.{user}": 24 for user in database_users}}
+    missing = missing_secret_errors(values, sorted(wanted), str(path))
     if missing:
-        for user in missing:
-            passwords[user] = random_source.token_urlsafe(24)
-        descriptor = os.open(path, os.O_WRONLY | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            yaml.safe_dump(secrets._values, handle)
+        for dotted, length in wanted.items():
+            section, _, key = dotted.rpartition(".")
+            target = values.setdefault(section, {}) if section else values
+            target.setdefault(key, random_source.token_urlsafe(length))
+        _write_private_yaml(path, values)
+    return Secrets(values, str(path))
+
+
+def _write_private_yaml(path: Path, values: dict) -> None:
+    """Writes `values` as YAML to `path`, which is mode 0600 from its creation."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        yaml.safe_dump(values, handle)
 
 
 def required_secret_keys(environment: Environment) -> list[str]:
@@ -195,10 +194,8 @@ def load_secrets(environment: Environment) -> Secrets:
     """Returns the secrets of `environment`; raises PhoenixError listing any that are missing."""
     required = required_secret_keys(environment)
     if environment.throwaway:
-        secrets = generated_secrets(environment.name)
         users = {key.split(".", 1)[1] for key in required if key.startswith("database_passwords.")}
-        _ensure_database_passwords(secrets, users, Path(secrets.source))
-        return secrets
+        return generated_secrets(environment.name, users)
     encrypted, _ = secrets_paths(environment.path, environment.name)
     values = decrypt_yaml(encrypted, read_identity(identity_path()))
     errors = missing_secret_errors(values, required, str(encrypted))

@@ -3,6 +3,7 @@
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
 
 from roles.tls import certificate_paths
 
@@ -32,5 +33,5 @@ def apply() -> None:
     server.shell(
         name="Check and reload nginx",
         commands=["nginx -t -q && systemctl reload nginx"],
-        _if=lambda: config.did_change() or enabled.did_change() or default_site.did_change(),
+        _if=any_changed(config, enabled, default_site),
     )
