@@ -5,7 +5,7 @@ The roles in the order they run; each host gets those its inventory names.
 
 from pyinfra import host
 
-from roles import app, base, firewall, nginx, postgres, tls
+from roles import app, backup, base, firewall, nginx, postgres, tls, vault
 
 base.apply()
 firewall.apply()
@@ -16,3 +16,7 @@ if "app" in host.data.roles:
 if "nginx" in host.data.roles:
     tls.apply()
     nginx.apply()
+if "vault" in host.data.roles:
+    vault.apply()
+if host.data.backup_jobs:
+    backup.apply()

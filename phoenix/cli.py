@@ -45,6 +45,12 @@ def run_secrets(arguments: argparse.Namespace) -> int:
     return secrets_cli.run(arguments)
 
 
+def run_status(arguments: argparse.Namespace) -> int:
+    from phoenix import status
+
+    return status.run(arguments.inventory, arguments.json)
+
+
 def run_schema_doc(arguments: argparse.Namespace) -> int:
     from phoenix.schema_doc import markdown
 
@@ -78,7 +84,14 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("environment")
     edit = secrets_actions.add_parser("edit", help="decrypt into $EDITOR, validate, re-encrypt")
     edit.add_argument("environment")
+    fill = secrets_actions.add_parser("fill", help="generate the missing passwords and the vault certificate")
+    fill.add_argument("environment")
     secrets_parser.set_defaults(run=run_secrets)
+
+    status = verbs.add_parser("status", help="backup ages, verified snapshots, pins and checks, per host and job")
+    status.add_argument("inventory", help="inventories/<env>.py or .yml")
+    status.add_argument("--json", action="store_true", help="print the vault's report and the flags as JSON")
+    status.set_defaults(run=run_status)
 
     schema_doc = verbs.add_parser("schema-doc", help="print the inventory reference as Markdown")
     schema_doc.set_defaults(run=run_schema_doc)

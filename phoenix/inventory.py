@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from phoenix import sandbox_state
+from phoenix import backup_plan, sandbox_state
 from phoenix.errors import PhoenixError
 from phoenix.secrets import Secrets, load_secrets
 
@@ -146,7 +146,7 @@ def cross_host_errors(filename: str, connection: dict, hosts: dict[str, dict]) -
                 )
             elif "postgres" not in hosts[database_host]["roles"]:
                 errors.append(f"{at}.app.database.host': host '{database_host}' has no postgres role")
-    return errors
+    return errors + backup_plan.errors(filename, hosts)
 
 
 def load_environment(path: str | Path) -> Environment:
@@ -230,9 +230,16 @@ def pyinfra_hosts(environment: Environment, secrets: Secrets) -> list[tuple[str,
     """Returns the (pyinfra name, host data) pairs for an environment, secrets included."""
     addresses = _addresses(environment)
     clients = _database_clients(environment, addresses)
+    connection_type = environment.connection["type"]
+    vault_clients = [
+        {"name": name, "address": addresses[name]}
+        for name, host in environment.hosts.items()
+        if backup_plan.uses_vault(host)
+    ]
     result = []
     for name, host in environment.hosts.items():
         database_host = host["app"]["database"]["host"]
+        databases = sorted({client["database"] for client in clients[name]})
         data = {
             **host,
             **_connection_data(environment, host),
@@ -242,6 +249,10 @@ def pyinfra_hosts(environment: Environment, secrets: Secrets) -> list[tuple[str,
             "tls_mode": "self-signed" if environment.throwaway else host["site"]["tls"],
             "database_address": "localhost" if database_host == "localhost" else addresses[database_host],
             "postgres_clients": clients[name],
+            "backup_jobs": backup_plan.jobs(host, databases),
+            "backup_target": backup_plan.target(name, environment.hosts, connection_type),
+            "vault_clients": vault_clients if "vault" in host["roles"] else [],
+            "vault_server_name": backup_plan.vault_server_name(name, host, connection_type),
             "secrets": secrets,
         }
         result.append((_connection_name(environment, name), data))

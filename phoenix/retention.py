@@ -54,6 +54,12 @@ class Policy:
     monthly: int = 6
     minimum_verified: int = 3
 
+    def describe(self) -> str:
+        hours = self.keep_within.total_seconds() / 3600
+        within = f"{hours / 24:g}d" if hours >= 24 and hours % 24 == 0 else f"{hours:g}h"
+        counts = ", ".join(f"{name} {getattr(self, name)}" for name in ("hourly", "daily", "weekly", "monthly"))
+        return f"keep_within {within}, {counts}, minimum_verified {self.minimum_verified}"
+
 
 @dataclass
 class Decision:
@@ -136,33 +142,3 @@ def select(snapshots: Iterable[Snapshot], policy: Policy, now: datetime) -> Deci
     for group in sorted(groups):
         _decide_group(groups[group], policy, now, decision)
     return decision
-
-
-def snapshots_from_restic(listing: list[dict], verified_ids: set[str]) -> list[Snapshot]:
-    """Given `restic snapshots --json` output, returns Snapshots grouped by host and kind tag.
-
-    A snapshot is verified when its id is in `verified_ids` or it carries the tag "verified".
-    """
-    snapshots = []
-    for entry in listing:
-        tags = frozenset(entry.get("tags") or [])
-        kind = next((tag[len("kind=") :] for tag in tags if tag.startswith("kind=")), "")
-        snapshots.append(
-            Snapshot(
-                id=entry["id"],
-                time=datetime.fromisoformat(_trim_fraction(entry["time"])),
-                group=f"{entry.get('hostname', '')}/{kind}",
-                tags=tags,
-                verified=entry["id"] in verified_ids or "verified" in tags,
-            )
-        )
-    return snapshots
-
-
-def _trim_fraction(timestamp: str) -> str:
-    """restic prints nanoseconds; Python 3.11's fromisoformat takes at most microseconds."""
-    if "." not in timestamp:
-        return timestamp
-    head, rest = timestamp.split(".", 1)
-    digits = len(rest) - len(rest.lstrip("0123456789"))
-    return f"{head}.{rest[: min(digits, 6)]}{rest[digits:]}"

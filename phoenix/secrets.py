@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import pyrage
 import yaml
 
+from phoenix import backup_plan
 from phoenix.errors import PhoenixError
 from phoenix.sandbox_state import state_root
 
@@ -40,11 +41,20 @@ class Secrets:
     __str__ = __repr__
 
     def get(self, key: str) -> str:
-        """Returns the secret `key`; raises PhoenixError naming the source when it is missing."""
-        value = self._values.get(key)
-        if value is None:
+        """Returns the secret `key` (dotted for nested: restic_passwords.web1); raises PhoenixError when missing."""
+        value = _lookup(self._values, key)
+        if value in (None, ""):
             raise PhoenixError(f"{self.source}: missing secret '{key}'")
         return str(value)
+
+    def get_mapping(self, key: str) -> dict[str, str]:
+        """Returns the optional mapping `key` (such as backup_environment.web1), empty when absent."""
+        value = _lookup(self._values, key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise PhoenixError(f"{self.source}: secret '{key}' must be a mapping of names to values")
+        return {str(name): str(item) for name, item in value.items()}
 
     def database_password(self, user: str) -> str:
         """Returns the password of database role `user`."""
@@ -140,20 +150,97 @@ def encrypt_yaml(values_text: str, recipients: list, destination: Path) -> None:
     temporary.replace(destination)
 
 
-def generated_secrets(name: str, database_users: set[str]) -> Secrets:
+def _lookup(values: dict, dotted: str) -> object:
+    node: object = values
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+# Secrets Phoenix can make itself: random passwords of this many bytes.
+RANDOM_SECRET_BYTES = {
+    "session_secret": 32,
+    "database_passwords": 24,
+    "restic_passwords": 32,
+    "vault_credentials": 24,
+}
+
+
+def generate_missing(values: dict, required: list[str], vault_name: str | None) -> list[str]:
+    """Fills `values` in place with every required secret Phoenix can generate; returns the keys made.
+
+    Random passwords, and a self-signed certificate for the vault issued to `vault_name`.
+    The site's TLS certificate is not generated: a real one comes from a certificate authority.
+    """
+    made = []
+    for dotted in required:
+        if _lookup(values, dotted) not in (None, ""):
+            continue
+        section, _, key = dotted.rpartition(".")
+        size = RANDOM_SECRET_BYTES.get(section or key)
+        if size is None:
+            continue
+        target = values.setdefault(section, {}) if section else values
+        target[key] = random_source.token_urlsafe(size)
+        made.append(dotted)
+    wants_vault_tls = "vault_tls_certificate" in required or "vault_tls_private_key" in required
+    if (
+        wants_vault_tls
+        and vault_name
+        and not (values.get("vault_tls_certificate") and values.get("vault_tls_private_key"))
+    ):
+        values["vault_tls_certificate"], values["vault_tls_private_key"] = self_signed_certificate(vault_name)
+        made += ["vault_tls_certificate", "vault_tls_private_key"]
+    return made
+
+
+def self_signed_certificate(name: str, days: int = 3650) -> tuple[str, str]:
+    """Returns (certificate PEM, private key PEM) of a self-signed P-256 certificate for `name`.
+
+    Backed-up hosts trust exactly this certificate (restic --cacert), so no authority is involved.
+    """
+    import ipaddress
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    try:
+        alternative = x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        alternative = x509.DNSName(name)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([alternative]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return certificate_pem, key_pem
+
+
+def generated_secrets(name: str, required: list[str], vault_name: str | None = None) -> Secrets:
     """Returns the throwaway secrets of environment `name`, generating any not made yet.
 
     Values already in the file are kept, so every converge of the same sandbox sees the same.
     """
     path = state_root() / "secrets" / f"{name}.yml"
     values = parse_secrets_yaml(path.read_text(), str(path)) if path.exists() else {}
-    wanted = {"session_secret": 32, **{f"database_passwords.{user}": 24 for user in database_users}}
-    missing = missing_secret_errors(values, sorted(wanted), str(path))
-    if missing:
-        for dotted, length in wanted.items():
-            section, _, key = dotted.rpartition(".")
-            target = values.setdefault(section, {}) if section else values
-            target.setdefault(key, random_source.token_urlsafe(length))
+    if generate_missing(values, required, vault_name):
         _write_private_yaml(path, values)
     return Secrets(values, str(path))
 
@@ -175,17 +262,23 @@ def required_secret_keys(environment: Environment) -> list[str]:
             keys.add("session_secret")
         if "nginx" in host["roles"] and host["site"]["tls"] == "provided" and not environment.throwaway:
             keys.update({"tls_certificate", "tls_private_key"})
+    keys.update(backup_plan.secret_keys(environment.hosts))
     return sorted(keys)
+
+
+def vault_certificate_name(environment: Environment) -> str | None:
+    """Returns the name the vault's TLS certificate is issued to, or None without a vault."""
+    vault = backup_plan.vault_host(environment.hosts)
+    if vault is None:
+        return None
+    return backup_plan.vault_server_name(vault, environment.hosts[vault], environment.connection["type"])
 
 
 def missing_secret_errors(values: dict, required: list[str], source: str) -> list[str]:
     """Returns one message per required dotted key absent from `values`."""
     errors = []
     for dotted in required:
-        node: object = values
-        for part in dotted.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if node in (None, ""):
+        if _lookup(values, dotted) in (None, ""):
             errors.append(f"{source}: missing secret '{dotted}'")
     return errors
 
@@ -194,11 +287,11 @@ def load_secrets(environment: Environment) -> Secrets:
     """Returns the secrets of `environment`; raises PhoenixError listing any that are missing."""
     required = required_secret_keys(environment)
     if environment.throwaway:
-        users = {key.split(".", 1)[1] for key in required if key.startswith("database_passwords.")}
-        return generated_secrets(environment.name, users)
+        return generated_secrets(environment.name, required, vault_certificate_name(environment))
     encrypted, _ = secrets_paths(environment.path, environment.name)
     values = decrypt_yaml(encrypted, read_identity(identity_path()))
     errors = missing_secret_errors(values, required, str(encrypted))
     if errors:
+        errors.append(f"(`phoenix secrets fill {environment.name}` generates the passwords and the vault certificate)")
         raise PhoenixError("\n".join(errors))
     return Secrets(values, str(encrypted))

@@ -22,12 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyrage
+import yaml
 
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment, load_environment
 from phoenix.secrets import (
     decrypt_text,
     encrypt_yaml,
+    generate_missing,
     identity_path,
     missing_secret_errors,
     parse_secrets_yaml,
@@ -35,13 +37,24 @@ from phoenix.secrets import (
     read_recipients,
     required_secret_keys,
     secrets_paths,
+    vault_certificate_name,
 )
 
 SECRET_COMMENTS = {
     "session_secret": "Signs the app's session cookies: a long random string (`openssl rand -base64 32`).",
     "tls_certificate": "The site's certificate chain in PEM, the site's certificate first, pasted indented:",
     "tls_private_key": "The certificate's private key in PEM, pasted indented the same way.",
+    "vault_tls_certificate": "The vault's certificate (PEM); `phoenix secrets fill` makes a self-signed one.",
+    "vault_tls_private_key": "The vault certificate's private key (PEM); made by `phoenix secrets fill`.",
 }
+
+
+SECTION_COMMENTS = {
+    "database_passwords": "Password of each database role the apps log in as: long and random.",
+    "restic_passwords": "Each backed-up host's restic repository password: lose it and its backups are unreadable.",
+    "vault_credentials": "Each backed-up host's login on the vault.",
+}
+FILL_HINT = "`phoenix secrets fill` generates every password and the vault certificate."
 
 
 def run(arguments: argparse.Namespace) -> int:
@@ -52,6 +65,8 @@ def run(arguments: argparse.Namespace) -> int:
     environment = load_environment(environment_file)
     if arguments.action == "init":
         return initialise(environment)
+    if arguments.action == "fill":
+        return fill(environment)
     return edit(environment)
 
 
@@ -85,6 +100,29 @@ def initialise(environment: Environment) -> int:
     return 0
 
 
+def fill(environment: Environment) -> int:
+    """Generates every missing secret Phoenix can make (passwords, vault certificate); returns 0.
+
+    Only the names of what was generated are printed. The file is rewritten from its parsed
+    values, so comments in it are not kept.
+    """
+    encrypted, recipients_file = secrets_paths(environment.path, environment.name)
+    if environment.throwaway:
+        print(f"{environment.name} is a throwaway environment: its secrets are generated when it is deployed")
+        return 0
+    if not encrypted.exists():
+        raise PhoenixError(f"{encrypted}: not found; run `phoenix secrets init {environment.name}` first")
+    recipients = read_recipients(recipients_file)
+    values = parse_secrets_yaml(decrypt_text(encrypted, read_identity(identity_path())), str(encrypted))
+    made = generate_missing(values, required_secret_keys(environment), vault_certificate_name(environment))
+    if not made:
+        print(f"{encrypted}: nothing to generate")
+        return 0
+    encrypt_yaml(yaml.safe_dump(values, sort_keys=False, default_flow_style=False), recipients, encrypted)
+    print(f"generated into {encrypted}: {', '.join(made)}")
+    return 0
+
+
 def write_identity(identity: pyrage.x25519.Identity, path: Path) -> None:
     """Writes `identity` to a new file `path` (mode 0600, parent 0700) in age-keygen's format."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -113,16 +151,21 @@ def secrets_template(environment: Environment) -> str:
     lines = [
         f"# Secrets of environment {environment.name}. `phoenix secrets edit {environment.name}` opens this",
         "# decrypted in your editor and re-encrypts it on save. Every key below is required.",
+        f"# {FILL_HINT}",
     ]
-    users = [key.split(".", 1)[1] for key in required if key.startswith("database_passwords.")]
-    if users:
-        lines += ["", "# Password of each database role the apps log in as: long and random.", "database_passwords:"]
-        lines += [f'  {user}: ""' for user in users]
-    for key in (key for key in required if not key.startswith("database_passwords.")):
+    sections: dict[str, list[str]] = {}
+    for key in required:
+        section, _, name = key.rpartition(".")
+        if section:
+            sections.setdefault(section, []).append(name)
+    for section, names in sections.items():
+        lines += ["", f"# {SECTION_COMMENTS.get(section, 'Required.')}", f"{section}:"]
+        lines += [f'  {name}: ""' for name in names]
+    for key in (key for key in required if "." not in key):
         lines += ["", f"# {SECRET_COMMENTS.get(key, 'Required.')}"]
         if key == "tls_certificate":
             lines += ["#   tls_certificate: |", "#     -----BEGIN CERTIFICATE-----", "#     ..."]
-        lines.append(f"{key}: |" if key.startswith("tls_") else f'{key}: ""')
+        lines.append(f"{key}: |" if "tls_" in key else f'{key}: ""')
     return "\n".join(lines) + "\n"
 
 

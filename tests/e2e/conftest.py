@@ -16,7 +16,7 @@ from phoenix import sandbox, sandbox_state
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SANDBOX_NAME = os.environ.get("PHOENIX_E2E_SANDBOX", "e2e")
-HOSTS = ["web1", "web2", "db1"]
+HOSTS = ["web1", "web2", "db1", "vault1"]
 os.environ.setdefault("PHOENIX_STATE_DIR", str(REPOSITORY / ".phoenix"))
 
 
@@ -47,9 +47,10 @@ def converge(*extra: str) -> tuple[dict, subprocess.CompletedProcess]:
 
 @pytest.fixture(scope="session")
 def sandbox_hosts():
-    """Brings up the e2e sandbox (web1, web2, db1) and removes it afterwards, even on failure."""
+    """Brings up the e2e sandbox (web1, web2, db1, vault1) and removes it afterwards, even on failure."""
     previous_handler = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    sandbox.down(SANDBOX_NAME)  # leftovers of an interrupted run
+    if not os.environ.get("PHOENIX_E2E_KEEP"):
+        sandbox.down(SANDBOX_NAME)  # leftovers of an interrupted run; with KEEP, reuse them
     try:
         yield sandbox.up(SANDBOX_NAME, HOSTS)
     finally:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from shop_inventory import SHOP_ENVIRONMENT
 
-# A real (not throwaway) environment reached over SSH: web1 serves the site, db1 its database.
+# A real (not throwaway) environment reached over SSH: web1 serves the site, db1 its database,
+# vault1 keeps both hosts' backups.
 SHOP_INVENTORY = (
     SHOP_ENVIRONMENT
     + """\
@@ -26,6 +27,10 @@ hosts:
     address: 10.0.0.3
     ssh:
       host: 192.0.2.20
+  vault1:
+    roles: [vault]
+    ssh:
+      host: 198.51.100.30
 """
 )
 
@@ -40,7 +45,7 @@ def private_phoenix_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.fixture
 def shop_inventory_text() -> str:
-    """Returns the YAML of a valid real environment "shop": web1 (nginx, app) using db1 (postgres)."""
+    """Returns the YAML of a valid real environment "shop": web1 (nginx, app) using db1 (postgres), vault1."""
     return SHOP_INVENTORY
 
 

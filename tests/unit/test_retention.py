@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from phoenix.errors import PhoenixError
-from phoenix.retention import Policy, Snapshot, select, snapshots_from_restic
+from phoenix.retention import Policy, Snapshot, select
 
 START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
 WEEKLY_NIGHTLY_POLICY = Policy(keep_within=timedelta(days=2), daily=7, weekly=0, monthly=0, minimum_verified=1)
@@ -115,18 +115,3 @@ def test_every_snapshot_is_either_kept_or_forgotten_and_pins_always_kept():
             verified = [snapshot for snapshot in snapshots if snapshot.group == group and snapshot.verified]
             newest = sorted(verified, key=lambda snapshot: snapshot.time, reverse=True)[: policy.minimum_verified]
             assert all(snapshot.id in decision.keep for snapshot in newest)
-
-
-def test_restic_json_is_read_with_nanoseconds_groups_and_verified_marks():
-    listing = [
-        {"id": "aa", "time": "2026-11-20T23:00:01.123456789+01:00", "hostname": "web1",
-         "tags": ["kind=db", "trigger=scheduled", "verified"]},
-        {"id": "bb", "time": "2026-11-20T10:00:00Z".replace("Z", "+00:00"), "hostname": "web1",
-         "tags": ["kind=files", "pin=before upgrade"]},
-        {"id": "cc", "time": "2026-11-19T23:00:00+00:00", "hostname": "db1", "tags": None},
-    ]  # fmt: skip
-    snapshots = {snapshot.id: snapshot for snapshot in snapshots_from_restic(listing, verified_ids={"cc"})}
-    assert snapshots["aa"].time == datetime(2026, 11, 20, 22, 0, 1, 123456, tzinfo=UTC)
-    assert (snapshots["aa"].group, snapshots["bb"].group, snapshots["cc"].group) == ("web1/db", "web1/files", "db1/")
-    assert (snapshots["aa"].verified, snapshots["bb"].verified, snapshots["cc"].verified) == (True, False, True)
-    assert snapshots["bb"].pin_reason == "before upgrade" and snapshots["aa"].pin_reason is None

@@ -12,7 +12,8 @@ from phoenix.inventory import load_environment, load_schema
 from phoenix.schema_doc import markdown
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-ENVIRONMENT = "environment:\n  name: shop\nconnection:\n  type: docker\n"
+# Backups are off here: these tests are about the merging of settings, not about a vault.
+ENVIRONMENT = "environment:\n  name: shop\nconnection:\n  type: docker\ndefaults:\n  backup: {enabled: false}\n"
 
 # Host data pyinfra_hosts() computes next to the schema's settings (see phoenix/inventory.py).
 COMPUTED_HOST_DATA = {
@@ -22,6 +23,10 @@ COMPUTED_HOST_DATA = {
     "tls_mode",
     "database_address",
     "postgres_clients",
+    "backup_jobs",
+    "backup_target",
+    "vault_clients",
+    "vault_server_name",
     "secrets",
 }
 
@@ -84,7 +89,7 @@ def test_schema_defaults_fill_in_what_a_host_leaves_out(write_inventory):
 def test_defaults_section_is_merged_key_by_key_and_the_hosts_own_value_wins(write_inventory):
     path = write_inventory(
         ENVIRONMENT
-        + "defaults:\n  timezone: Europe/Paris\n  app:\n    port: 7000\n    workers: 4\n"
+        + "  timezone: Europe/Paris\n  app:\n    port: 7000\n    workers: 4\n"
         + "hosts:\n  web1:\n    app:\n      workers: 8\n  web2:\n    timezone: Asia/Tokyo\n"
     )
 
@@ -101,7 +106,7 @@ def test_defaults_section_is_merged_key_by_key_and_the_hosts_own_value_wins(writ
 def test_lists_from_defaults_are_replaced_by_a_hosts_list_not_merged(write_inventory):
     path = write_inventory(
         ENVIRONMENT
-        + "defaults:\n  roles: [nginx, app, postgres]\n  firewall:\n    extra_tcp_ports: [8443, 9000]\n"
+        + "  roles: [nginx, app, postgres]\n  firewall:\n    extra_tcp_ports: [8443, 9000]\n"
         + "hosts:\n  web1:\n    firewall:\n      extra_tcp_ports: [7000]\n  db1:\n    roles: [postgres]\n"
     )
 
@@ -114,7 +119,7 @@ def test_lists_from_defaults_are_replaced_by_a_hosts_list_not_merged(write_inven
 
 
 def test_defaults_section_does_not_leak_between_hosts(write_inventory):
-    path = write_inventory(ENVIRONMENT + "defaults:\n  app:\n    data_dirs: [/srv/a]\nhosts:\n  web1: {}\n  web2: {}\n")
+    path = write_inventory(ENVIRONMENT + "  app:\n    data_dirs: [/srv/a]\nhosts:\n  web1: {}\n  web2: {}\n")
     hosts = load_environment(path).hosts
 
     hosts["web1"]["app"]["data_dirs"].append("/srv/b")

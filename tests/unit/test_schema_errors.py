@@ -92,7 +92,7 @@ def test_app_database_on_an_unknown_host_names_the_known_hosts(write_inventory, 
     path = write_inventory(shop_inventory_text.replace("host: db1", "host: db9"))
 
     assert load_error(path) == (
-        f"{path}: at 'hosts.web1.app.database.host': 'db9' is not a host of this environment (hosts: db1, web1)"
+        f"{path}: at 'hosts.web1.app.database.host': 'db9' is not a host of this environment (hosts: db1, vault1, web1)"
     )
 
 
@@ -127,9 +127,10 @@ def test_ssh_user_that_is_not_an_admin_is_refused(write_inventory, shop_inventor
 
     lines = load_error(path).splitlines()
 
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert lines[0].startswith(f"{path}: at 'hosts.web1.ssh.user': 'root' is not one of the admins (alice)")
     assert lines[1].startswith(f"{path}: at 'hosts.db1.ssh.user': 'root' is not one of the admins (alice)")
+    assert lines[2].startswith(f"{path}: at 'hosts.vault1.ssh.user': 'root' is not one of the admins (alice)")
 
 
 def test_pyinfra_with_a_bad_inventory_stops_before_touching_any_host(tmp_path):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyrage
 import pytest
+from cryptography import x509
 
 from phoenix.cli import main
 from phoenix.errors import PhoenixError
@@ -37,6 +38,16 @@ tls_certificate: |
 tls_private_key: |
   -----BEGIN PRIVATE KEY-----
   MIIEexample
+  -----END PRIVATE KEY-----
+restic_passwords: {web1: r1, db1: r2}
+vault_credentials: {web1: v1, db1: v2}
+vault_tls_certificate: |
+  -----BEGIN CERTIFICATE-----
+  MIIBvault
+  -----END CERTIFICATE-----
+vault_tls_private_key: |
+  -----BEGIN PRIVATE KEY-----
+  MIIEvault
   -----END PRIVATE KEY-----
 """
 
@@ -134,8 +145,15 @@ def test_missing_required_secrets_are_all_listed_with_their_keys(write_inventory
 
     assert str(caught.value).splitlines() == [
         f"{encrypted}: missing secret 'database_passwords.links'",
+        f"{encrypted}: missing secret 'restic_passwords.db1'",
+        f"{encrypted}: missing secret 'restic_passwords.web1'",
         f"{encrypted}: missing secret 'tls_certificate'",
         f"{encrypted}: missing secret 'tls_private_key'",
+        f"{encrypted}: missing secret 'vault_credentials.db1'",
+        f"{encrypted}: missing secret 'vault_credentials.web1'",
+        f"{encrypted}: missing secret 'vault_tls_certificate'",
+        f"{encrypted}: missing secret 'vault_tls_private_key'",
+        "(`phoenix secrets fill shop` generates the passwords and the vault certificate)",
     ]
 
 
@@ -175,7 +193,8 @@ def test_throwaway_secrets_are_generated_once_and_kept_private(write_inventory, 
     path = write_inventory(
         "environment: {name: play, throwaway: true}\nconnection: {type: docker}\nhosts:\n"
         "  web1: {roles: [nginx, app, postgres]}\n"
-        "  web2: {roles: [app], app: {database: {host: web1, user: shop}}}\n",
+        "  web2: {roles: [app], app: {database: {host: web1, user: shop}}}\n"
+        "  vault1: {roles: [vault]}\n",
         name="play",
     )
     environment = load_environment(path)
@@ -187,6 +206,13 @@ def test_throwaway_secrets_are_generated_once_and_kept_private(write_inventory, 
         assert len(first.database_password(user)) >= 24
         assert first.database_password(user) == second.database_password(user)
     assert first.get("session_secret") == second.get("session_secret")
+    for host in ("web1", "web2"):
+        assert len(first.get(f"restic_passwords.{host}")) >= 32
+        assert first.get(f"vault_credentials.{host}") == second.get(f"vault_credentials.{host}")
+    certificate = x509.load_pem_x509_certificate(first.get("vault_tls_certificate").encode())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["vault1"]
+    assert first.get("vault_tls_certificate") == second.get("vault_tls_certificate")
     generated = tmp_path / "state" / "secrets" / "play.yml"
     assert first.source == str(generated)
     assert stat.S_IMODE(generated.stat().st_mode) == 0o600
@@ -206,9 +232,13 @@ def test_secrets_init_makes_identity_recipient_and_template(repository, capsys):
     assert recipients.read_text().startswith("# ")
     assert decrypt_yaml(encrypted, identity) == {
         "database_passwords": {"links": ""},
+        "restic_passwords": {"db1": "", "web1": ""},
+        "vault_credentials": {"db1": "", "web1": ""},
         "session_secret": "",
         "tls_certificate": "",
         "tls_private_key": "",
+        "vault_tls_certificate": "",
+        "vault_tls_private_key": "",
     }
     assert f"your public key: {public_key}" in output.out
     assert "AGE-SECRET-KEY" not in output.out + output.err
@@ -224,10 +254,31 @@ def test_secrets_init_twice_changes_nothing(repository):
     assert (identity_path().read_bytes(), recipients.read_bytes(), encrypted.read_bytes()) == before
 
 
+def test_secrets_fill_generates_passwords_and_the_vault_certificate_but_never_prints_them(repository, capsys):
+    main(["secrets", "init", "shop"])
+    encrypted, _ = secrets_paths(repository / "inventories" / "shop.yml", "shop")
+
+    assert main(["secrets", "fill", "shop"]) == 0
+
+    output = capsys.readouterr().out
+    values = decrypt_yaml(encrypted, read_identity(identity_path()))
+    assert len(values["restic_passwords"]["web1"]) >= 32 and len(values["vault_credentials"]["db1"]) >= 24
+    assert len(values["database_passwords"]["links"]) >= 24 and values["session_secret"]
+    certificate = x509.load_pem_x509_certificate(values["vault_tls_certificate"].encode())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(address) for address in names.get_values_for_type(x509.IPAddress)] == ["198.51.100.30"]
+    assert values["tls_certificate"] == ""  # the site's certificate comes from a certificate authority
+    assert "restic_passwords.web1" in output
+    assert values["restic_passwords"]["web1"] not in output and "PRIVATE KEY" not in output
+    before = encrypted.read_bytes()
+    assert main(["secrets", "fill", "shop"]) == 0
+    assert encrypted.read_bytes() == before and "nothing to generate" in capsys.readouterr().out
+
+
 def test_secrets_init_of_a_throwaway_environment_makes_no_secrets_file(tmp_path, write_inventory, monkeypatch):
     write_inventory(
         "environment: {name: play, throwaway: true}\nconnection: {type: docker}\n"
-        "hosts:\n  web1: {roles: [app, postgres]}\n",
+        "hosts:\n  web1: {roles: [app, postgres]}\n  vault1: {roles: [vault]}\n",
         "play",
     )
     monkeypatch.chdir(tmp_path)

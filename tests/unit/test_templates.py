@@ -20,7 +20,8 @@ from roles.tls import certificate_paths
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
-# web1 has everything on one box; web2 and web3 use db1's PostgreSQL over the private network.
+# web1 has everything on one box; web2 and web3 use db1's PostgreSQL over the private network;
+# vault1 keeps their backups.
 INVENTORY = (
     SHOP_ENVIRONMENT
     + """\
@@ -52,6 +53,9 @@ hosts:
     roles: [postgres]
     address: 10.0.0.3
     ssh: {host: 192.0.2.13}
+  vault1:
+    roles: [vault]
+    ssh: {host: 198.51.100.30}
 """
 )
 SECRETS = Secrets(

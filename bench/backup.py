@@ -1,0 +1,131 @@
+"""The nightly database job against a bare pg_dump, and what a second night adds to the vault.
+
+    .venv/bin/python bench/backup.py [--size-mib 1024] [--keep]
+
+Starts its own sandbox (web1 with PostgreSQL, vault1), converges it, fills a table with about
+--size-mib of rows, then measures on web1:
+  - `pg_dump -Fc DB > /dev/null` (the bare dump, pg_dump's default compression), and with -Z0;
+  - the nightly job (`systemctl start phoenix-backup-db-links`: lock, pg_dump -Z0 streamed
+    through sha256 into restic over TLS to the vault, row counts, manifest);
+  - after 1% of the rows changed, the job again: bytes it added to the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPOSITORY))
+
+from phoenix import sandbox, sandbox_state  # noqa: E402
+
+INVENTORY = "bench/inventories/backup.py"
+SANDBOX = "backup-bench"
+ROW_BYTES = 300  # what one generated row takes on disk, roughly (payload + tuple overhead)
+
+
+def on(host: str, command: str) -> str:
+    """Runs a shell command as root on a sandbox host; returns its stdout, exits on failure."""
+    result = subprocess.run(
+        ["docker", "exec", sandbox_state.container_name(SANDBOX, host), "bash", "-c", command],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        sys.exit(f"{host}: `{command}` failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return result.stdout
+
+
+def timed(host: str, command: str) -> float:
+    started = time.monotonic()
+    on(host, command)
+    return time.monotonic() - started
+
+
+def sql(statement: str) -> str:
+    return on("web1", f"runuser -u postgres -- psql -X -q -tA -d links -c {json.dumps(statement)}").strip()
+
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def fill(size_mib: int) -> int:
+    """Fills table bench_rows with about size_mib MiB; returns the database size in bytes."""
+    rows = size_mib * 1024 * 1024 // ROW_BYTES
+    sql("DROP TABLE IF EXISTS bench_rows; CREATE TABLE bench_rows (id bigint PRIMARY KEY, amount int, payload text)")
+    batch = 500_000
+    for start in range(0, rows, batch):
+        stop = min(start + batch, rows)
+        sql(
+            "INSERT INTO bench_rows SELECT g, (random() * 100000)::int,"
+            " md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text)"
+            f" FROM generate_series({start + 1}, {stop}) g"
+        )
+        say(f"generated {stop:,} of {rows:,} rows")
+    sql("VACUUM ANALYZE bench_rows")
+    return int(sql("SELECT pg_database_size('links')"))
+
+
+def nightly_job() -> tuple[float, dict]:
+    seconds = timed("web1", "systemctl start phoenix-backup-db-links.service")
+    status = json.loads(on("web1", "cat /var/lib/phoenix/backup/status/db-links.json"))
+    if status["result"] != "ok":
+        sys.exit(f"the job failed: {status}")
+    return seconds, status
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024, help="database size to generate (default 1024)")
+    parser.add_argument("--keep", action="store_true", help="leave the sandbox running")
+    arguments = parser.parse_args()
+    os.chdir(REPOSITORY)
+    sandbox.down(SANDBOX)
+    sandbox.up(SANDBOX, ["web1", "vault1"])
+    try:
+        say("converging web1 and vault1")
+        converge = subprocess.run(
+            [str(REPOSITORY / ".venv" / "bin" / "pyinfra"), "-y", INVENTORY, "deploy.py"],
+            capture_output=True,
+            text=True,
+        )
+        if converge.returncode != 0:
+            sys.exit(f"converge failed:\n{converge.stderr[-3000:]}")
+        say(f"generating about {arguments.size_mib} MiB of rows")
+        database_bytes = fill(arguments.size_mib)
+        say("bare pg_dump")
+        bare = timed("web1", "runuser -u postgres -- pg_dump -Fc links > /dev/null")
+        bare_uncompressed = timed("web1", "runuser -u postgres -- pg_dump -Fc -Z0 links > /dev/null")
+        say("first nightly job")
+        first_seconds, first = nightly_job()
+        sql("UPDATE bench_rows SET amount = amount + 1, payload = md5(payload) WHERE id % 100 = 0")
+        say("second nightly job, after 1% of the rows changed")
+        second_seconds, second = nightly_job()
+        repository = int(on("vault1", "du -sb /var/lib/phoenix-vault/repos/web1 | cut -f1"))
+    finally:
+        if not arguments.keep:
+            sandbox.down(SANDBOX)
+    mib = 1024 * 1024
+    print(
+        f"database: {database_bytes / mib:,.0f} MiB (pg_database_size),"
+        f" dump stream {first['bytes_processed'] / mib:,.0f} MiB"
+    )
+    print(f"bare pg_dump -Fc > /dev/null:       {bare:7.1f} s")
+    print(f"bare pg_dump -Fc -Z0 > /dev/null:   {bare_uncompressed:7.1f} s")
+    print(f"nightly job (first run):           {first_seconds:7.1f} s  = {first_seconds / bare:.2f} x the bare dump;"
+          f" added {first['bytes_added'] / mib:,.1f} MiB to the repository")  # fmt: skip
+    print(f"nightly job after 1% rows changed: {second_seconds:7.1f} s  = {second_seconds / bare:.2f} x the bare dump;"
+          f" added {second['bytes_added'] / mib:,.1f} MiB"
+          f" ({second['bytes_added'] / max(first['bytes_added'], 1):.1%} of the first run)")  # fmt: skip
+    print(f"repository on the vault after both: {repository / mib:,.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""bench/backup.py's environment; see backup.yml."""
+
+from phoenix.inventory import hosts_for
+
+servers = hosts_for(__file__)

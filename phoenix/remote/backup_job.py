@@ -1,0 +1,533 @@
+"""phoenix-backup: a data host's backup jobs (run by systemd timers, backup.py, or by hand).
+
+    phoenix-backup run JOB|all [--trigger scheduled|manual|pre-upgrade] [--pin REASON]
+    phoenix-backup status                      last result of each job (JSON)
+    phoenix-backup runs [--job JOB]            the runs in the repository (JSON)
+    phoenix-backup verify-restore JOB [--run RUN]
+                                               restore a database run into a scratch database
+                                               and compare it with the run's manifest
+
+A run writes its data snapshot, then, only if that fully succeeded, a manifest snapshot
+(row counts and checksum, or file count and size). Exit status: 0 done, 1 failed, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from phoenix.remote.common import (
+    JobError,
+    Restic,
+    last_lines,
+    log,
+    now,
+    read_json,
+    redact,
+    retry_while_locked,
+    summary_of,
+    warn,
+    write_json,
+)
+from phoenix.remote.runs import Run, run_tags, runs_from_listing
+
+CONFIG_PATH = Path(os.environ.get("PHOENIX_BACKUP_CONFIG", "/etc/phoenix/backup.json"))
+LOCK_PATH = Path("/run/lock/phoenix-backup.lock")
+TRIGGERS = ("scheduled", "manual", "pre-upgrade")
+CHUNK = 1 << 20
+END_MARKER = "__phoenix_end__"
+
+# Exact row counts of every user table, in the transaction whose snapshot pg_dump also uses.
+COUNT_QUERY = r"""
+SELECT format('%I.%I', n.nspname, c.relname),
+       (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM ONLY %I.%I', n.nspname, c.relname),
+                                            false, true, '')))[1]::text
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+ ORDER BY 1;
+"""
+
+
+class Config:
+    """The host's backup settings, written by the backup role (mode 0600: it holds the passwords)."""
+
+    def __init__(self, path: Path = CONFIG_PATH):
+        values = read_json(path)
+        if values is None:
+            raise JobError(f"{path} not found: deploy the blueprint (deploy.py) on this host first")
+        self.host = values["host"]
+        self.jobs = {job["name"]: job for job in values["jobs"]}
+        self.lock_wait_seconds = values["lock_wait_seconds"]
+        self.state_dir = Path(values["state_dir"])
+        self.ping_timeout = values.get("ping_timeout_seconds", 10)
+        self.restic = Restic(
+            repository=values["repository"],
+            password=values["password"],
+            cacert=values.get("cacert", ""),
+            extra_environment=values.get("environment", {}),
+        )
+
+    def job(self, name: str) -> dict:
+        if name not in self.jobs:
+            raise JobError(f"no backup job '{name}' on {self.host} (jobs: {', '.join(self.jobs)})")
+        return self.jobs[name]
+
+
+# --- pings and status -------------------------------------------------------------------
+
+
+def ping(url: str, event: str, body: str = "", timeout: float = 10) -> None:
+    """Pings a healthchecks.io-style URL: <url>/start, <url>, <url>/fail. A failed ping only warns."""
+    if not url:
+        return
+    target = url.rstrip("/") + {"start": "/start", "success": "", "failure": "/fail"}[event]
+    data = body.encode()[:10000] if event == "failure" else None
+    for attempt in range(2):
+        try:
+            with urllib.request.urlopen(urllib.request.Request(target, data=data), timeout=timeout):
+                return
+        except OSError as error:
+            if attempt:
+                warn(f"ping {event} to {redact(target)} failed: {error}")
+            else:
+                time.sleep(1)
+
+
+def status_path(config: Config, job: str) -> Path:
+    return config.state_dir / "status" / f"{job}.json"
+
+
+def write_status(config: Config, job: str, record: dict) -> None:
+    previous = read_json(status_path(config, job), {})
+    if record["result"] == "ok":
+        record["last_success"] = {key: record[key] for key in ("run", "finished", "snapshot", "trigger")}
+    elif previous.get("last_success"):
+        record["last_success"] = previous["last_success"]
+    write_json(status_path(config, job), record)
+
+
+# --- the one-backup-at-a-time lock -----------------------------------------------------
+
+
+class HostLock:
+    """An flock held for a whole run; the kernel drops it when the process dies, so it is never stale."""
+
+    def __init__(self, path: Path, description: str):
+        self.path = path
+        self.description = description
+        self.handle = None
+
+    def acquire(self, wait_seconds: float) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = self.path.open("a+")
+        deadline = time.monotonic() + wait_seconds
+        told = False
+        while True:
+            try:
+                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = self.holder()
+                if time.monotonic() >= deadline:
+                    raise JobError(
+                        f"another backup still holds {self.path} after {wait_seconds:.0f}s ({holder}); giving up,"
+                        " nothing was written"
+                    ) from None
+                if not told:
+                    log(f"waiting for the backup lock, held by {holder} (at most {wait_seconds:.0f}s)")
+                    told = True
+                time.sleep(0.5)
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"{self.description}, pid {os.getpid()}, since {now().isoformat(timespec='seconds')}\n")
+        self.handle.flush()
+
+    def holder(self) -> str:
+        self.handle.seek(0)
+        return self.handle.read().strip() or "an unknown process"
+
+    def release(self) -> None:
+        if self.handle:
+            self.handle.close()
+
+
+# --- the jobs ----------------------------------------------------------------------------
+
+
+def new_run_id() -> str:
+    return now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def check_repository(restic: Restic) -> None:
+    """Fails fast and clearly when the repository cannot be reached or opened; clears stale locks."""
+    result = restic.run("cat", "config", check=False)
+    if result.returncode != 0:
+        reason = redact(last_lines(result.stderr, 3))
+        raise JobError(f"cannot open the repository {redact(restic.repository)}: {reason}")
+    unlock = restic.run("unlock", check=False)  # removes only locks whose process is gone
+    if unlock.returncode != 0:
+        warn(f"restic unlock failed: {redact(last_lines(unlock.stderr, 2))}")
+
+
+class Psql:
+    """A psql session on one database, as the postgres superuser, fed line by line."""
+
+    def __init__(self, database: str):
+        self.process = subprocess.Popen(
+            ["runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-tA", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+             "-d", database],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def send(self, sql: str) -> None:
+        self.process.stdin.write(sql + "\n")
+        self.process.stdin.flush()
+
+    def read_until_marker(self) -> list[str]:
+        lines = []
+        for line in self.process.stdout:
+            if line.strip() == END_MARKER:
+                return lines
+            lines.append(line.rstrip("\n"))
+        raise JobError(f"psql ended early: {last_lines(self.process.stderr.read())}")
+
+    def query(self, sql: str) -> list[str]:
+        self.send(sql)
+        self.send(f"\\echo {END_MARKER}")
+        return self.read_until_marker()
+
+    def close(self) -> None:
+        try:
+            self.send("COMMIT;")
+            self.process.stdin.close()
+        except OSError:
+            pass
+        self.process.wait(timeout=60)
+
+
+def row_counts(lines: list[str]) -> dict[str, int]:
+    counts = {}
+    for line in lines:
+        table, count = line.split("\t")
+        counts[table] = int(count)
+    return counts
+
+
+def relay(source: subprocess.Popen, sink: subprocess.Popen) -> tuple[str, int]:
+    """Copies source's stdout into sink's stdin; returns (sha256, bytes). Leaves sink's stdin open."""
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := source.stdout.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+        sink.stdin.write(chunk)
+    return digest.hexdigest(), size
+
+
+def abandon(process: subprocess.Popen) -> None:
+    """Stops restic before it saves a snapshot of a partial stream (SIGINT: it cleans up its lock)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def backup_database(config: Config, job: dict, tags: list[str]) -> tuple[dict, dict]:
+    """Streams pg_dump into restic; returns (restic summary, manifest fields). Raises JobError on any failure."""
+    database = job["database"]
+    psql = Psql(database)
+    scratch = Path(tempfile.mkdtemp(prefix="phoenix-backup-"))
+    try:
+        psql.send("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;")
+        exported = psql.query("SELECT pg_export_snapshot();")
+        psql.send(COUNT_QUERY)  # counted while pg_dump streams, in the same snapshot
+        psql.send(f"\\echo {END_MARKER}")
+        summary, checksum, size = stream_dump(config, database, exported[0], tags, scratch)
+        tables = row_counts(psql.read_until_marker())
+    finally:
+        psql.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    manifest = {"database": database, "format": "pg_dump custom, uncompressed", "sha256": checksum, "bytes": size}
+    manifest.update(tables=tables, rows=sum(tables.values()))
+    return summary, manifest
+
+
+def stream_dump(config: Config, database: str, snapshot: str, tags: list[str], scratch: Path) -> tuple[dict, str, int]:
+    """Pipes pg_dump into `restic backup --stdin`, pipefail-style; returns (summary, sha256, bytes).
+
+    When pg_dump fails, restic is interrupted before it saves anything: no snapshot of a partial dump.
+    """
+    dump_errors = scratch / "pg_dump.err"
+    with dump_errors.open("w") as error_sink:
+        dump = subprocess.Popen(
+            ["runuser", "-u", "postgres", "--", "pg_dump", "--format=custom", "--compress=0",
+             f"--snapshot={snapshot}", database],
+            stdout=subprocess.PIPE, stderr=error_sink,
+        )  # fmt: skip
+    restic, output = config.restic.start(
+        "backup", "--json", "--host", config.host, "--stdin", "--stdin-filename", f"{database}.dump",
+        *[argument for tag in tags for argument in ("--tag", tag)],
+        output_dir=scratch,
+    )  # fmt: skip
+    try:
+        checksum, size = relay(dump, restic)
+    except BrokenPipeError:
+        dump.kill()
+        dump.wait()
+        restic.wait()
+        raise JobError(f"restic stopped reading the dump: {redact(last_lines(output.read_text()))}") from None
+    if dump.wait() != 0:
+        abandon(restic)
+        raise JobError(
+            f"pg_dump of {database} failed (exit {dump.returncode}): {last_lines(dump_errors.read_text(), 3)};"
+            " the partial dump was abandoned, no snapshot kept"
+        )
+    restic.stdin.close()
+    if restic.wait() != 0:
+        raise JobError(f"restic backup failed (exit {restic.returncode}): {redact(last_lines(output.read_text()))}")
+    return summary_of(output.read_text()), checksum, size
+
+
+def backup_files(config: Config, job: dict, tags: list[str]) -> tuple[dict, dict]:
+    """Backs up the job's paths; returns (restic summary, manifest fields). Raises JobError on any failure."""
+    paths = [path for path in job["paths"] if os.path.exists(path)]
+    for missing in sorted(set(job["paths"]) - set(paths)):
+        warn(f"{missing} does not exist; skipped")
+    if not paths:
+        raise JobError("none of the job's paths exist; nothing to back up")
+    result = config.restic.run(
+        "backup", "--json", "--host", config.host, "--exclude-caches", *[a for tag in tags for a in ("--tag", tag)],
+        *paths, check=False,
+    )  # fmt: skip
+    if result.returncode == 3:
+        raise JobError(f"some files could not be read, the snapshot is incomplete: {last_lines(result.stderr, 3)}")
+    if result.returncode != 0:
+        raise JobError(f"restic backup failed (exit {result.returncode}): {redact(last_lines(result.stderr))}")
+    summary = summary_of(result.stdout)
+    stats = config.restic.json("stats", "--mode", "restore-size", summary["snapshot_id"])
+    manifest = {"paths": paths, "files": stats["total_file_count"], "bytes": stats["total_size"]}
+    manifest["counted_by"] = "restic stats --mode restore-size"
+    return summary, manifest
+
+
+def write_manifest(config: Config, manifest: dict, tags: list[str]) -> str:
+    """Stores the manifest as the run's second snapshot; returns its id."""
+    result = config.restic.run(
+        "backup", "--json", "--host", config.host, "--stdin", "--stdin-filename", "manifest.json",
+        *[argument for tag in tags for argument in ("--tag", tag)],
+        input=json.dumps(manifest, indent=2, sort_keys=True),
+    )  # fmt: skip
+    return summary_of(result.stdout)["snapshot_id"]
+
+
+def run_job(config: Config, name: str, trigger: str, pin: str, deadline: float) -> dict:
+    """Runs one job; returns its status record (result ok). Raises JobError when it fails."""
+    job = config.job(name)
+    run_id = new_run_id()
+    record = {"job": name, "kind": job["kind"], "host": config.host, "trigger": trigger, "run": run_id, "pin": pin}
+    record.update(started=now().isoformat(), result="running")
+    began = time.monotonic()
+    log(f"[{name}] run {run_id} ({trigger}{', pinned: ' + pin if pin else ''}): checking the repository")
+    check_repository(config.restic)
+    kind_backup = backup_database if job["kind"] == "db" else backup_files
+    data_tags = run_tags(config.host, job, trigger, run_id, "data", pin)
+    summary, fields = retry_while_locked(lambda: kind_backup(config, job, data_tags), deadline, f"[{name}]")
+    manifest = {"run": run_id, "job": name, "kind": job["kind"], "host": config.host, "trigger": trigger}
+    manifest.update(fields, data_snapshot=summary["snapshot_id"], created=now().isoformat())
+    manifest_tags = run_tags(config.host, job, trigger, run_id, "manifest", pin)
+    manifest_id = retry_while_locked(lambda: write_manifest(config, manifest, manifest_tags), deadline, f"[{name}]")
+    record.update(
+        result="ok",
+        finished=now().isoformat(),
+        snapshot=summary["snapshot_id"],
+        manifest_snapshot=manifest_id,
+        bytes_added=summary.get("data_added", 0),
+        bytes_processed=summary.get("total_bytes_processed", 0),
+        duration_seconds=round(time.monotonic() - began, 2),
+    )
+    if job["kind"] == "db":
+        what = f"{fields['rows']} rows in {len(fields['tables'])} tables"
+    else:
+        what = f"{fields['files']} files"
+    log(
+        f"[{name}] done: snapshot {summary['snapshot_id'][:8]} + manifest {manifest_id[:8]}, {what},"
+        f" {summary.get('total_bytes_processed', 0)} bytes read, {summary.get('data_added', 0)} added,"
+        f" {record['duration_seconds']}s"
+    )
+    return record
+
+
+def command_run(config: Config, arguments: argparse.Namespace) -> int:
+    names = list(config.jobs) if arguments.job == ["all"] else arguments.job
+    for name in names:
+        config.job(name)
+    pin = (arguments.pin or "").strip()
+    lock = HostLock(LOCK_PATH, f"{'+'.join(names)} ({arguments.trigger})")
+    failures = 0
+    try:
+        lock.acquire(config.lock_wait_seconds)
+        deadline = time.monotonic() + config.lock_wait_seconds
+        for name in names:
+            job = config.jobs[name]
+            started = now().isoformat()
+            ping(job.get("ping_url", ""), "start", timeout=config.ping_timeout)
+            running = {"job": name, "result": "running", "started": started, "trigger": arguments.trigger}
+            write_status(config, name, running)
+            try:
+                record = run_job(config, name, arguments.trigger, pin, deadline)
+            except JobError as error:
+                failures += 1
+                message = str(error)
+                log(f"[{name}] FAILED: {message}")
+                write_status(
+                    config, name,
+                    {"job": name, "kind": job["kind"], "host": config.host, "trigger": arguments.trigger,
+                     "result": "failed", "error": message, "started": started, "finished": now().isoformat()},
+                )  # fmt: skip
+                ping(job.get("ping_url", ""), "failure", message, timeout=config.ping_timeout)
+                continue
+            write_status(config, name, record)
+            ping(job.get("ping_url", ""), "success", timeout=config.ping_timeout)
+    except JobError as error:  # the lock was not obtained: every job failed
+        for name in names:
+            log(f"[{name}] FAILED: {error}")
+            ping(config.jobs[name].get("ping_url", ""), "failure", str(error), timeout=config.ping_timeout)
+        return 1
+    finally:
+        lock.release()
+    return 1 if failures else 0
+
+
+def list_runs(config: Config, job: str = "") -> list[Run]:
+    arguments = ["snapshots", "--host", config.host] + (["--tag", f"job={job}"] if job else [])
+    return runs_from_listing(config.restic.json(*arguments))
+
+
+def read_manifest(restic: Restic, run: Run) -> dict:
+    return json.loads(restic.run("dump", run.manifest["id"], "/manifest.json").stdout)
+
+
+def choose_run(runs: list[Run], run_id: str) -> Run:
+    complete = [run for run in runs if run.complete]
+    if run_id:
+        chosen = next((run for run in runs if run.id == run_id), None)
+        if chosen is None:
+            raise JobError(f"no run {run_id} in the repository")
+        if not chosen.complete:
+            raise JobError(f"run {run_id} has no manifest: it did not finish, it cannot be trusted")
+        return chosen
+    if not complete:
+        raise JobError("the repository holds no complete run of this job")
+    return complete[-1]
+
+
+def command_verify_restore(config: Config, arguments: argparse.Namespace) -> int:
+    """Restores a database run into a scratch database and compares it with the manifest."""
+    job = config.job(arguments.job)
+    if job["kind"] != "db":
+        raise JobError(f"{arguments.job} is a {job['kind']} job; verify-restore restores databases")
+    run = choose_run(list_runs(config, arguments.job), arguments.run)
+    manifest = read_manifest(config.restic, run)
+    scratch = f"phoenix_verify_{job['database']}"[:63]
+    log(f"[{arguments.job}] restoring run {run.id} ({run.time.isoformat()}) into scratch database {scratch}")
+    began = time.monotonic()
+    postgres = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*postgres, "dropdb", "--if-exists", scratch], check=True)
+    subprocess.run([*postgres, "createdb", scratch], check=True)
+    try:
+        dump = subprocess.Popen(
+            config.restic.command("dump", run.data["id"], f"/{job['database']}.dump"),
+            env=config.restic.environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        restore = subprocess.Popen(
+            [*postgres, "pg_restore", "--no-owner", "--no-acl", "--exit-on-error", "-d", scratch],
+            stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        checksum, size = relay(dump, restore)
+        restore.stdin.close()
+        if dump.wait() != 0 or restore.wait() != 0:
+            raise JobError(
+                f"restore failed: restic {dump.returncode}: {last_lines(dump.stderr.read().decode())};"
+                f" pg_restore {restore.returncode}: {last_lines(restore.stderr.read().decode())}"
+            )
+        psql = Psql(scratch)
+        try:
+            restored = row_counts(psql.query(COUNT_QUERY))
+        finally:
+            psql.close()
+    finally:
+        subprocess.run([*postgres, "dropdb", "--if-exists", scratch], check=False)
+    mismatched = sorted(
+        table for table in set(manifest["tables"]) | set(restored)
+        if manifest["tables"].get(table) != restored.get(table)
+    )  # fmt: skip
+    report = {
+        "run": run.id,
+        "time": run.time.isoformat(),
+        "checksum_matches": checksum == manifest["sha256"] and size == manifest["bytes"],
+        "tables": len(restored),
+        "rows": sum(restored.values()),
+        "manifest_rows": manifest["rows"],
+        "mismatched_tables": {table: [manifest["tables"].get(table), restored.get(table)] for table in mismatched},
+        "seconds": round(time.monotonic() - began, 2),
+    }
+    report["ok"] = report["checksum_matches"] and not mismatched
+    print(json.dumps(report, indent=2))
+    return 0 if report["ok"] else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="phoenix-backup", description="This host's off-site backups.")
+    verbs = top.add_subparsers(dest="verb", required=True)
+    run = verbs.add_parser("run", help="run backup jobs now")
+    run.add_argument("job", nargs="+", help="job names, or all")
+    run.add_argument("--trigger", choices=TRIGGERS, default="manual")
+    run.add_argument("--pin", default="", help="pin the snapshots made: retention never removes them")
+    verbs.add_parser("status", help="the last result of each job, as JSON")
+    runs = verbs.add_parser("runs", help="the runs in the repository, as JSON")
+    runs.add_argument("--job", default="")
+    verify = verbs.add_parser("verify-restore", help="restore a database run into a scratch database and check it")
+    verify.add_argument("job")
+    verify.add_argument("--run", default="", help="run id (default: the latest complete one)")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parser().parse_args(argv)
+    try:
+        config = Config()
+        if arguments.verb == "run":
+            return command_run(config, arguments)
+        if arguments.verb == "status":
+            records = {name: read_json(status_path(config, name), {"result": "never run"}) for name in config.jobs}
+            print(json.dumps(records, indent=2, sort_keys=True))
+            return 0
+        if arguments.verb == "runs":
+            print(json.dumps([run.summary() for run in list_runs(config, arguments.job)], indent=2))
+            return 0
+        return command_verify_restore(config, arguments)
+    except JobError as error:
+        print(f"phoenix-backup: {error}", file=sys.stderr)
+        return 1
+    except PermissionError as error:
+        print(f"phoenix-backup: {error}; run it as root", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""What the server-side programs share: restic invocation, JSON files, locks, log lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+LOCKED_MARKERS = ("repository is already locked", "unable to create lock")
+
+
+class JobError(Exception):
+    """A failure with a message for the operator: what failed, and what was (not) kept."""
+
+
+def log(message: str) -> None:
+    """Prints one line to stdout (the journal, under systemd)."""
+    print(message, flush=True)
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def redact(text: str) -> str:
+    """Returns `text` with the password of any URL in it replaced by ***."""
+    return re.sub(r"(//[^:/@\s]+):[^@\s]*@", r"\1:***@", text)
+
+
+def read_json(path: Path, default=None):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return default
+
+
+def write_json(path: Path, value, mode: int = 0o644) -> None:
+    """Writes `value` as JSON to `path` atomically (readers never see half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(value, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.chmod(temporary, mode)
+    os.replace(temporary, path)
+
+
+def last_lines(text: str, count: int = 5) -> str:
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-count:] if line.strip())
+
+
+@dataclass
+class Restic:
+    """Runs restic against one repository; the password and URL travel in the environment, never in argv."""
+
+    repository: str
+    password: str
+    cacert: str = ""
+    extra_environment: dict = field(default_factory=dict)
+    cache: bool = True
+
+    def command(self, *arguments: str) -> list[str]:
+        base = ["restic"]
+        if self.cacert:
+            base += ["--cacert", self.cacert]
+        if not self.cache:
+            base.append("--no-cache")
+        return [*base, *arguments]
+
+    def environment(self) -> dict:
+        return {
+            **os.environ,
+            **self.extra_environment,
+            "RESTIC_REPOSITORY": self.repository,
+            "RESTIC_PASSWORD": self.password,
+        }
+
+    def run(self, *arguments: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        """Runs restic to completion; raises JobError naming the command when it fails and `check`."""
+        result = subprocess.run(
+            self.command(*arguments),
+            env=self.environment(),
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+        )
+        if check and result.returncode != 0:
+            reason = redact(last_lines(result.stderr))
+            raise JobError(f"restic {arguments[0]} failed (exit {result.returncode}): {reason}")
+        return result
+
+    def json(self, *arguments: str):
+        return json.loads(self.run(*arguments, "--json").stdout or "null")
+
+    def popen_dump(self, snapshot_id: str, path: str) -> subprocess.Popen:
+        """Starts `restic dump`, the file's bytes on the process's stdout."""
+        return subprocess.Popen(
+            self.command("dump", snapshot_id, path),
+            env=self.environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def start(self, *arguments: str, output_dir: Path) -> tuple[subprocess.Popen, Path]:
+        """Starts restic reading stdin, its output going to a file in `output_dir` (a full pipe would stall it)."""
+        output = output_dir / "restic.out"
+        with output.open("w") as sink:
+            process = subprocess.Popen(
+                self.command(*arguments),
+                env=self.environment(),
+                stdin=subprocess.PIPE,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        return process, output
+
+
+def is_locked(message: str) -> bool:
+    """True when restic failed because another process holds the repository lock."""
+    return any(marker in message for marker in LOCKED_MARKERS)
+
+
+def summary_of(output: str) -> dict:
+    """Given `restic backup --json` output, returns its summary message."""
+    for line in reversed(output.splitlines()):
+        line = line.strip()
+        if line.startswith("{") and '"summary"' in line:
+            return json.loads(line)
+    raise JobError(f"restic printed no backup summary: {redact(last_lines(output))}")
+
+
+def retry_while_locked(action, deadline: float, what: str, pause: float = 30.0):
+    """Runs action() again while restic reports a locked repository, until `deadline` (monotonic)."""
+    while True:
+        try:
+            return action()
+        except JobError as error:
+            if not is_locked(str(error)) or time.monotonic() + pause > deadline:
+                raise
+            log(f"{what}: the repository is locked (a check or prune on the vault?); trying again in {pause:.0f}s")
+            time.sleep(pause)
+
+
+def parse_time(text: str) -> datetime:
+    """Parses restic's timestamps (nanoseconds, any offset) into an aware datetime."""
+    if "." in text:
+        head, rest = text.split(".", 1)
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[: min(digits, 6)]}{rest[digits:]}"
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

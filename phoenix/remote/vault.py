@@ -1,0 +1,290 @@
+"""phoenix-vault: the vault's side of backups, where the repositories are local.
+
+    phoenix-vault init                         make the repositories that do not exist yet
+    phoenix-vault check [--client C]           restic check --read-data-subset, then each new
+                                               run's manifest; a pass marks runs verified
+    phoenix-vault retain [--client C] [--dry-run] [--now ISO] [policy overrides]
+                                               log what retention would remove, then forget
+                                               exactly those snapshots by id and prune
+    phoenix-vault status                       per client and job: latest, verified, pins,
+                                               last check (JSON)
+
+Run as root it re-runs itself as the vault's user, so every repository file stays readable by
+the rclone server. Exit status: 0 done, 1 something failed, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from phoenix.errors import PhoenixError
+from phoenix.remote.common import JobError, Restic, log, now, read_json, retry_while_locked, write_json
+from phoenix.remote.runs import Run, as_retention_snapshots, runs_from_listing
+from phoenix.retention import Policy, select
+
+CONFIG_PATH = Path(os.environ.get("PHOENIX_VAULT_CONFIG", "/etc/phoenix-vault/vault.json"))
+LOCK_WAIT_SECONDS = 1800
+CHECK_HISTORY = 20
+
+
+class Vault:
+    """The vault's settings (written by the vault role) and its repositories."""
+
+    def __init__(self, path: Path = CONFIG_PATH):
+        values = read_json(path)
+        if values is None:
+            raise JobError(f"{path} not found: deploy the blueprint (deploy.py) on this host first")
+        self.user = values["user"]
+        self.data_dir = Path(values["data_dir"])
+        self.clients: dict[str, str] = values["clients"]
+        self.policy = policy_from(values["retention"])
+        self.check_subset = values["check_read_data_subset"]
+
+    def restic(self, client: str) -> Restic:
+        return Restic(repository=str(self.repository(client)), password=self.clients[client], cache=False)
+
+    def repository(self, client: str) -> Path:
+        return self.data_dir / "repos" / client
+
+    def state_path(self, client: str) -> Path:
+        return self.data_dir / "state" / f"{client}.json"
+
+    def state(self, client: str) -> dict:
+        return read_json(self.state_path(client), {"verified": {}, "checks": []})
+
+    def save_state(self, client: str, state: dict) -> None:
+        write_json(self.state_path(client), state, mode=0o640)
+
+    def chosen(self, client: str) -> list[str]:
+        if client and client not in self.clients:
+            raise JobError(f"no client '{client}' on this vault (clients: {', '.join(self.clients)})")
+        return [client] if client else sorted(self.clients)
+
+    def runs(self, client: str) -> list[Run]:
+        return runs_from_listing(self.restic(client).json("snapshots"))
+
+
+def policy_from(settings: dict) -> Policy:
+    return Policy(
+        keep_within=timedelta(seconds=settings["keep_within_seconds"]),
+        hourly=settings["hourly"],
+        daily=settings["daily"],
+        weekly=settings["weekly"],
+        monthly=settings["monthly"],
+        minimum_verified=settings["minimum_verified"],
+    )
+
+
+def audit(vault: Vault, line: str) -> None:
+    """Logs a line to the journal and to the vault's retention log, which outlives the journal."""
+    log(line)
+    path = vault.data_dir / "log" / "retention.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(f"{now().isoformat(timespec='seconds')} {line}\n")
+
+
+def command_init(vault: Vault, arguments: argparse.Namespace) -> int:
+    for client in vault.chosen(""):
+        if (vault.repository(client) / "config").exists():
+            continue
+        vault.repository(client).parent.mkdir(parents=True, exist_ok=True)
+        vault.restic(client).run("init")
+        log(f"created the repository of {client}")
+    return 0
+
+
+def verify_run(restic: Restic, run: Run) -> str:
+    """Returns "" when the run's data matches its manifest, else what is wrong."""
+    manifest = json.loads(restic.run("dump", run.manifest["id"], "/manifest.json").stdout)
+    if run.kind != "db":
+        # restic 0.14's backup summary gives the short id
+        matches = run.data["id"].startswith(manifest.get("data_snapshot") or "-")
+        return "" if matches else "manifest names another snapshot"
+    paths = run.data.get("paths") or []
+    digest = hashlib.sha256()
+    size = 0
+    process = restic.popen_dump(run.data["id"], paths[0] if paths else f"/{manifest['database']}.dump")
+    while chunk := process.stdout.read(1 << 20):
+        digest.update(chunk)
+        size += len(chunk)
+    if process.wait() != 0:
+        return f"restic dump failed (exit {process.returncode})"
+    if digest.hexdigest() != manifest["sha256"] or size != manifest["bytes"]:
+        return f"checksum mismatch: stored {size} bytes, manifest says {manifest['bytes']}"
+    return ""
+
+
+def command_check(vault: Vault, arguments: argparse.Namespace) -> int:
+    failed = 0
+    subset = arguments.subset or vault.check_subset
+    for client in vault.chosen(arguments.client):
+        restic = vault.restic(client)
+        state = vault.state(client)
+        started = now()
+        log(f"[{client}] restic check --read-data-subset={subset}")
+        restic.run("unlock", check=False)  # stale locks only (a killed client's, say)
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        result = retry_while_locked(
+            lambda restic=restic: _checked(restic, subset), deadline, f"[{client}] check", pause=10
+        )
+        record = {"time": started.isoformat(), "ok": result.returncode == 0, "subset": subset}
+        if result.returncode != 0:
+            record["message"] = (result.stdout + result.stderr).strip().splitlines()[-5:]
+            failed += 1
+            log(f"[{client}] check FAILED: {' | '.join(record['message'])}")
+        else:
+            newly, problems = _verify_new_runs(restic, vault.runs(client), state)
+            record.update(verified_runs=newly, problems=problems)
+            failed += bool(problems)
+            log(f"[{client}] check passed; {len(newly)} run(s) newly verified, {len(problems)} problem(s)")
+        state["checks"] = [record, *state["checks"]][:CHECK_HISTORY]
+        vault.save_state(client, state)
+    return 1 if failed else 0
+
+
+def _checked(restic: Restic, subset: str):
+    result = restic.run("check", f"--read-data-subset={subset}", check=False)
+    if result.returncode != 0 and "locked" in result.stderr:
+        raise JobError(result.stderr)
+    return result
+
+
+def _verify_new_runs(restic: Restic, runs: list[Run], state: dict) -> tuple[list[str], dict]:
+    newly, problems = [], {}
+    for run in runs:
+        if not run.complete or run.id in state["verified"]:
+            continue
+        problem = verify_run(restic, run)
+        if problem:
+            problems[run.id] = problem
+            log(f"run {run.id} ({run.job}) NOT verified: {problem}")
+            continue
+        state["verified"][run.id] = now().isoformat()
+        newly.append(run.id)
+    return newly, problems
+
+
+def effective_policy(vault: Vault, arguments: argparse.Namespace) -> Policy:
+    overrides = {
+        name: getattr(arguments, name)
+        for name in ("hourly", "daily", "weekly", "monthly", "minimum_verified")
+        if getattr(arguments, name) is not None
+    }
+    if arguments.keep_within_hours is not None:
+        overrides["keep_within"] = timedelta(hours=arguments.keep_within_hours)
+    return replace(vault.policy, **overrides)
+
+
+def command_retain(vault: Vault, arguments: argparse.Namespace) -> int:
+    policy = effective_policy(vault, arguments)
+    moment = datetime.fromisoformat(arguments.now) if arguments.now else now()
+    for client in vault.chosen(arguments.client):
+        state = vault.state(client)
+        runs = vault.runs(client)
+        by_id = {run.id: run for run in runs}
+        decision = select(as_retention_snapshots(runs, set(state["verified"])), policy, moment)
+        audit(vault, f"[{client}] retention dry run at {moment.isoformat(timespec='seconds')}, {policy.describe()}")
+        for run in runs:
+            reasons = decision.reasons(run.id)
+            verdict = f"keep ({'; '.join(reasons)})" if reasons else "would forget"
+            audit(vault, f"[{client}]   {run.id} {run.job} {run.time.isoformat(timespec='seconds')}: {verdict}")
+        doomed = [by_id[snapshot.id] for snapshot in decision.forget]
+        if arguments.dry_run or not doomed:
+            audit(vault, f"[{client}] {len(doomed)} run(s) to forget; {'dry run only' if doomed else 'nothing to do'}")
+            continue
+        ids = [snapshot_id for run in doomed for snapshot_id in run.snapshot_ids]
+        restic = vault.restic(client)
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        restic.run("unlock", check=False)
+        retry_while_locked(lambda restic=restic, ids=ids: restic.run("forget", *ids), deadline, f"[{client}] forget")
+        audit(vault, f"[{client}] forgot {len(doomed)} run(s): {' '.join(ids)}")
+        retry_while_locked(lambda restic=restic: restic.run("prune"), deadline, f"[{client}] prune")
+        audit(vault, f"[{client}] pruned")
+        for run in doomed:
+            state["verified"].pop(run.id, None)
+        vault.save_state(client, state)
+    return 0
+
+
+def client_status(vault: Vault, client: str) -> dict:
+    state = vault.state(client)
+    runs = vault.runs(client)
+    jobs: dict[str, dict] = {}
+    for run in runs:
+        entry = jobs.setdefault(
+            run.job,
+            {"kind": run.kind, "host": run.host, "latest": None, "latest_verified": None, "pins": [], "incomplete": 0},
+        )
+        summary = {"run": run.id, "time": run.time.isoformat(), "trigger": run.trigger}
+        if not run.complete:
+            entry["incomplete"] += 1
+            continue
+        entry["latest"] = summary
+        if run.id in state["verified"]:
+            entry["latest_verified"] = summary
+        if run.pin:
+            entry["pins"].append({**summary, "reason": run.pin})
+    last_check = state["checks"][0] if state["checks"] else None
+    return {"jobs": jobs, "last_check": last_check, "runs": len(runs)}
+
+
+def command_status(vault: Vault, arguments: argparse.Namespace) -> int:
+    report = {"now": now().isoformat(), "clients": {}}
+    for client in vault.chosen(arguments.client):
+        try:
+            report["clients"][client] = client_status(vault, client)
+        except JobError as error:
+            report["clients"][client] = {"error": str(error)}
+    print(json.dumps(report, indent=2, sort_keys=True))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="phoenix-vault", description="The vault's repositories.")
+    verbs = top.add_subparsers(dest="verb", required=True)
+    verbs.add_parser("init", help="make missing repositories")
+    check = verbs.add_parser("check", help="integrity check; a pass marks runs verified")
+    check.add_argument("--client", default="")
+    check.add_argument("--subset", default="", help="restic --read-data-subset (default: from the inventory)")
+    retain = verbs.add_parser("retain", help="apply the retention policy (logged dry run, then forget and prune)")
+    retain.add_argument("--client", default="")
+    retain.add_argument("--dry-run", action="store_true", help="only log what would be forgotten")
+    retain.add_argument("--now", default="", help="decide as of this ISO time (what-if)")
+    retain.add_argument("--keep-within-hours", type=float)
+    for name in ("hourly", "daily", "weekly", "monthly"):
+        retain.add_argument(f"--{name}", type=int)
+    retain.add_argument("--minimum-verified", type=int)
+    status = verbs.add_parser("status", help="latest, verified and pinned runs per client and job (JSON)")
+    status.add_argument("--client", default="")
+    return top
+
+
+COMMANDS = {"init": command_init, "check": command_check, "retain": command_retain, "status": command_status}
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parser().parse_args(argv)
+    try:
+        vault = Vault()
+        if os.geteuid() == 0:
+            # as the vault user, so that files restic writes stay readable by the rclone server
+            python_path = f"PYTHONPATH={os.environ.get('PYTHONPATH', '')}"
+            module = [sys.executable, "-m", "phoenix.remote.vault", *(sys.argv[1:] if argv is None else argv)]
+            os.execvp("runuser", ["runuser", "-u", vault.user, "--", "env", python_path, *module])
+        return COMMANDS[arguments.verb](vault, arguments)
+    except (JobError, PhoenixError) as error:
+        print(f"phoenix-vault: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

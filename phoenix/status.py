@@ -1,0 +1,145 @@
+"""`phoenix status inventories/<env>.py`: are the backups happening, and are they good?
+
+Asks the vault (phoenix-vault status, over the inventory's own connection) for every job's
+latest complete and latest verified run, pins and the last integrity check, then flags what is
+older than the host's backup.max_age_hours, missing, or failed. Exit status 1 when anything is
+flagged, so a cron job or monitoring can run it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from phoenix import backup_plan, sandbox_state
+from phoenix.errors import PhoenixError
+from phoenix.inventory import Environment
+
+
+def remote_command(environment: Environment, name: str) -> list[str]:
+    """Returns the argv prefix that runs a command as root on host `name` of the environment."""
+    if environment.connection["type"] == "docker":
+        return ["docker", "exec", sandbox_state.container_name(environment.sandbox_name, name)]
+    ssh = environment.hosts[name]["ssh"]
+    command = ["ssh", "-p", str(ssh["port"]), "-o", "BatchMode=yes"]
+    if ssh["key_file"]:
+        command += ["-i", ssh["key_file"]]
+    command.append(f"{ssh['user']}@{ssh['host']}")
+    return command + ([] if ssh["user"] == "root" else ["sudo", "-n"])
+
+
+def vault_report(environment: Environment) -> dict:
+    """Returns `phoenix-vault status` of the environment's vault; raises PhoenixError when it cannot."""
+    vault = backup_plan.vault_host(environment.hosts)
+    if vault is None:
+        raise PhoenixError(f"{environment.path}: no host has the vault role; status reads the vault")
+    command = [*remote_command(environment, vault), "phoenix-vault", "status"]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired as error:
+        raise PhoenixError(f"{vault}: phoenix-vault status did not answer within 120s") from error
+    if result.returncode != 0:
+        raise PhoenixError(f"{vault}: `phoenix-vault status` failed: {result.stderr.strip()[-500:]}")
+    return json.loads(result.stdout)
+
+
+@dataclass
+class Row:
+    host: str
+    job: str
+    latest: dict | None
+    latest_verified: dict | None
+    pins: list[dict]
+    incomplete: int
+    age_hours: float | None
+    flags: list[str] = field(default_factory=list)
+
+
+def _age_hours(entry: dict | None, now: datetime) -> float | None:
+    if not entry:
+        return None
+    return (now - datetime.fromisoformat(entry["time"])).total_seconds() / 3600
+
+
+def evaluate(environment: Environment, report: dict) -> tuple[list[Row], list[str]]:
+    """Given the vault's report, returns a row per backed-up host and job, and the vault-wide flags."""
+    now = datetime.fromisoformat(report["now"])
+    rows, vault_flags = [], []
+    for name, host in environment.hosts.items():
+        if not backup_plan.uses_vault(host):
+            continue
+        client = report["clients"].get(name, {"error": "the vault has no repository for this host"})
+        expected = [
+            job["name"] for job in backup_plan.jobs(host, backup_plan.databases_served(name, environment.hosts))
+        ]
+        if "error" in client:
+            rows += [Row(name, job, None, None, [], 0, None, [client["error"]]) for job in expected]
+            continue
+        check = client.get("last_check")
+        if check is None:
+            vault_flags.append(f"{name}: the repository was never checked")
+        elif not check["ok"] or check.get("problems"):
+            vault_flags.append(f"{name}: the last check ({check['time']}) FAILED")
+        for job in expected:
+            found = client["jobs"].get(job, {})
+            row = Row(
+                name, job, found.get("latest"), found.get("latest_verified"), found.get("pins", []),
+                found.get("incomplete", 0), _age_hours(found.get("latest"), now),
+            )  # fmt: skip
+            limit = host["backup"]["max_age_hours"]
+            if row.latest is None:
+                row.flags.append("no complete backup")
+            elif row.age_hours > limit:
+                row.flags.append(f"older than {limit:g}h")
+            rows.append(row)
+    return rows, vault_flags
+
+
+def _when(entry: dict | None, now: datetime) -> str:
+    if not entry:
+        return "none"
+    hours = _age_hours(entry, now)
+    age = f"{hours * 60:.0f}m" if hours < 1 else f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"
+    return f"{entry['time'][:16].replace('T', ' ')} ({age} ago)"
+
+
+def render(rows: list[Row], vault_flags: list[str], report: dict) -> str:
+    """Returns the human-readable status table."""
+    now = datetime.fromisoformat(report["now"])
+    lines = [f"{'HOST':8} {'JOB':14} {'LATEST':28} {'LATEST VERIFIED':28} PINS / FLAGS"]
+    for row in rows:
+        pins = [f"pin '{pin['reason']}' {pin['time'][:16].replace('T', ' ')}" for pin in row.pins]
+        notes = pins + [f"!! {flag}" for flag in row.flags]
+        if row.incomplete:
+            notes.append(f"{row.incomplete} incomplete run(s), never counted as good")
+        lines.append(
+            f"{row.host:8} {row.job:14} {_when(row.latest, now):28} {_when(row.latest_verified, now):28}"
+            f" {'; '.join(notes)}"
+        )
+    for client, entry in sorted(report["clients"].items()):
+        check = entry.get("last_check")
+        if check:
+            result = "passed" if check["ok"] and not check.get("problems") else "FAILED"
+            lines.append(f"check of {client}'s repository: {result} at {check['time'][:16].replace('T', ' ')}")
+    lines += [f"!! {flag}" for flag in vault_flags]
+    return "\n".join(lines)
+
+
+def run(inventory: str, as_json: bool) -> int:
+    from phoenix.inventory import load_environment
+
+    environment = load_environment(inventory)
+    report = vault_report(environment)
+    rows, vault_flags = evaluate(environment, report)
+    if as_json:
+        print(
+            json.dumps(
+                {"report": report, "flags": vault_flags + [f"{r.host}/{r.job}: {f}" for r in rows for f in r.flags]}
+            )
+        )
+    else:
+        print(render(rows, vault_flags, report))
+    flagged = any(row.flags for row in rows) or any("FAILED" in flag for flag in vault_flags)
+    return 1 if flagged else 0

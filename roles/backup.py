@@ -1,0 +1,125 @@
+"""Scheduled off-site backups of a data host: restic, a systemd service and timer per job."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from urllib.parse import quote
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.files import FindFiles
+from pyinfra.operations import apt, files, systemd
+
+from phoenix.errors import PhoenixError
+from phoenix.remote.backup_job import TRIGGERS
+from roles import phoenix_tools
+from roles.operations import secret_file
+
+CONFIG_DIRECTORY = "/etc/phoenix"
+CONFIG_PATH = f"{CONFIG_DIRECTORY}/backup.json"
+VAULT_CERTIFICATE = f"{CONFIG_DIRECTORY}/vault.crt"
+STATE_DIRECTORY = "/var/lib/phoenix/backup"
+UNIT_DIRECTORY = "/etc/systemd/system"
+
+
+def repository_url(target: dict, host_name: str, secrets) -> str:
+    """Returns the restic repository URL, with this host's vault login in it when the target is the vault."""
+    if not target["vault"]:
+        return target["url"]
+    password = quote(secrets.get(f"vault_credentials.{host_name}"), safe="")
+    scheme, rest = target["url"].split("://", 1)
+    return f"{scheme}://{host_name}:{password}@{rest}"
+
+
+def config_text(data) -> str:
+    """Returns /etc/phoenix/backup.json: everything phoenix-backup needs, passwords included (mode 0600)."""
+    name = data.phoenix_host
+    target = data.backup_target
+    config = {
+        "host": name,
+        "repository": repository_url(target, name, data.secrets),
+        "password": data.secrets.get(f"restic_passwords.{name}"),
+        "cacert": VAULT_CERTIFICATE if target["vault"] else "",
+        "environment": data.secrets.get_mapping(f"backup_environment.{name}"),
+        "lock_wait_seconds": data.backup["lock_wait_seconds"],
+        "state_dir": STATE_DIRECTORY,
+        "jobs": data.backup_jobs,
+    }
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def now_command(trigger: str, pin: str) -> str:
+    """Returns the shell command that runs every backup job of a host now (backup.py)."""
+    if trigger not in TRIGGERS:
+        raise PhoenixError(f"--data backup_trigger={trigger!r}: expected one of {', '.join(TRIGGERS)}")
+    pin_option = f" --pin {shlex.quote(pin)}" if pin.strip() else ""
+    return (
+        "command -v phoenix-backup >/dev/null"
+        " || { echo 'phoenix-backup is not installed here: run deploy.py first' >&2; exit 2; };"
+        f" phoenix-backup run all --trigger {trigger}{pin_option}"
+    )
+
+
+def unit_name(job: dict) -> str:
+    return f"phoenix-backup-{job['name']}"
+
+
+@deploy("Backups")
+def apply() -> None:
+    apt.packages(name="Install restic", packages=["restic"], no_recommends=True)
+    phoenix_tools.apply()
+    files.directory(name="Backup config directory", path=CONFIG_DIRECTORY, mode="0755")
+    files.directory(name="Backup status directory", path=STATE_DIRECTORY, mode="0755")
+    if host.data.backup_target["vault"]:
+        files.put(
+            name="The vault's certificate (restic trusts exactly this one)",
+            src=_text(host.data.secrets.get("vault_tls_certificate")),
+            dest=VAULT_CERTIFICATE,
+            mode="0644",
+        )
+    secret_file(name="Backup settings and passwords", path=CONFIG_PATH, content=config_text(host.data), mode="0600")
+    wanted = set()
+    for job in host.data.backup_jobs:
+        wanted.add(unit_name(job))
+        _job_units(job)
+    _remove_old_jobs(wanted)
+
+
+def _job_units(job: dict) -> None:
+    name = unit_name(job)
+    service = files.template(
+        name=f"{name}.service",
+        src="templates/backup/etc/systemd/system/phoenix-backup.service.j2",
+        dest=f"{UNIT_DIRECTORY}/{name}.service",
+        job=job,
+    )
+    timer = files.template(
+        name=f"{name}.timer ({job['schedule']})",
+        src="templates/backup/etc/systemd/system/phoenix-backup.timer.j2",
+        dest=f"{UNIT_DIRECTORY}/{name}.timer",
+        job=job,
+    )
+    changed = lambda: service.did_change() or timer.did_change()  # noqa: E731
+    systemd.daemon_reload(name=f"Reload units for {name}", _if=changed)
+    systemd.service(name=f"{name}.timer active", service=f"{name}.timer", running=True, enabled=True)
+    systemd.service(name=f"Restart {name}.timer", service=f"{name}.timer", restarted=True, _if=timer.did_change)
+
+
+def _remove_old_jobs(wanted: set[str]) -> None:
+    """Stops and removes the timers of jobs the inventory no longer has."""
+    present = host.get_fact(FindFiles, path=UNIT_DIRECTORY, fname="phoenix-backup-*.timer", maxdepth=1) or []
+    for path in sorted(present):
+        name = path.rsplit("/", 1)[-1].removesuffix(".timer")
+        if name in wanted:
+            continue
+        systemd.service(name=f"Stop {name}.timer", service=f"{name}.timer", running=False, enabled=False)
+        for suffix in (".timer", ".service"):
+            files.file(name=f"Remove {name}{suffix}", path=f"{UNIT_DIRECTORY}/{name}{suffix}", present=False)
+        systemd.daemon_reload(name=f"Reload units after removing {name}")
+
+
+def _text(content: str):
+    from io import StringIO
+
+    return StringIO(content if content.endswith("\n") else content + "\n")

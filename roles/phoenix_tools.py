@@ -1,0 +1,43 @@
+"""The Phoenix programs that run on servers (phoenix-backup, phoenix-vault): stdlib-only Python."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+from pyinfra.api import deploy
+from pyinfra.operations import files
+
+LIBRARY = "/usr/local/lib/phoenix"
+REPOSITORY = Path(__file__).resolve().parents[1]
+# The modules the server-side programs import; all standard library only.
+MODULES = [
+    "phoenix/__init__.py",
+    "phoenix/errors.py",
+    "phoenix/retention.py",
+    "phoenix/remote/__init__.py",
+    "phoenix/remote/common.py",
+    "phoenix/remote/runs.py",
+    "phoenix/remote/backup_job.py",
+    "phoenix/remote/vault.py",
+]
+PROGRAMS = {"phoenix-backup": "phoenix.remote.backup_job", "phoenix-vault": "phoenix.remote.vault"}
+
+
+def launcher(module: str) -> str:
+    return f'#!/bin/sh\n# Managed by Phoenix (pyinfra).\nexport PYTHONPATH={LIBRARY}\nexec python3 -m {module} "$@"\n'
+
+
+@deploy("Phoenix server tools")
+def apply() -> None:
+    for directory in sorted({str(Path(module).parent) for module in MODULES}):
+        files.directory(name=f"{LIBRARY}/{directory}", path=f"{LIBRARY}/{directory}", mode="0755")
+    for module in MODULES:
+        files.put(name=f"{LIBRARY}/{module}", src=str(REPOSITORY / module), dest=f"{LIBRARY}/{module}", mode="0644")
+    for program, module in PROGRAMS.items():
+        files.put(
+            name=f"/usr/local/sbin/{program}",
+            src=StringIO(launcher(module)),
+            dest=f"/usr/local/sbin/{program}",
+            mode="0755",
+        )

@@ -1,0 +1,133 @@
+"""The vault: restic repositories served append-only over TLS, with retention and checks run locally."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.files import File
+from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from phoenix.backup_plan import parse_duration
+from roles import phoenix_tools
+from roles.operations import secret_file
+
+USER = "phoenix-vault"
+CONFIG_DIRECTORY = "/etc/phoenix-vault"
+UNIT_DIRECTORY = "/etc/systemd/system"
+TASKS = {
+    "check": ("check_schedule", "integrity check; marks runs verified"),
+    "retain": ("retention_schedule", "retention: logged dry run, forget, prune"),
+}
+
+
+def htpasswd(clients: list[dict], secrets) -> str:
+    """Returns the htpasswd file of the clients' logins ({SHA} hashes of long random passwords)."""
+    lines = []
+    for client in clients:
+        password = secrets.get(f"vault_credentials.{client['name']}").encode()
+        lines.append(f"{client['name']}:{{SHA}}{base64.b64encode(hashlib.sha1(password).digest()).decode()}")
+    return "\n".join(lines) + "\n"
+
+
+def config_text(vault: dict, clients: list[dict], secrets) -> str:
+    """Returns vault.json for phoenix-vault: repositories' passwords and the retention policy."""
+    retention = dict(vault["retention"])
+    retention["keep_within_seconds"] = int(parse_duration(retention.pop("keep_within")).total_seconds())
+    config = {
+        "user": USER,
+        "data_dir": vault["data_dir"],
+        "clients": {client["name"]: secrets.get(f"restic_passwords.{client['name']}") for client in clients},
+        "retention": retention,
+        "check_read_data_subset": vault["check_read_data_subset"],
+    }
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+@deploy("Vault")
+def apply() -> None:
+    vault = host.data.vault
+    clients = host.data.vault_clients
+    secrets = host.data.secrets
+    apt.packages(name="Install rclone and restic", packages=["rclone", "restic"], no_recommends=True)
+    server.user(name=f"Vault user {USER}", user=USER, system=True, home=vault["data_dir"], shell="/usr/sbin/nologin")
+    for directory in ("", "/repos", "/state", "/log"):
+        path = vault["data_dir"] + directory
+        files.directory(name=f"Vault directory {path}", path=path, user=USER, group=USER, mode="0750")
+    files.directory(name="Vault config directory", path=CONFIG_DIRECTORY, user="root", group=USER, mode="0750")
+    phoenix_tools.apply()
+    secured = [
+        secret_file(name="Vault TLS certificate", path=f"{CONFIG_DIRECTORY}/tls.crt",
+                    content=secrets.get("vault_tls_certificate"), group=USER, mode="0644"),
+        secret_file(name="Vault TLS key", path=f"{CONFIG_DIRECTORY}/tls.key",
+                    content=secrets.get("vault_tls_private_key"), group=USER, mode="0640"),
+        secret_file(name="Vault client logins (htpasswd)", path=f"{CONFIG_DIRECTORY}/htpasswd",
+                    content=htpasswd(clients, secrets), group=USER, mode="0640"),
+    ]  # fmt: skip
+    secret_file(
+        name="Vault settings and repository passwords",
+        path=f"{CONFIG_DIRECTORY}/vault.json",
+        content=config_text(vault, clients, secrets),
+        group=USER,
+        mode="0640",
+    )
+    repositories = f"{vault['data_dir']}/repos"
+    missing = [c["name"] for c in clients if not host.get_fact(File, path=f"{repositories}/{c['name']}/config")]
+    if missing:
+        server.shell(name=f"Create repositories: {', '.join(missing)}", commands=["/usr/local/sbin/phoenix-vault init"])
+    _server_unit(vault, restart=any_changed(*secured))
+    for task, (schedule_key, description) in TASKS.items():
+        _task_units(task, vault[schedule_key], description)
+
+
+def _server_unit(vault: dict, restart) -> None:
+    unit = files.template(
+        name="Vault service unit (rclone serve restic --append-only)",
+        src="templates/vault/etc/systemd/system/phoenix-vault.service.j2",
+        dest=f"{UNIT_DIRECTORY}/phoenix-vault.service",
+        vault=vault,
+        service_user=USER,  # `user` would set the unit file's owner
+        config_dir=CONFIG_DIRECTORY,
+    )
+    systemd.daemon_reload(name="Reload units for phoenix-vault", _if=unit.did_change)
+    systemd.service(name="Vault running", service="phoenix-vault", running=True, enabled=True)
+    systemd.service(
+        name="Restart the vault", service="phoenix-vault", restarted=True, _if=lambda: unit.did_change() or restart()
+    )
+    server.shell(
+        name="Wait until the vault answers",
+        commands=[_wait_for_port(vault["port"])],
+        _if=lambda: unit.did_change() or restart(),
+    )
+
+
+def _task_units(task: str, schedule: str, description: str) -> None:
+    name = f"phoenix-vault-{task}"
+    service = files.template(
+        name=f"{name}.service",
+        src="templates/vault/etc/systemd/system/phoenix-vault-task.service.j2",
+        dest=f"{UNIT_DIRECTORY}/{name}.service",
+        task=task,
+        description=description,
+    )
+    timer = files.template(
+        name=f"{name}.timer ({schedule})",
+        src="templates/vault/etc/systemd/system/phoenix-vault-task.timer.j2",
+        dest=f"{UNIT_DIRECTORY}/{name}.timer",
+        task=task,
+        schedule=schedule,
+    )
+    systemd.daemon_reload(name=f"Reload units for {name}", _if=lambda: service.did_change() or timer.did_change())
+    systemd.service(name=f"{name}.timer active", service=f"{name}.timer", running=True, enabled=True)
+    systemd.service(name=f"Restart {name}.timer", service=f"{name}.timer", restarted=True, _if=timer.did_change)
+
+
+def _wait_for_port(port: int, seconds: int = 20) -> str:
+    return (
+        f"for i in $(seq {seconds * 4}); do curl -sk -o /dev/null https://127.0.0.1:{port}/ && exit 0; sleep 0.25;"
+        f" done; echo 'the vault did not listen on port {port} within {seconds}s' >&2; exit 1"
+    )

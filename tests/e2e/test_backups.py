@@ -1,0 +1,336 @@
+"""Off-site backups in the sandbox: web1, web2 and db1 back up to vault1; faults injected for real.
+
+Runs after the two converges. The fault tests leave every service running again when they end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME, container, run_pyinfra
+
+PING_LOG = "/var/log/phoenix-test-pings.log"
+# A stand-in for healthchecks.io on vault1: records "METHOD PATH body" per request.
+PING_RECEIVER = f"""
+import http.server
+class Handler(http.server.BaseHTTPRequestHandler):
+    def record(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode(errors="replace")
+        with open("{PING_LOG}", "a") as log:
+            log.write(f"{{self.command}} {{self.path}} {{body[:200]!r}}\\n")
+        self.send_response(200)
+        self.end_headers()
+    do_GET = do_POST = record
+http.server.ThreadingHTTPServer(("", 8099), Handler).serve_forever()
+"""
+HOLD_TABLE_LOCK = (
+    "runuser -u postgres -- psql -X -d links -c "
+    "'BEGIN; LOCK TABLE links IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);'"
+)
+
+
+LOCK_IS_HELD = (
+    "runuser -u postgres -- psql -XtAc"
+    " \"SELECT 1 FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'links'::regclass\" links | grep -q 1"
+)
+
+
+def release_table_lock(host: str = "web1") -> None:
+    """Ends the session HOLD_TABLE_LOCK opened (killing `docker exec` would not reach it)."""
+    sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()"  # noqa: E501
+    sh(host, f'runuser -u postgres -- psql -XtAc "{sql}" links')
+
+
+def sh(host: str, command: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Runs a shell command as root on a sandbox host."""
+    return subprocess.run(
+        ["docker", "exec", container(host), "bash", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start(host: str, command: str) -> subprocess.Popen:
+    """Starts a shell command on a sandbox host without waiting for it."""
+    return subprocess.Popen(
+        ["docker", "exec", container(host), "bash", "-c", command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for(host: str, condition: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if sh(host, condition).returncode == 0:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{host}: `{condition}` did not become true within {seconds}s")
+
+
+def runs(host: str, job: str = "") -> list[dict]:
+    """The host's runs in its repository, as phoenix-backup lists them (oldest first)."""
+    result = sh(host, f"phoenix-backup runs {'--job ' + job if job else ''}")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def complete(host: str, job: str) -> list[dict]:
+    return [run for run in runs(host, job) if run["complete"]]
+
+
+def restic_as_client(host: str, arguments: str) -> str:
+    """Returns a shell command running restic with the host's own repository URL and password."""
+    environment = (
+        'eval "$(python3 -c \'import json, shlex; c = json.load(open("/etc/phoenix/backup.json"));'
+        ' print("export RESTIC_REPOSITORY=%s RESTIC_PASSWORD=%s" % (shlex.quote(c["repository"]),'
+        ' shlex.quote(c["password"])))\')"'
+    )
+    return f"{environment}; restic --cacert /etc/phoenix/vault.crt {arguments}"
+
+
+@pytest.fixture(scope="module")
+def pings(converged):
+    """Starts the ping receiver on vault1; returns a function reading what it received."""
+    sh("vault1", f"rm -f {PING_LOG}; systemctl stop phoenix-test-pings 2>/dev/null; true")
+    started = sh("vault1", f"systemd-run --unit phoenix-test-pings python3 -c {shlex.quote(PING_RECEIVER)}")
+    assert started.returncode == 0, started.stderr
+    wait_for("vault1", "curl -fs -o /dev/null http://127.0.0.1:8099/ready")
+    yield lambda: sh("vault1", f"cat {PING_LOG}").stdout.splitlines()
+    sh("vault1", "systemctl stop phoenix-test-pings")
+
+
+@pytest.fixture
+def postgres_running_afterwards():
+    yield
+    sh("web1", "systemctl start postgresql@15-main")
+
+
+def test_every_job_has_an_enabled_timer_with_its_schedule(converged):
+    expected = {"web1": ["db-links", "files"], "web2": ["files"], "db1": ["db-links", "files"]}
+    for host, jobs in expected.items():
+        listed = sh(host, "systemctl list-timers --all --no-legend 'phoenix-backup-*'").stdout
+        assert sorted(line.split()[-2].removeprefix("phoenix-backup-").removesuffix(".timer")
+                      for line in listed.splitlines() if line.strip()) == jobs, listed  # fmt: skip
+        for job in jobs:
+            assert sh(host, f"systemctl is-enabled phoenix-backup-{job}.timer").stdout.strip() == "enabled"
+    calendar = sh("web1", "systemctl show -p TimersCalendar --value phoenix-backup-db-links.timer").stdout
+    assert "*-*-* 02:15:00" in calendar
+    for task in ("check", "retain"):
+        assert sh("vault1", f"systemctl is-enabled phoenix-vault-{task}.timer").stdout.strip() == "enabled"
+
+
+def test_vault_serves_append_only_over_tls_with_a_login_per_client(converged):
+    command_line = sh("vault1", "cat /proc/$(systemctl show -p MainPID --value phoenix-vault)/cmdline | tr '\\0' ' '")
+    assert "serve restic --append-only --private-repos" in command_line.stdout
+    url = "https://vault1:8443"
+    curl = "curl -s -o /dev/null -w '%{http_code}' --cacert /etc/phoenix/vault.crt"
+    credentials = '$(python3 -c \'import json,urllib.parse as u; print(u.urlsplit(json.load(open("/etc/phoenix/backup.json"))["repository"][5:]).password)\')'  # noqa: E501
+    assert sh("web1", f"{curl} -u web1:wrong {url}/web1/config").stdout == "401"
+    assert sh("web1", f"{curl} -u web1:{credentials} {url}/web1/config").stdout == "200"
+    assert sh("web1", f"{curl} -u web1:{credentials} {url}/web2/config").stdout == "403"
+    # without the vault's own certificate, TLS is refused
+    assert sh("web1", f"curl -s -o /dev/null {url}/web1/config").returncode == 60
+
+
+def test_a_manual_backup_makes_complete_runs_pings_and_a_status_file(converged, pings):
+    result = sh("web1", "phoenix-backup run all --trigger manual")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    for job in ("db-links", "files"):
+        latest = complete("web1", job)[-1]
+        assert latest["trigger"] == "manual"
+        status = json.loads(sh("web1", f"cat /var/lib/phoenix/backup/status/{job}.json").stdout)
+        assert status["result"] == "ok" and status["run"] == latest["run"]
+    received = pings()
+    assert any(line.startswith("GET /ping/web1-db/start ") for line in received), received
+    assert any(line.startswith("GET /ping/web1-db ") for line in received), received
+    assert any(line.startswith("GET /ping/web1-files ") for line in received), received
+
+
+def test_backup_py_backs_up_every_data_host_and_pins_its_snapshots(converged):
+    process = run_pyinfra("inventories/sandbox.py", "backup.py", "--data", "pin=before the 2.0 upgrade")
+
+    assert process.returncode == 0, process.stderr[-3000:]
+    for host, jobs in {"web1": ["db-links", "files"], "web2": ["files"], "db1": ["db-links", "files"]}.items():
+        for job in jobs:
+            latest = complete(host, job)[-1]
+            assert latest["pin"] == "before the 2.0 upgrade", (host, job, latest)
+
+
+def test_backup_py_rejects_an_unknown_trigger_before_touching_a_host(converged):
+    before = len(runs("web2"))
+    process = run_pyinfra("inventories/sandbox.py", "backup.py", "--data", "backup_trigger=whenever")
+
+    assert process.returncode != 0
+    assert "backup_trigger='whenever': expected one of scheduled, manual, pre-upgrade" in process.stderr
+    assert len(runs("web2")) == before
+
+
+def test_database_stopped_mid_dump_fails_pings_failure_and_keeps_no_snapshot(
+    converged, pings, postgres_running_afterwards
+):
+    before = runs("web1", "db-links")
+    holder = start("web1", HOLD_TABLE_LOCK)  # pg_dump waits on this lock: the backup is mid-stream
+    try:
+        wait_for("web1", LOCK_IS_HELD)
+        backup = start("web1", "phoenix-backup run db-links --trigger scheduled")
+        wait_for("web1", "pgrep -x pg_dump && pgrep -x restic")
+        assert sh("web1", "systemctl stop postgresql@15-main").returncode == 0
+        output, _ = backup.communicate(timeout=120)
+    finally:
+        release_table_lock()
+        holder.wait(timeout=30)
+
+    assert backup.returncode == 1, output
+    assert "pg_dump of links failed" in output and "no snapshot kept" in output
+    status = json.loads(sh("web1", "cat /var/lib/phoenix/backup/status/db-links.json").stdout)
+    assert status["result"] == "failed" and "pg_dump" in status["error"]
+    assert any(line.startswith("POST /ping/web1-db/fail ") and "pg_dump" in line for line in pings())
+    assert runs("web1", "db-links") == before  # not even an incomplete snapshot
+
+
+def test_unreachable_vault_fails_cleanly_and_the_next_run_succeeds(converged):
+    assert sh("vault1", "systemctl stop phoenix-vault").returncode == 0
+    try:
+        failed = sh("web2", "phoenix-backup run files --trigger scheduled")
+    finally:
+        sh("vault1", "systemctl start phoenix-vault")
+
+    assert failed.returncode == 1
+    assert "cannot open the repository rest:https://web2:***@vault1:8443/web2/" in failed.stdout
+    status = json.loads(sh("web2", "cat /var/lib/phoenix/backup/status/files.json").stdout)
+    assert status["result"] == "failed"
+    wait_for("web2", "curl -s -o /dev/null --cacert /etc/phoenix/vault.crt https://vault1:8443/")
+    succeeded = sh("web2", "phoenix-backup run files --trigger scheduled")
+    assert succeeded.returncode == 0, succeeded.stdout + succeeded.stderr
+    assert json.loads(sh("web2", "cat /var/lib/phoenix/backup/status/files.json").stdout)["result"] == "ok"
+    check = sh("vault1", "phoenix-vault check --client web2")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_clients_credentials_cannot_forget_or_delete(converged):
+    target = complete("web1", "files")[-1]
+    snapshot = target["snapshots"][0]
+    curl = "curl -s -o /dev/null -w '%{http_code}' --cacert /etc/phoenix/vault.crt -X DELETE"
+    login = 'web1:$(python3 -c \'import json,urllib.parse as u; print(u.urlsplit(json.load(open("/etc/phoenix/backup.json"))["repository"][5:]).password)\')'  # noqa: E501
+
+    forget = sh("web1", restic_as_client("web1", f"forget {snapshot}"), timeout=240)
+    deleted = sh("web1", f"{curl} -u {login} https://vault1:8443/web1/snapshots/{snapshot}")
+
+    assert forget.returncode != 0
+    assert deleted.stdout == "403"
+    assert target["run"] in [run["run"] for run in complete("web1", "files")]
+    assert sh("vault1", f"ls /var/lib/phoenix-vault/repos/web1/snapshots/{snapshot}").returncode == 0
+
+
+def test_manual_pinned_and_scheduled_backups_at_once_both_land_and_retention_keeps_the_pin(converged):
+    before = {run["run"] for run in complete("web1", "db-links")}
+    holder = start("web1", HOLD_TABLE_LOCK)  # keeps the manual run busy while the scheduled one queues
+    try:
+        wait_for("web1", LOCK_IS_HELD)
+        manual = start("web1", "phoenix-backup run db-links --trigger manual --pin 'concurrency test'")
+        wait_for("web1", "pgrep -x pg_dump")
+        scheduled = start("web1", "systemctl start phoenix-backup-db-links.service")
+        wait_for("web1", "journalctl -u phoenix-backup-db-links.service | grep -q 'waiting for the backup lock'")
+    finally:
+        release_table_lock()
+        holder.wait(timeout=30)
+    manual_output, _ = manual.communicate(timeout=180)
+    scheduled.communicate(timeout=180)
+
+    assert manual.returncode == 0, manual_output
+    assert scheduled.returncode == 0
+    new = [run for run in complete("web1", "db-links") if run["run"] not in before]
+    assert [(run["trigger"], run["pin"]) for run in new] == [("manual", "concurrency test"), ("scheduled", "")]
+    check = sh("vault1", "phoenix-vault check --client web1")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    # the strictest policy: one verified snapshot per day, nothing kept for its age
+    strict = "--keep-within-hours 0 --hourly 0 --daily 1 --weekly 0 --monthly 0 --minimum-verified 1"
+    retained = sh("vault1", f"phoenix-vault retain --client web1 {strict}")
+
+    assert retained.returncode == 0, retained.stdout + retained.stderr
+    assert "would forget" in retained.stdout  # the dry run is logged before anything is removed
+    assert retained.stdout.index("would forget") < retained.stdout.index("forgot ")
+    remaining = {run["run"]: run for run in complete("web1", "db-links")}
+    assert new[0]["run"] in remaining, "the pinned run was forgotten"
+    assert new[1]["run"] in remaining, "the newest verified run was forgotten"
+    unpinned_before = [run for run in before if not remaining.get(run, {}).get("pin")]
+    assert unpinned_before and not set(unpinned_before) & set(remaining), "retention forgot nothing"
+    assert sh("vault1", "grep -c 'would forget' /var/lib/phoenix-vault/log/retention.log").stdout.strip() != "0"
+    check = sh("vault1", "phoenix-vault check --client web1")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_stale_lock_left_by_a_killed_job_does_not_block_the_next_run(converged):
+    holder = start("web1", HOLD_TABLE_LOCK)
+    try:
+        wait_for("web1", LOCK_IS_HELD)
+        assert sh("web1", "systemctl start --no-block phoenix-backup-db-links.service").returncode == 0
+        wait_for("vault1", 'test -n "$(ls /var/lib/phoenix-vault/repos/web1/locks)"')
+        assert sh("web1", "systemctl kill -s KILL phoenix-backup-db-links.service").returncode == 0
+        wait_for("web1", "! pgrep -x restic")
+    finally:
+        release_table_lock()
+        holder.wait(timeout=30)
+    assert sh("vault1", "ls /var/lib/phoenix-vault/repos/web1/locks").stdout.strip(), "the killed job left no lock"
+
+    result = sh("web1", "phoenix-backup run db-links --trigger scheduled", timeout=120)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sh("vault1", "ls /var/lib/phoenix-vault/repos/web1/locks").stdout.strip() == ""
+    check = sh("vault1", "phoenix-vault check --client web1", timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_latest_database_backup_restores_with_the_manifests_row_counts(converged):
+    insert = (
+        "INSERT INTO links (url, note) SELECT 'https://example.com/' || g, 'row ' || g FROM generate_series(1, 500) g"  # noqa: E501
+    )
+    assert sh("web1", f'runuser -u postgres -- psql -X -d links -c "{insert}"').returncode == 0
+    assert sh("web1", "phoenix-backup run db-links").returncode == 0
+
+    result = sh("web1", "phoenix-backup verify-restore db-links")
+
+    report = json.loads(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert report["ok"] and report["checksum_matches"] and report["mismatched_tables"] == {}
+    live = sh("web1", "runuser -u postgres -- psql -XtAc 'SELECT count(*) FROM links' links").stdout.strip()
+    assert report["rows"] == report["manifest_rows"] >= int(live) >= 500
+
+
+def test_phoenix_status_reports_the_true_age_of_each_jobs_latest_backup(converged):
+    process = subprocess.run(
+        [str(Path(sys.executable).with_name("phoenix")), "status", "inventories/sandbox.py", "--json"],
+        cwd=REPOSITORY,
+        env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX_NAME),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert process.returncode == 0, process.stdout + process.stderr
+    report = json.loads(process.stdout)["report"]
+    latest = report["clients"]["web1"]["jobs"]["db-links"]["latest"]
+    assert latest["run"] == complete("web1", "db-links")[-1]["run"]
+    assert report["clients"]["web1"]["jobs"]["db-links"]["pins"][0]["reason"] in (
+        "before the 2.0 upgrade",
+        "concurrency test",
+    )
+    human = subprocess.run(
+        [str(Path(sys.executable).with_name("phoenix")), "status", "inventories/sandbox.py"],
+        cwd=REPOSITORY, env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX_NAME), capture_output=True, text=True,
+    )  # fmt: skip
+    row = next(line for line in human.stdout.splitlines() if line.startswith("web1") and "db-links" in line)
+    assert "m ago)" in row  # minutes old: the age is measured, not assumed

@@ -1,0 +1,108 @@
+"""phoenix-backup's host-side pieces that need no repository: the one-at-a-time lock and the pings."""
+
+from __future__ import annotations
+
+import http.server
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from phoenix.remote.backup_job import HostLock, ping
+from phoenix.remote.common import JobError
+
+HOLD_LOCK = """
+import fcntl, sys, time
+handle = open(sys.argv[1], "a+")
+fcntl.flock(handle, fcntl.LOCK_EX)
+handle.write("files (scheduled), pid 4242, since 02:45\\n"); handle.flush()
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def hold(path, seconds: float) -> subprocess.Popen:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_backup_waits_for_the_first_then_runs(tmp_path, capsys):
+    holder = hold(tmp_path / "backup.lock", 1.0)
+    lock = HostLock(tmp_path / "backup.lock", "db-links (manual)")
+
+    started = time.monotonic()
+    lock.acquire(wait_seconds=30)
+    waited = time.monotonic() - started
+    lock.release()
+    holder.wait()
+
+    assert waited >= 0.5
+    assert "waiting for the backup lock, held by files (scheduled), pid 4242" in capsys.readouterr().out
+
+
+def test_a_backup_gives_up_after_the_wait_and_says_who_holds_the_lock(tmp_path):
+    holder = hold(tmp_path / "backup.lock", 30)
+    try:
+        with pytest.raises(JobError, match=r"another backup still holds .* after 1s \(files \(scheduled\), pid 4242"):
+            HostLock(tmp_path / "backup.lock", "db-links (manual)").acquire(wait_seconds=1)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_killed_holder_releases_the_lock_at_once(tmp_path):
+    holder = hold(tmp_path / "backup.lock", 30)
+    holder.kill()
+    holder.wait()
+
+    lock = HostLock(tmp_path / "backup.lock", "db-links (manual)")
+    lock.acquire(wait_seconds=0)
+    lock.release()
+
+
+@pytest.fixture
+def receiver():
+    """A loopback HTTP server recording (method, path, body) of each request."""
+    received = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def record(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            received.append((self.command, self.path, body))
+            self.send_response(200)
+            self.end_headers()
+
+        do_GET = do_POST = record
+
+        def log_message(self, *arguments):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/ping/abc", received
+    server.shutdown()
+
+
+def test_pings_follow_the_healthchecks_convention_and_failure_carries_the_error(receiver):
+    url, received = receiver
+
+    ping(url, "start")
+    ping(url, "success")
+    ping(url, "failure", "pg_dump of links failed (exit 1)")
+
+    assert received == [
+        ("GET", "/ping/abc/start", ""),
+        ("GET", "/ping/abc", ""),
+        ("POST", "/ping/abc/fail", "pg_dump of links failed (exit 1)"),
+    ]
+
+
+def test_an_unreachable_ping_url_only_warns(capsys):
+    ping("http://127.0.0.1:9/ping/abc", "success", timeout=1)
+
+    assert "warning: ping success to http://127.0.0.1:9/ping/abc failed" in capsys.readouterr().err
