@@ -444,10 +444,11 @@ def command_verify_restore(config: Config, arguments: argparse.Namespace) -> int
     run = choose_run(list_runs(config, arguments.job), arguments.run)
     manifest = read_manifest(config.restic, run)
     scratch = f"phoenix_verify_{job['database']}"[:63]
-    log(f"[{arguments.job}] restoring run {run.id} ({run.time.isoformat()}) into scratch database {scratch}")
+    # progress on stderr: stdout is the JSON report
+    print(f"[{arguments.job}] restoring run {run.id} ({run.time.isoformat()}) into {scratch}", file=sys.stderr)
     began = time.monotonic()
     postgres = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*postgres, "dropdb", "--if-exists", scratch], check=True)
+    subprocess.run([*postgres, "dropdb", "--if-exists", scratch], check=True, stderr=subprocess.DEVNULL)
     subprocess.run([*postgres, "createdb", scratch], check=True)
     try:
         dump = subprocess.Popen(

@@ -211,6 +211,16 @@ def test_secret_files_are_not_world_readable(converged, name):
     key = server.file(f"/etc/ssl/phoenix/{SERVER_NAME}.key")
     assert (key.user, key.mode) == ("root", 0o600)
     assert server.file("/etc/ssl/phoenix").mode == 0o750
+    backup_settings = server.file("/etc/phoenix/backup.json")  # the restic and vault passwords
+    assert (backup_settings.user, backup_settings.mode) == ("root", 0o600)
+
+
+def test_vault_secrets_are_readable_only_by_root_and_the_vault_user(converged):
+    server = converged["vault1"]["testinfra"]
+    for name in ("vault.json", "htpasswd", "tls.key"):
+        secret = server.file(f"/etc/phoenix-vault/{name}")
+        assert (secret.user, secret.group, secret.mode) == ("root", "phoenix-vault", 0o640), name
+    assert server.file("/var/lib/phoenix-vault/repos").mode == 0o750
 
 
 def test_secrets_never_reach_the_output(first_converge, second_converge, generated_secrets, converged):
@@ -220,9 +230,15 @@ def test_secrets_never_reach_the_output(first_converge, second_converge, generat
     diff_run = run_pyinfra("--diff", "--limit", f"@docker/{container('web1')}", "inventories/sandbox.py", "deploy.py")
     assert diff_run.returncode == 0, diff_run.stderr[-3000:]
     assert "production.ini" in diff_run.stderr  # the file was really re-uploaded
+    secrets = [
+        password,
+        generated_secrets.get("session_secret"),
+        generated_secrets.get("restic_passwords.web1"),
+        generated_secrets.get("vault_credentials.web1"),
+    ]
     for process in (first_converge[1], second_converge[1], diff_run):
-        assert password not in process.stdout + process.stderr
-        assert generated_secrets.get("session_secret") not in process.stdout + process.stderr
+        for secret in secrets:
+            assert secret not in process.stdout + process.stderr
 
 
 def test_sandbox_down_removes_only_its_own_containers(sandbox_hosts):
