@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from io import StringIO
 from urllib.parse import quote
 
 from pyinfra import host
@@ -119,7 +120,5 @@ def _remove_old_jobs(wanted: set[str]) -> None:
         systemd.daemon_reload(name=f"Reload units after removing {name}")
 
 
-def _text(content: str):
-    from io import StringIO
-
+def _text(content: str) -> StringIO:
     return StringIO(content if content.endswith("\n") else content + "\n")

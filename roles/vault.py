@@ -113,6 +113,7 @@ def _task_units(task: str, schedule: str, description: str) -> None:
         dest=f"{UNIT_DIRECTORY}/{name}.service",
         task=task,
         description=description,
+        service_user=USER,
     )
     timer = files.template(
         name=f"{name}.timer ({schedule})",
