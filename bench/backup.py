@@ -7,7 +7,9 @@ Starts its own sandbox (web1 with PostgreSQL, vault1), converges it, fills a tab
   - `pg_dump -Fc DB > /dev/null` (the bare dump, pg_dump's default compression), and with -Z0;
   - the nightly job (`systemctl start phoenix-backup-db-links`: lock, pg_dump -Z0 streamed
     through sha256 into restic over TLS to the vault, row counts, manifest);
-  - after 1% of the rows changed, the job again: bytes it added to the repository.
+  - after 1% of the rows changed, the job again: bytes it added to the repository (the vault's
+    repository size before and after, so after restic's compression and deduplication), once
+    for the newest 1% of rows (edits cluster on recent data) and once for 1% spread evenly.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from phoenix import sandbox, sandbox_state  # noqa: E402
 
 INVENTORY = "bench/inventories/backup.py"
 SANDBOX = "backup-bench"
-ROW_BYTES = 300  # what one generated row takes on disk, roughly (payload + tuple overhead)
+BATCH_ROWS = 500_000
 
 
 def on(host: str, command: str) -> str:
@@ -56,21 +58,25 @@ def say(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def fill(size_mib: int) -> int:
-    """Fills table bench_rows with about size_mib MiB; returns the database size in bytes."""
-    rows = size_mib * 1024 * 1024 // ROW_BYTES
+def fill(size_mib: int) -> tuple[int, int]:
+    """Fills table bench_rows until the database is about size_mib MiB; returns (rows, database bytes)."""
     sql("DROP TABLE IF EXISTS bench_rows; CREATE TABLE bench_rows (id bigint PRIMARY KEY, amount int, payload text)")
-    batch = 500_000
-    for start in range(0, rows, batch):
-        stop = min(start + batch, rows)
+    rows, size = 0, 0
+    while size < size_mib * 1024 * 1024:
         sql(
             "INSERT INTO bench_rows SELECT g, (random() * 100000)::int,"
             " md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text)"
-            f" FROM generate_series({start + 1}, {stop}) g"
+            f" FROM generate_series({rows + 1}, {rows + BATCH_ROWS}) g"
         )
-        say(f"generated {stop:,} of {rows:,} rows")
+        rows += BATCH_ROWS
+        size = int(sql("SELECT pg_database_size('links')"))
+        say(f"{rows:,} rows, {size / 1024 / 1024:,.0f} MiB")
     sql("VACUUM ANALYZE bench_rows")
-    return int(sql("SELECT pg_database_size('links')"))
+    return rows, int(sql("SELECT pg_database_size('links')"))
+
+
+def repository_bytes() -> int:
+    return int(on("vault1", "du -sb /var/lib/phoenix-vault/repos/web1 | cut -f1"))
 
 
 def nightly_job() -> tuple[float, dict]:
@@ -99,32 +105,48 @@ def main() -> None:
         if converge.returncode != 0:
             sys.exit(f"converge failed:\n{converge.stderr[-3000:]}")
         say(f"generating about {arguments.size_mib} MiB of rows")
-        database_bytes = fill(arguments.size_mib)
+        rows, database_bytes = fill(arguments.size_mib)
         say("bare pg_dump")
         bare = timed("web1", "runuser -u postgres -- pg_dump -Fc links > /dev/null")
         bare_uncompressed = timed("web1", "runuser -u postgres -- pg_dump -Fc -Z0 links > /dev/null")
         say("first nightly job")
+        empty = repository_bytes()
         first_seconds, first = nightly_job()
+        after_first = repository_bytes()
+        changed = rows // 100
+        sql(f"UPDATE bench_rows SET amount = amount + 1, payload = md5(payload) WHERE id > {rows - changed}")
+        say("second nightly job, after the newest 1% of the rows changed")
+        second_seconds, _ = nightly_job()
+        after_second = repository_bytes()
         sql("UPDATE bench_rows SET amount = amount + 1, payload = md5(payload) WHERE id % 100 = 0")
-        say("second nightly job, after 1% of the rows changed")
-        second_seconds, second = nightly_job()
-        repository = int(on("vault1", "du -sb /var/lib/phoenix-vault/repos/web1 | cut -f1"))
+        say("third nightly job, after 1% of the rows changed, spread evenly")
+        third_seconds, _ = nightly_job()
+        after_third = repository_bytes()
     finally:
         if not arguments.keep:
             sandbox.down(SANDBOX)
     mib = 1024 * 1024
+    stream = first["bytes_processed"]
     print(
-        f"database: {database_bytes / mib:,.0f} MiB (pg_database_size),"
-        f" dump stream {first['bytes_processed'] / mib:,.0f} MiB"
+        f"database: {rows:,} rows, {database_bytes / mib:,.0f} MiB (pg_database_size);"
+        f" dump stream {stream / mib:,.0f} MiB"
     )
-    print(f"bare pg_dump -Fc > /dev/null:       {bare:7.1f} s")
-    print(f"bare pg_dump -Fc -Z0 > /dev/null:   {bare_uncompressed:7.1f} s")
-    print(f"nightly job (first run):           {first_seconds:7.1f} s  = {first_seconds / bare:.2f} x the bare dump;"
-          f" added {first['bytes_added'] / mib:,.1f} MiB to the repository")  # fmt: skip
-    print(f"nightly job after 1% rows changed: {second_seconds:7.1f} s  = {second_seconds / bare:.2f} x the bare dump;"
-          f" added {second['bytes_added'] / mib:,.1f} MiB"
-          f" ({second['bytes_added'] / max(first['bytes_added'], 1):.1%} of the first run)")  # fmt: skip
-    print(f"repository on the vault after both: {repository / mib:,.1f} MiB")
+    print(f"bare pg_dump -Fc > /dev/null:        {bare:7.1f} s")
+    print(f"bare pg_dump -Fc -Z0 > /dev/null:    {bare_uncompressed:7.1f} s")
+    print(
+        f"nightly job, first run:             {first_seconds:7.1f} s = {first_seconds / bare:.2f} x the bare dump;"
+        f" repository +{(after_first - empty) / mib:,.1f} MiB ({(after_first - empty) / stream:.0%} of the stream)"
+    )
+    print(
+        f"after the newest 1% of rows changed: {second_seconds:7.1f} s;"
+        f" repository +{(after_second - after_first) / mib:,.1f} MiB"
+        f" ({(after_second - after_first) / stream:.1%} of the stream)"
+    )
+    print(
+        f"after 1% of rows changed, spread:    {third_seconds:7.1f} s;"
+        f" repository +{(after_third - after_second) / mib:,.1f} MiB"
+        f" ({(after_third - after_second) / stream:.1%} of the stream)"
+    )
 
 
 if __name__ == "__main__":

@@ -142,6 +142,11 @@ def jobs(host: dict, databases: list[str]) -> list[dict]:
     return result
 
 
+def restorable_paths(job: dict) -> list[str]:
+    """Returns the paths of a files job that restore.py brings back: all but /etc, which the blueprint rebuilds."""
+    return [path for path in job["paths"] if path != "/etc" and not path.startswith("/etc/")]
+
+
 def _data_dirs(host: dict) -> list[str]:
     return host["app"]["data_dirs"] if "app" in host["roles"] else []
 

@@ -62,6 +62,12 @@ def server_command(app: dict) -> str:
     return f"{where['python']} -m gunicorn --bind 127.0.0.1:{app['port']} --workers {app['workers']} {target}"
 
 
+def system_user(app: dict) -> None:
+    """The app's system user (restore.py makes it before the data that it owns comes back)."""
+    home = paths(app)["home"]
+    server.user(name=f"App user {app['name']}", user=app["name"], system=True, home=home, shell="/usr/sbin/nologin")
+
+
 @deploy("Application")
 def apply() -> None:
     app = host.data.app
@@ -69,7 +75,7 @@ def apply() -> None:
     name = app["name"]
     packages = [*app["system_packages"], "python3-venv", "python3-pip"]
     apt.packages(name="Install the app's Debian packages", packages=packages, no_recommends=True)
-    server.user(name=f"App user {name}", user=name, system=True, home=where["home"], shell="/usr/sbin/nologin")
+    system_user(app)
     # server.user hands the home to the app user; the code in it (releases, venv) stays root's
     files.directory(name="App home", path=where["home"], user=name, group=name, mode="0755")
     files.directory(name="App releases", path=where["releases"], user="root", group="root", mode="0755")

@@ -1,7 +1,5 @@
 """Firewall: nftables, inbound denied except what this host's roles serve."""
 
-from ipaddress import IPv4Address
-
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
@@ -10,8 +8,7 @@ from pyinfra.operations import apt, files, server, systemd
 def open_ports(data) -> dict:
     """Given a host's data, returns {"public": [tcp ports], "database": [addresses], "vault": {...} or None}.
 
-    The vault's port is open to its clients' addresses; to everyone when one of them is a name
-    rather than an IPv4 address (its logins and TLS still guard it).
+    The vault's port is open to vault.allow_from, or to everyone (its logins and TLS guard it).
     """
     public = [data.ssh["port"]]
     if "nginx" in data.roles:
@@ -20,17 +17,8 @@ def open_ports(data) -> dict:
     database = sorted({client["address"] for client in data.postgres_clients if client["address"] != "127.0.0.1"})
     vault = None
     if "vault" in data.roles:
-        sources = sorted({client["address"] for client in data.vault_clients})
-        vault = {"port": data.vault["port"], "sources": sources if all(map(_is_ipv4, sources)) else []}
+        vault = {"port": data.vault["port"], "sources": sorted(data.vault["allow_from"])}
     return {"public": sorted(set(public)), "database": database, "vault": vault}
-
-
-def _is_ipv4(address: str) -> bool:
-    try:
-        IPv4Address(address)
-    except ValueError:
-        return False
-    return True
 
 
 @deploy("Firewall")

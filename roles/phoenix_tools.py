@@ -20,6 +20,7 @@ MODULES = [
     "phoenix/remote/runs.py",
     "phoenix/remote/backup_job.py",
     "phoenix/remote/vault.py",
+    "phoenix/remote/restore.py",
 ]
 PROGRAMS = {"phoenix-backup": "phoenix.remote.backup_job", "phoenix-vault": "phoenix.remote.vault"}
 

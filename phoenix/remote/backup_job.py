@@ -7,8 +7,13 @@
                                                restore a database run into a scratch database
                                                and compare it with the run's manifest
 
+    phoenix-backup restore-db JOB --run RUN [--force]
+    phoenix-backup restore-files --run RUN --paths P... [--owner USER]
+                                               what restore.py runs (see phoenix/remote/restore.py)
+
 A run writes its data snapshot, then, only if that fully succeeded, a manifest snapshot
-(row counts and checksum, or file count and size). Exit status: 0 done, 1 failed, 2 bad usage.
+(row counts and checksum, or file count and size). Exit status: 0 done, 1 failed, 2 bad usage,
+3 refused (a restore over live data).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pathlib import Path
 
 from phoenix.remote.common import (
     JobError,
+    RefusedError,
     Restic,
     last_lines,
     log,
@@ -436,62 +442,6 @@ def choose_run(runs: list[Run], run_id: str) -> Run:
     return complete[-1]
 
 
-def command_verify_restore(config: Config, arguments: argparse.Namespace) -> int:
-    """Restores a database run into a scratch database and compares it with the manifest."""
-    job = config.job(arguments.job)
-    if job["kind"] != "db":
-        raise JobError(f"{arguments.job} is a {job['kind']} job; verify-restore restores databases")
-    run = choose_run(list_runs(config, arguments.job), arguments.run)
-    manifest = read_manifest(config.restic, run)
-    scratch = f"phoenix_verify_{job['database']}"[:63]
-    # progress on stderr: stdout is the JSON report
-    print(f"[{arguments.job}] restoring run {run.id} ({run.time.isoformat()}) into {scratch}", file=sys.stderr)
-    began = time.monotonic()
-    postgres = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*postgres, "dropdb", "--if-exists", scratch], check=True, stderr=subprocess.DEVNULL)
-    subprocess.run([*postgres, "createdb", scratch], check=True)
-    try:
-        dump = subprocess.Popen(
-            config.restic.command("dump", run.data["id"], f"/{job['database']}.dump"),
-            env=config.restic.environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        restore = subprocess.Popen(
-            [*postgres, "pg_restore", "--no-owner", "--no-acl", "--exit-on-error", "-d", scratch],
-            stdin=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        checksum, size = relay(dump, restore)
-        restore.stdin.close()
-        if dump.wait() != 0 or restore.wait() != 0:
-            raise JobError(
-                f"restore failed: restic {dump.returncode}: {last_lines(dump.stderr.read().decode())};"
-                f" pg_restore {restore.returncode}: {last_lines(restore.stderr.read().decode())}"
-            )
-        psql = Psql(scratch)
-        try:
-            restored = row_counts(psql.query(COUNT_QUERY))
-        finally:
-            psql.close()
-    finally:
-        subprocess.run([*postgres, "dropdb", "--if-exists", scratch], check=False)
-    mismatched = sorted(
-        table for table in set(manifest["tables"]) | set(restored)
-        if manifest["tables"].get(table) != restored.get(table)
-    )  # fmt: skip
-    report = {
-        "run": run.id,
-        "time": run.time.isoformat(),
-        "checksum_matches": checksum == manifest["sha256"] and size == manifest["bytes"],
-        "tables": len(restored),
-        "rows": sum(restored.values()),
-        "manifest_rows": manifest["rows"],
-        "mismatched_tables": {table: [manifest["tables"].get(table), restored.get(table)] for table in mismatched},
-        "seconds": round(time.monotonic() - began, 2),
-    }
-    report["ok"] = report["checksum_matches"] and not mismatched
-    print(json.dumps(report, indent=2))
-    return 0 if report["ok"] else 1
-
-
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="phoenix-backup", description="This host's off-site backups.")
     verbs = top.add_subparsers(dest="verb", required=True)
@@ -505,6 +455,14 @@ def parser() -> argparse.ArgumentParser:
     verify = verbs.add_parser("verify-restore", help="restore a database run into a scratch database and check it")
     verify.add_argument("job")
     verify.add_argument("--run", default="", help="run id (default: the latest complete one)")
+    restore_db = verbs.add_parser("restore-db", help="restore a database run over the live database (restore.py)")
+    restore_db.add_argument("job")
+    restore_db.add_argument("--run", required=True)
+    restore_db.add_argument("--force", action="store_true", help="replace a database that holds data")
+    restore_files = verbs.add_parser("restore-files", help="restore paths of a files run (restore.py)")
+    restore_files.add_argument("--run", required=True)
+    restore_files.add_argument("--paths", nargs="+", required=True)
+    restore_files.add_argument("--owner", default="", help="user that owns the restored paths")
     return top
 
 
@@ -521,7 +479,12 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.verb == "runs":
             print(json.dumps([run.summary() for run in list_runs(config, arguments.job)], indent=2))
             return 0
-        return command_verify_restore(config, arguments)
+        from phoenix.remote import restore
+
+        return restore.COMMANDS[arguments.verb](config, arguments)
+    except RefusedError as error:
+        print(f"phoenix-backup: {error}", file=sys.stderr)
+        return 3
     except JobError as error:
         print(f"phoenix-backup: {error}", file=sys.stderr)
         return 1

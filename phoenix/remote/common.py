@@ -20,6 +20,10 @@ class JobError(Exception):
     """A failure with a message for the operator: what failed, and what was (not) kept."""
 
 
+class RefusedError(JobError):
+    """A request refused to protect data (a restore over a live database without --force)."""
+
+
 def log(message: str) -> None:
     """Prints one line to stdout (the journal, under systemd)."""
     print(message, flush=True)

@@ -8,6 +8,7 @@
                                                exactly those snapshots by id and prune
     phoenix-vault status                       per client and job: latest, verified, pins,
                                                last check (JSON)
+    phoenix-vault runs --client C              every run of a client, verified or not (JSON)
 
 Run as root it re-runs itself as the vault's user, so every repository file stays readable by
 the rclone server. Exit status: 0 done, 1 something failed, 2 bad usage.
@@ -248,6 +249,15 @@ def command_status(vault: Vault, arguments: argparse.Namespace) -> int:
     return 0
 
 
+def command_runs(vault: Vault, arguments: argparse.Namespace) -> int:
+    """Prints every run of one client, oldest first, with whether it is verified (restore.py picks from these)."""
+    (client,) = vault.chosen(arguments.client)
+    verified = vault.state(client)["verified"]
+    runs = [{**run.summary(), "verified": run.complete and run.id in verified} for run in vault.runs(client)]
+    print(json.dumps({"now": now().isoformat(), "runs": runs}, indent=2))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="phoenix-vault", description="The vault's repositories.")
     verbs = top.add_subparsers(dest="verb", required=True)
@@ -263,12 +273,20 @@ def parser() -> argparse.ArgumentParser:
     for name in ("hourly", "daily", "weekly", "monthly"):
         retain.add_argument(f"--{name}", type=int)
     retain.add_argument("--minimum-verified", type=int)
+    runs = verbs.add_parser("runs", help="every run of one client, with its verified mark (JSON)")
+    runs.add_argument("--client", required=True)
     status = verbs.add_parser("status", help="latest, verified and pinned runs per client and job (JSON)")
     status.add_argument("--client", default="")
     return top
 
 
-COMMANDS = {"init": command_init, "check": command_check, "retain": command_retain, "status": command_status}
+COMMANDS = {
+    "init": command_init,
+    "check": command_check,
+    "retain": command_retain,
+    "status": command_status,
+    "runs": command_runs,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -103,11 +103,16 @@ def test_vault_config_has_each_repositorys_password_and_the_policy_in_seconds(ho
     assert config["retention"]["minimum_verified"] == 3
 
 
-def test_the_vault_port_is_open_only_to_its_clients(hosts):
-    ports = open_ports(SimpleNamespace(**hosts["vault1"]))
+def test_the_vault_port_is_open_to_all_or_to_the_listed_addresses(write_inventory, shop_inventory_text):
+    text = shop_inventory_text.replace(
+        "    roles: [vault]\n", "    roles: [vault]\n    vault: {allow_from: [192.0.2.10]}\n"
+    )
+    default = dict(pyinfra_hosts(load_environment(write_inventory()), SECRETS))
+    restricted = dict(pyinfra_hosts(load_environment(write_inventory(text)), SECRETS))
 
-    assert ports["vault"] == {"port": 8443, "sources": ["10.0.0.2", "10.0.0.3"]}
-    assert open_ports(SimpleNamespace(**hosts["web1"]))["vault"] is None
+    assert open_ports(SimpleNamespace(**default["vault1"]))["vault"] == {"port": 8443, "sources": []}
+    assert open_ports(SimpleNamespace(**restricted["vault1"]))["vault"] == {"port": 8443, "sources": ["192.0.2.10"]}
+    assert open_ports(SimpleNamespace(**default["web1"]))["vault"] is None
 
 
 def test_backup_now_quotes_the_pin_and_refuses_an_unknown_trigger():

@@ -19,6 +19,7 @@ ENVIRONMENT = "environment:\n  name: shop\nconnection:\n  type: docker\ndefaults
 COMPUTED_HOST_DATA = {
     "phoenix_host",
     "phoenix_environment",
+    "phoenix_inventory",
     "throwaway",
     "tls_mode",
     "database_address",

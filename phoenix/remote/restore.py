@@ -1,0 +1,213 @@
+"""Restoring runs on the host they came from: the database, the data directories, a scratch check.
+
+Every restore is compared with the run's manifest before it counts: the dump's checksum and
+each table's row count, or every restored file's presence and size. Reports are printed as
+JSON and kept in /var/lib/phoenix/restore/<job>.json for restore.py to show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from phoenix.remote.backup_job import COUNT_QUERY, Config, Psql, choose_run, list_runs, read_manifest, relay, row_counts
+from phoenix.remote.common import JobError, RefusedError, last_lines, now, write_json
+from phoenix.remote.runs import Run
+
+POSTGRES = ["runuser", "-u", "postgres", "--"]
+REPORT_DIRECTORY = Path("/var/lib/phoenix/restore")
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)  # stdout carries the JSON report
+
+
+def database_exists(database: str) -> bool:
+    result = subprocess.run(
+        [*POSTGRES, "psql", "-X", "-tA", "-c", f"SELECT 1 FROM pg_database WHERE datname = '{database}'"],
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip() == "1"
+
+
+def live_rows(database: str) -> dict[str, int]:
+    """Returns the row count of every user table of `database` (empty when it does not exist)."""
+    if not database_exists(database):
+        return {}
+    psql = Psql(database)
+    try:
+        return row_counts(psql.query(COUNT_QUERY))
+    finally:
+        psql.close()
+
+
+def stream_restore(config: Config, run: Run, database: str, extra: list[str]) -> tuple[str, int]:
+    """Pipes `restic dump` of the run's dump into pg_restore; returns (sha256, bytes) of the stream."""
+    dump_path = (run.data.get("paths") or [f"/{database}.dump"])[0]
+    dump = subprocess.Popen(
+        config.restic.command("dump", run.data["id"], dump_path),
+        env=config.restic.environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    restore = subprocess.Popen(
+        [*POSTGRES, "pg_restore", "--exit-on-error", *extra, "-d", database],
+        stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        checksum, size = relay(dump, restore)
+    except BrokenPipeError:
+        checksum, size = "", 0
+    restore.stdin.close()
+    if dump.wait() != 0 or restore.wait() != 0:
+        raise JobError(
+            f"restore of {database} failed: restic dump exit {dump.returncode}"
+            f" {last_lines(dump.stderr.read().decode(), 2)}; pg_restore exit {restore.returncode}"
+            f" {last_lines(restore.stderr.read().decode(), 3)}"
+        )
+    return checksum, size
+
+
+def compare(manifest: dict, checksum: str, size: int, restored: dict[str, int]) -> dict:
+    """Returns the verification part of a database report: checksum and row counts against the manifest."""
+    tables = set(manifest["tables"]) | set(restored)
+    mismatched = {
+        t: [manifest["tables"].get(t), restored.get(t)]
+        for t in sorted(tables)
+        if manifest["tables"].get(t) != restored.get(t)
+    }  # noqa: E501
+    result = {
+        "checksum_matches": checksum == manifest["sha256"] and size == manifest["bytes"],
+        "bytes": size,
+        "tables": len(restored),
+        "rows": sum(restored.values()),
+        "manifest_rows": manifest["rows"],
+        "mismatched_tables": mismatched,
+    }
+    result["ok"] = result["checksum_matches"] and not mismatched
+    return result
+
+
+def run_report(run: Run) -> dict:
+    return {
+        "run": run.id,
+        "job": run.job,
+        "snapshot": run.data["id"],
+        "snapshot_time": run.time.isoformat(),
+        "age_seconds": round((now() - run.time).total_seconds()),
+        "trigger": run.trigger,
+    }
+
+
+def finish(report: dict, began: float, name: str) -> int:
+    report["seconds"] = round(time.monotonic() - began, 2)
+    write_json(REPORT_DIRECTORY / f"{name}.json", report)
+    print(json.dumps(report, indent=2, sort_keys=True))
+    return 0 if report["ok"] else 1
+
+
+def command_verify_restore(config: Config, arguments: argparse.Namespace) -> int:
+    """Restores a database run into a scratch database and compares it with the manifest."""
+    job = _database_job(config, arguments.job)
+    run = choose_run(list_runs(config, arguments.job), arguments.run)
+    manifest = read_manifest(config.restic, run)
+    scratch = f"phoenix_verify_{job['database']}"[:63]
+    progress(f"[{arguments.job}] restoring run {run.id} ({run.time.isoformat()}) into {scratch}")
+    began = time.monotonic()
+    subprocess.run([*POSTGRES, "dropdb", "--if-exists", scratch], check=True, stderr=subprocess.DEVNULL)
+    subprocess.run([*POSTGRES, "createdb", scratch], check=True)
+    try:
+        checksum, size = stream_restore(config, run, scratch, ["--no-owner", "--no-acl"])
+        restored = live_rows(scratch)
+    finally:
+        subprocess.run([*POSTGRES, "dropdb", "--if-exists", scratch], check=False)
+    return finish({**run_report(run), **compare(manifest, checksum, size, restored)}, began, f"verify-{arguments.job}")
+
+
+def command_restore_db(config: Config, arguments: argparse.Namespace) -> int:
+    """Restores a database run over the live database, which must hold no rows unless --force."""
+    job = _database_job(config, arguments.job)
+    database = job["database"]
+    run = choose_run(list_runs(config, arguments.job), arguments.run)
+    manifest = read_manifest(config.restic, run)
+    live = live_rows(database)
+    if sum(live.values()) and not arguments.force:
+        raise RefusedError(
+            f"database {database} on {config.host} holds data ({sum(live.values())} rows in"
+            f" {sum(1 for rows in live.values() if rows)} tables); not restoring run {run.id} over it"
+            " (to replace it: --data force_restore=yes)"
+        )
+    began = time.monotonic()
+    if not database_exists(database):
+        raise JobError(f"database {database} does not exist on {config.host}: the postgres role makes it first")
+    progress(f"[{arguments.job}] restoring run {run.id} ({run.time.isoformat()}) into {database}")
+    _disconnect_others(database)
+    checksum, size = stream_restore(config, run, database, ["--clean", "--if-exists"])
+    subprocess.run([*POSTGRES, "psql", "-X", "-q", "-d", database, "-c", "ANALYZE"], check=True)
+    report = {**run_report(run), "database": database, "replaced_rows": sum(live.values())}
+    return finish({**report, **compare(manifest, checksum, size, live_rows(database))}, began, arguments.job)
+
+
+def command_restore_files(config: Config, arguments: argparse.Namespace) -> int:
+    """Restores the given paths of a files run in place and checks every file against the snapshot."""
+    run = choose_run(list_runs(config, "files"), arguments.run)
+    began = time.monotonic()
+    expected = _snapshot_files(config, run, arguments.paths)
+    progress(f"[files] restoring {', '.join(arguments.paths)} from run {run.id} ({run.time.isoformat()})")
+    includes = [argument for path in arguments.paths for argument in ("--include", path)]
+    config.restic.run("restore", run.data["id"], "--target", "/", *includes)
+    if arguments.owner:
+        for path in arguments.paths:
+            if os.path.exists(path):
+                subprocess.run(["chown", "-R", f"{arguments.owner}:{arguments.owner}", path], check=True)
+    missing = sorted(path for path, size in expected.items() if not _has_size(path, size))
+    report = {
+        **run_report(run),
+        "paths": arguments.paths,
+        "files": len(expected),
+        "bytes": sum(expected.values()),
+        "missing_or_different": missing[:20],
+        "ok": not missing,
+    }
+    return finish(report, began, "files")
+
+
+def _snapshot_files(config: Config, run: Run, paths: list[str]) -> dict[str, int]:
+    """Returns {path: size} of the regular files under `paths` in the run's snapshot."""
+    listing = config.restic.run("ls", "--json", run.data["id"], *paths).stdout
+    files = {}
+    for line in listing.splitlines():
+        node = json.loads(line)
+        if node.get("struct_type") == "node" and node.get("type") == "file":
+            files[node["path"]] = node.get("size", 0)
+    return files
+
+
+def _has_size(path: str, size: int) -> bool:
+    try:
+        return os.stat(path).st_size == size
+    except FileNotFoundError:
+        return False
+
+
+def _disconnect_others(database: str) -> None:
+    sql = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}' AND pid <> pg_backend_pid()"  # noqa: E501
+    subprocess.run([*POSTGRES, "psql", "-X", "-q", "-tA", "-c", sql], check=False, capture_output=True)
+
+
+def _database_job(config: Config, name: str) -> dict:
+    job = config.job(name)
+    if job["kind"] != "db":
+        raise JobError(f"{name} is a {job['kind']} job, not a database one")
+    return job
+
+
+COMMANDS = {
+    "verify-restore": command_verify_restore,
+    "restore-db": command_restore_db,
+    "restore-files": command_restore_files,
+}

@@ -1,0 +1,90 @@
+"""Rebuild a server and bring its data back: `pyinfra inventories/prod.py restore.py [--limit HOST]`.
+
+    --data snapshot=ID          a run id or snapshot id (`phoenix status`); `latest` = newest complete
+    --data at="2026-11-20 18:00"  the newest complete backup at or before that time (UTC by default)
+    --data force_restore=yes    replace a database that holds data (refused otherwise)
+    --data restore_report=PATH  also write the timings and what was restored as JSON
+
+Default: each job's latest verified backup. The order: the blueprint up to PostgreSQL and the
+backup tools, then the database (pg_restore --clean --if-exists --exit-on-error, ANALYZE) and
+the app's data directories, each checked against the run's manifest, and only then the app
+and nginx. /etc is in the backups but not restored: the blueprint rebuilds it from code.
+The host restores with its own vault login, which can read and add but never delete.
+"""
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.operations import python, server
+
+from phoenix import backup_plan, restore_plan
+from phoenix.errors import PhoenixError
+from roles import app, backup, base, firewall, nginx, postgres, tls, vault
+
+NAME = host.data.phoenix_host
+try:
+    CHOSEN = restore_plan.for_host(host.data)
+except PhoenixError as error:
+    print(f"phoenix: restore.py stopped before changing anything on {NAME}:\n{error}", file=sys.stderr)
+    raise SystemExit(2) from None
+FORCE = " --force" if str(host.data.get("force_restore") or "").lower() in ("yes", "true", "1") else ""
+clock = restore_plan.Clock()
+
+
+def report(host_name: str, chosen: dict, report_path: str) -> None:
+    """Prints what was restored, from the hosts' own reports, and the step durations."""
+    lines, restored = [], {}
+    for job in chosen:
+        _, output = host.run_shell_command(f"cat /var/lib/phoenix/restore/{job}.json")
+        restored[job] = json.loads(output.stdout)
+        lines.append(f"  {job}: {restore_plan.describe(restored[job])}")
+    steps = clock.steps[host_name]
+    lines.append("  steps: " + ", ".join(f"{step} {seconds:.1f}s" for step, seconds in steps.items()))
+    lines.append(f"  total: {sum(steps.values()):.1f}s")
+    print(f"\n{host_name}: restored\n" + "\n".join(lines) + "\n", file=sys.stderr, flush=True)
+    if report_path:
+        Path(report_path).write_text(json.dumps({"host": host_name, "steps": steps, "restored": restored}, indent=2))
+
+
+python.call(name="Restore: start the clock", function=clock.start, host_name=NAME)
+base.apply()
+firewall.apply()
+if "postgres" in host.data.roles:
+    postgres.apply()
+if "vault" in host.data.roles:
+    vault.apply()  # nothing to restore there: its data are the backups
+if host.data.backup_jobs:
+    backup.apply()
+python.call(name="Restore: time the provisioning", function=clock.lap, host_name=NAME, step="provision")
+
+for job in host.data.backup_jobs:
+    run = CHOSEN[job["name"]]
+    if job["kind"] == "db":
+        command = f"phoenix-backup restore-db {job['name']} --run {run['run']}{FORCE}"
+    else:
+        paths = backup_plan.restorable_paths(job)
+        if not paths:
+            continue
+        if "app" in host.data.roles:
+            app.system_user(host.data.app)
+        owner = f" --owner {host.data.app['name']}" if "app" in host.data.roles else ""
+        command = f"phoenix-backup restore-files --run {run['run']} --paths {shlex.join(paths)}{owner}"
+    server.shell(name=f"Restore {job['name']} from run {run['run']} ({run['time'][:16]})", commands=[command])
+python.call(name="Restore: time the data restore", function=clock.lap, host_name=NAME, step="restore data")
+
+if "app" in host.data.roles:
+    app.apply()
+if "nginx" in host.data.roles:
+    tls.apply()
+    nginx.apply()
+python.call(name="Restore: time the app start", function=clock.lap, host_name=NAME, step="start the app")
+python.call(
+    name="Restore: report",
+    function=report,
+    host_name=NAME,
+    chosen=CHOSEN,
+    report_path=str(host.data.get("restore_report") or ""),
+)

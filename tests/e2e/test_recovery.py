@@ -1,0 +1,135 @@
+"""The first incident, replayed: web1 is destroyed and restore.py brings it back from vault1.
+
+Runs after the blueprint and backup tests (it replaces web1's container).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+
+import pytest
+import testinfra
+
+from phoenix import sandbox, sandbox_state
+from tests.e2e.conftest import SANDBOX_NAME, container, run_pyinfra
+from tests.e2e.test_blueprint import request
+
+RESTORE_REPORT = "/tmp/phoenix-e2e-restore-web1.json"
+
+
+def web1() -> dict:
+    info = sandbox_state.read(SANDBOX_NAME)["hosts"]["web1"]
+    return {"address": info["address"], "testinfra": testinfra.get_host(f"docker://{info['container']}")}
+
+
+def sh(host: str, command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", "exec", container(host), "bash", "-c", command], capture_output=True, text=True)
+
+
+def post_json(host: dict, path: str, document: dict) -> dict:
+    status, _, body = request(
+        host, "POST", path, body=json.dumps(document).encode(), headers={"Content-Type": "application/json"}
+    )
+    assert status == 201, body
+    return json.loads(body)
+
+
+def upload(host: dict, link_id: int, content: bytes) -> None:
+    boundary = "phoenixboundary"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="report.bin"\r\n\r\n'
+    form = head.encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    status, _, body = request(
+        host, "POST", f"/api/links/{link_id}/file", body=form,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )  # fmt: skip
+    assert status == 201, body
+
+
+def restore(*data: str) -> subprocess.CompletedProcess:
+    limit = ["--limit", f"@docker/{container('web1')}"]
+    arguments = [argument for item in data for argument in ("--data", item)]
+    return run_pyinfra(*limit, *arguments, "inventories/sandbox.py", "restore.py")
+
+
+@pytest.fixture(scope="module")
+def incident(converged):
+    """Writes records and an upload, backs up, destroys web1, restores it; returns what the test needs."""
+    before = web1()
+    notes = [f"incident-{uuid.uuid4()}" for _ in range(3)]
+    links = [post_json(before, "/api/links", {"url": f"https://example.org/{n}", "note": n}) for n in notes]
+    content = uuid.uuid4().bytes * 2048
+    upload(before, links[0]["id"], content)
+    assert sh("web1", "phoenix-backup run all --trigger scheduled").returncode == 0
+    backed_up_at = time.time()
+    assert sh("vault1", "phoenix-vault check --client web1").returncode == 0  # the weekly check verifies it
+
+    subprocess.run(["docker", "rm", "-f", container("web1")], check=True, capture_output=True)
+    sandbox.up(SANDBOX_NAME, ["web1"])
+    started = time.monotonic()
+    process = restore(f"restore_report={RESTORE_REPORT}")
+    wall_seconds = time.monotonic() - started
+    return {
+        "links": links,
+        "content": content,
+        "backed_up_at": backed_up_at,
+        "restored_at": time.time(),
+        "process": process,
+        "wall_seconds": wall_seconds,
+    }
+
+
+def test_restore_py_rebuilds_a_destroyed_server(incident):
+    process = incident["process"]
+    assert process.returncode == 0, process.stderr[-4000:]
+    assert "web1: restored" in process.stderr and "matches its manifest" in process.stderr
+
+
+def test_every_record_and_the_upload_are_back_and_served_over_https(incident):
+    host = web1()
+    for link in incident["links"]:
+        status, _, body = request(host, "GET", f"/api/links/{link['id']}")
+        assert status == 200 and json.loads(body)["note"] == link["note"]
+    status, _, downloaded = request(host, "GET", f"/api/links/{incident['links'][0]['id']}/file")
+    assert status == 200 and downloaded == incident["content"]
+    stored = host["testinfra"].file(f"/var/lib/links/uploads/{incident['links'][0]['id']}/report.bin")
+    assert stored.user == "links"
+
+
+def test_reported_rpo_and_rto_are_true(incident):
+    report = json.loads(open(RESTORE_REPORT).read())
+    database = report["restored"]["db-links"]
+    # RPO: the restored data's age when restored, against the clock of this test
+    true_age = incident["restored_at"] - incident["backed_up_at"]
+    assert true_age - 60 <= database["age_seconds"] <= true_age + 5
+    assert database["ok"] and database["rows"] == database["manifest_rows"]
+    # RTO: the steps add up to the time restore.py really took, minus pyinfra's own start-up
+    total = sum(report["steps"].values())
+    assert set(report["steps"]) == {"provision", "restore data", "start the app"}
+    assert 0.6 * incident["wall_seconds"] <= total <= incident["wall_seconds"]
+
+
+def test_restore_refuses_to_overwrite_live_data_in_one_clear_line(incident):
+    host = web1()
+    late = post_json(host, "/api/links", {"url": "https://example.org/late", "note": "written after the restore"})
+
+    process = restore()
+
+    assert process.returncode != 0
+    refusals = [line for line in process.stderr.splitlines() if "holds data" in line]
+    assert refusals and "not restoring run" in refusals[0] and "--data force_restore=yes" in refusals[0]
+    status, _, body = request(host, "GET", f"/api/links/{late['id']}")
+    assert status == 200 and json.loads(body)["note"] == "written after the restore"
+
+
+def test_a_wrong_snapshot_id_stops_before_anything_changes(incident):
+    marker = sh("web1", "stat -c %Y /etc/links/production.ini").stdout
+
+    process = restore("snapshot=deadbeef")
+
+    assert process.returncode == 2
+    assert "restore.py stopped before changing anything on web1" in process.stderr
+    assert "--data snapshot=deadbeef: no such run or snapshot in web1's repository" in process.stderr
+    assert sh("web1", "stat -c %Y /etc/links/production.ini").stdout == marker
