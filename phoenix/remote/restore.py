@@ -178,12 +178,15 @@ def command_restore_files(config: Config, arguments: argparse.Namespace) -> int:
 
 def _snapshot_files(config: Config, run: Run, paths: list[str]) -> dict[str, int]:
     """Returns {path: size} of the regular files under `paths` in the run's snapshot."""
-    listing = config.restic.run("ls", "--json", run.data["id"], *paths).stdout
+    # restic 0.14's `ls SNAPSHOT DIR` stops below DIR's first level, so the whole tree is listed and filtered here
+    listing = config.restic.run("ls", "--json", run.data["id"]).stdout
     files = {}
     for line in listing.splitlines():
         node = json.loads(line)
-        if node.get("struct_type") == "node" and node.get("type") == "file":
-            files[node["path"]] = node.get("size", 0)
+        path = node.get("path", "")
+        wanted = any(path == root or path.startswith(root.rstrip("/") + "/") for root in paths)
+        if wanted and node.get("struct_type") == "node" and node.get("type") == "file":
+            files[path] = node.get("size", 0)
     return files
 
 

@@ -105,6 +105,8 @@ def test_reported_rpo_and_rto_are_true(incident):
     true_age = incident["restored_at"] - incident["backed_up_at"]
     assert true_age - 60 <= database["age_seconds"] <= true_age + 5
     assert database["ok"] and database["rows"] == database["manifest_rows"]
+    files = report["restored"]["files"]
+    assert files["ok"] and files["files"] >= 1 and files["bytes"] >= len(incident["content"])  # the upload
     # RTO: the steps add up to the time restore.py really took, minus pyinfra's own start-up
     total = sum(report["steps"].values())
     assert set(report["steps"]) == {"provision", "restore data", "start the app"}
