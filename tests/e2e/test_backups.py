@@ -281,6 +281,8 @@ def test_a_stale_lock_left_by_a_killed_job_does_not_block_the_next_run(converged
     try:
         wait_for("web1", LOCK_IS_HELD)
         assert sh("web1", "systemctl start --no-block phoenix-backup-db-links.service").returncode == 0
+        # restic backup runs (after the quick repository check, whose own lock comes and goes) and holds its lock
+        wait_for("web1", "pgrep -f '[r]estic .*--stdin-filename links[.]dump'")  # [r]: not this shell
         wait_for("vault1", 'test -n "$(ls /var/lib/phoenix-vault/repos/web1/locks)"')
         assert sh("web1", "systemctl kill -s KILL phoenix-backup-db-links.service").returncode == 0
         wait_for("web1", "! pgrep -x restic")
