@@ -239,7 +239,6 @@ def pyinfra_hosts(environment: Environment, secrets: Secrets) -> list[tuple[str,
     result = []
     for name, host in environment.hosts.items():
         database_host = host["app"]["database"]["host"]
-        databases = sorted({client["database"] for client in clients[name]})
         data = {
             **host,
             **_connection_data(environment, host),
@@ -250,7 +249,7 @@ def pyinfra_hosts(environment: Environment, secrets: Secrets) -> list[tuple[str,
             "tls_mode": "self-signed" if environment.throwaway else host["site"]["tls"],
             "database_address": "localhost" if database_host == "localhost" else addresses[database_host],
             "postgres_clients": clients[name],
-            "backup_jobs": backup_plan.jobs(host, databases),
+            "backup_jobs": backup_plan.jobs(host, backup_plan.databases_served(name, environment.hosts)),
             "backup_target": backup_plan.target(name, environment.hosts, connection_type),
             "vault_clients": vault_clients if "vault" in host["roles"] else [],
             "vault_server_name": backup_plan.vault_server_name(name, host, connection_type),

@@ -9,15 +9,12 @@ A bad id, an unreachable vault or a repository the vault cannot open stops resto
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from datetime import UTC, datetime
 
-from phoenix import backup_plan
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment, load_environment
-from phoenix.status import remote_command
+from phoenix.status import ask_vault
 
 _environments: dict[str, Environment] = {}
 
@@ -30,15 +27,7 @@ def environment_of(path: str) -> Environment:
 
 def vault_runs(environment: Environment, host_name: str) -> list[dict]:
     """Returns the host's runs as the vault lists them (oldest first)."""
-    vault = backup_plan.vault_host(environment.hosts)
-    command = [*remote_command(environment, vault), "phoenix-vault", "runs", "--client", host_name]
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired as error:
-        raise PhoenixError(f"the vault {vault} did not list {host_name}'s runs within 300s") from error
-    if result.returncode != 0:
-        raise PhoenixError(f"cannot list {host_name}'s backups on the vault {vault}: {result.stderr.strip()[-400:]}")
-    return json.loads(result.stdout)["runs"]
+    return ask_vault(environment, "runs", "--client", host_name, timeout=300)["runs"]
 
 
 def parse_moment(text: str) -> datetime:

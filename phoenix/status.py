@@ -30,19 +30,25 @@ def remote_command(environment: Environment, name: str) -> list[str]:
     return command + ([] if ssh["user"] == "root" else ["sudo", "-n"])
 
 
-def vault_report(environment: Environment) -> dict:
-    """Returns `phoenix-vault status` of the environment's vault; raises PhoenixError when it cannot."""
+def ask_vault(environment: Environment, *arguments: str, timeout: int = 120) -> dict:
+    """Runs `phoenix-vault ARGUMENTS` on the environment's vault; returns its JSON, or raises PhoenixError."""
     vault = backup_plan.vault_host(environment.hosts)
     if vault is None:
-        raise PhoenixError(f"{environment.path}: no host has the vault role; status reads the vault")
-    command = [*remote_command(environment, vault), "phoenix-vault", "status"]
+        raise PhoenixError(f"{environment.path}: no host has the vault role; the backups are read from the vault")
+    command = [*remote_command(environment, vault), "phoenix-vault", *arguments]
+    what = f"`phoenix-vault {' '.join(arguments)}`"
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as error:
-        raise PhoenixError(f"{vault}: phoenix-vault status did not answer within 120s") from error
+        raise PhoenixError(f"{vault}: {what} did not answer within {timeout}s") from error
     if result.returncode != 0:
-        raise PhoenixError(f"{vault}: `phoenix-vault status` failed: {result.stderr.strip()[-500:]}")
+        raise PhoenixError(f"{vault}: {what} failed: {result.stderr.strip()[-500:]}")
     return json.loads(result.stdout)
+
+
+def vault_report(environment: Environment) -> dict:
+    """Returns `phoenix-vault status` of the environment's vault."""
+    return ask_vault(environment, "status")
 
 
 @dataclass

@@ -14,14 +14,13 @@ from pyinfra.operations import apt, files, systemd
 
 from phoenix.errors import PhoenixError
 from phoenix.remote.backup_job import TRIGGERS
-from roles import phoenix_tools
+from roles import phoenix_tools, timers
 from roles.operations import secret_file
 
 CONFIG_DIRECTORY = "/etc/phoenix"
 CONFIG_PATH = f"{CONFIG_DIRECTORY}/backup.json"
 VAULT_CERTIFICATE = f"{CONFIG_DIRECTORY}/vault.crt"
 STATE_DIRECTORY = "/var/lib/phoenix/backup"
-UNIT_DIRECTORY = "/etc/systemd/system"
 
 
 def repository_url(target: dict, host_name: str, secrets) -> str:
@@ -88,35 +87,25 @@ def apply() -> None:
 
 
 def _job_units(job: dict) -> None:
-    name = unit_name(job)
-    service = files.template(
-        name=f"{name}.service",
-        src="templates/backup/etc/systemd/system/phoenix-backup.service.j2",
-        dest=f"{UNIT_DIRECTORY}/{name}.service",
+    timers.scheduled_service(
+        unit_name(job),
+        service_template="templates/backup/etc/systemd/system/phoenix-backup.service.j2",
+        timer_template="templates/backup/etc/systemd/system/phoenix-backup.timer.j2",
+        schedule=job["schedule"],
         job=job,
     )
-    timer = files.template(
-        name=f"{name}.timer ({job['schedule']})",
-        src="templates/backup/etc/systemd/system/phoenix-backup.timer.j2",
-        dest=f"{UNIT_DIRECTORY}/{name}.timer",
-        job=job,
-    )
-    changed = lambda: service.did_change() or timer.did_change()  # noqa: E731
-    systemd.daemon_reload(name=f"Reload units for {name}", _if=changed)
-    systemd.service(name=f"{name}.timer active", service=f"{name}.timer", running=True, enabled=True)
-    systemd.service(name=f"Restart {name}.timer", service=f"{name}.timer", restarted=True, _if=timer.did_change)
 
 
 def _remove_old_jobs(wanted: set[str]) -> None:
     """Stops and removes the timers of jobs the inventory no longer has."""
-    present = host.get_fact(FindFiles, path=UNIT_DIRECTORY, fname="phoenix-backup-*.timer", maxdepth=1) or []
+    present = host.get_fact(FindFiles, path=timers.UNIT_DIRECTORY, fname="phoenix-backup-*.timer", maxdepth=1) or []
     for path in sorted(present):
         name = path.rsplit("/", 1)[-1].removesuffix(".timer")
         if name in wanted:
             continue
         systemd.service(name=f"Stop {name}.timer", service=f"{name}.timer", running=False, enabled=False)
         for suffix in (".timer", ".service"):
-            files.file(name=f"Remove {name}{suffix}", path=f"{UNIT_DIRECTORY}/{name}{suffix}", present=False)
+            files.file(name=f"Remove {name}{suffix}", path=f"{timers.UNIT_DIRECTORY}/{name}{suffix}", present=False)
         systemd.daemon_reload(name=f"Reload units after removing {name}")
 
 

@@ -13,12 +13,11 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from phoenix.backup_plan import parse_duration
-from roles import phoenix_tools
+from roles import phoenix_tools, timers
 from roles.operations import secret_file
 
 USER = "phoenix-vault"
 CONFIG_DIRECTORY = "/etc/phoenix-vault"
-UNIT_DIRECTORY = "/etc/systemd/system"
 TASKS = {
     "check": ("check_schedule", "integrity check; marks runs verified"),
     "retain": ("retention_schedule", "retention: logged dry run, forget, prune"),
@@ -88,7 +87,7 @@ def _server_unit(vault: dict, restart) -> None:
     unit = files.template(
         name="Vault service unit (rclone serve restic --append-only)",
         src="templates/vault/etc/systemd/system/phoenix-vault.service.j2",
-        dest=f"{UNIT_DIRECTORY}/phoenix-vault.service",
+        dest=f"{timers.UNIT_DIRECTORY}/phoenix-vault.service",
         vault=vault,
         service_user=USER,  # `user` would set the unit file's owner
         config_dir=CONFIG_DIRECTORY,
@@ -106,25 +105,15 @@ def _server_unit(vault: dict, restart) -> None:
 
 
 def _task_units(task: str, schedule: str, description: str) -> None:
-    name = f"phoenix-vault-{task}"
-    service = files.template(
-        name=f"{name}.service",
-        src="templates/vault/etc/systemd/system/phoenix-vault-task.service.j2",
-        dest=f"{UNIT_DIRECTORY}/{name}.service",
+    timers.scheduled_service(
+        f"phoenix-vault-{task}",
+        service_template="templates/vault/etc/systemd/system/phoenix-vault-task.service.j2",
+        timer_template="templates/vault/etc/systemd/system/phoenix-vault-task.timer.j2",
+        schedule=schedule,
         task=task,
         description=description,
         service_user=USER,
     )
-    timer = files.template(
-        name=f"{name}.timer ({schedule})",
-        src="templates/vault/etc/systemd/system/phoenix-vault-task.timer.j2",
-        dest=f"{UNIT_DIRECTORY}/{name}.timer",
-        task=task,
-        schedule=schedule,
-    )
-    systemd.daemon_reload(name=f"Reload units for {name}", _if=lambda: service.did_change() or timer.did_change())
-    systemd.service(name=f"{name}.timer active", service=f"{name}.timer", running=True, enabled=True)
-    systemd.service(name=f"Restart {name}.timer", service=f"{name}.timer", restarted=True, _if=timer.did_change)
 
 
 def _wait_for_port(port: int, seconds: int = 20) -> str:

@@ -41,9 +41,11 @@ from phoenix.remote.common import (
     log,
     now,
     read_json,
+    read_settings,
     redact,
     retry_while_locked,
     summary_of,
+    tag_arguments,
     warn,
     write_json,
 )
@@ -70,9 +72,7 @@ class Config:
     """The host's backup settings, written by the backup role (mode 0600: it holds the passwords)."""
 
     def __init__(self, path: Path = CONFIG_PATH):
-        values = read_json(path)
-        if values is None:
-            raise JobError(f"{path} not found: deploy the blueprint (deploy.py) on this host first")
+        values = read_settings(path)
         self.host = values["host"]
         self.jobs = {job["name"]: job for job in values["jobs"]}
         self.lock_wait_seconds = values["lock_wait_seconds"]
@@ -287,7 +287,7 @@ def stream_dump(config: Config, database: str, snapshot: str, tags: list[str], s
         )  # fmt: skip
     restic, output = config.restic.start(
         "backup", "--json", "--host", config.host, "--stdin", "--stdin-filename", f"{database}.dump",
-        *[argument for tag in tags for argument in ("--tag", tag)],
+        *tag_arguments(tags),
         output_dir=scratch,
     )  # fmt: skip
     try:
@@ -317,7 +317,7 @@ def backup_files(config: Config, job: dict, tags: list[str]) -> tuple[dict, dict
     if not paths:
         raise JobError("none of the job's paths exist; nothing to back up")
     result = config.restic.run(
-        "backup", "--json", "--host", config.host, "--exclude-caches", *[a for tag in tags for a in ("--tag", tag)],
+        "backup", "--json", "--host", config.host, "--exclude-caches", *tag_arguments(tags),
         *paths, check=False,
     )  # fmt: skip
     if result.returncode == 3:
@@ -335,7 +335,7 @@ def write_manifest(config: Config, manifest: dict, tags: list[str]) -> str:
     """Stores the manifest as the run's second snapshot; returns its id."""
     result = config.restic.run(
         "backup", "--json", "--host", config.host, "--stdin", "--stdin-filename", "manifest.json",
-        *[argument for tag in tags for argument in ("--tag", tag)],
+        *tag_arguments(tags),
         input=json.dumps(manifest, indent=2, sort_keys=True),
     )  # fmt: skip
     return summary_of(result.stdout)["snapshot_id"]

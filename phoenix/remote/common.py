@@ -49,6 +49,19 @@ def read_json(path: Path, default=None):
         return default
 
 
+def read_settings(path: Path) -> dict:
+    """Returns the settings a role wrote to `path`; raises JobError when the host was never deployed."""
+    values = read_json(path)
+    if values is None:
+        raise JobError(f"{path} not found: deploy the blueprint (deploy.py) on this host first")
+    return values
+
+
+def tag_arguments(tags: list[str]) -> list[str]:
+    """Returns restic's `--tag T` arguments, one pair per tag (a tag may hold spaces, never commas)."""
+    return [argument for tag in tags for argument in ("--tag", tag)]
+
+
 def write_json(path: Path, value, mode: int = 0o644) -> None:
     """Writes `value` as JSON to `path` atomically (readers never see half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from phoenix.errors import PhoenixError
-from phoenix.remote.common import JobError, Restic, log, now, read_json, retry_while_locked, write_json
+from phoenix.remote.common import (
+    JobError,
+    Restic,
+    is_locked,
+    log,
+    now,
+    read_json,
+    read_settings,
+    retry_while_locked,
+    write_json,
+)
 from phoenix.remote.runs import Run, as_retention_snapshots, runs_from_listing
 from phoenix.retention import Policy, select
 
@@ -40,9 +50,7 @@ class Vault:
     """The vault's settings (written by the vault role) and its repositories."""
 
     def __init__(self, path: Path = CONFIG_PATH):
-        values = read_json(path)
-        if values is None:
-            raise JobError(f"{path} not found: deploy the blueprint (deploy.py) on this host first")
+        values = read_settings(path)
         self.user = values["user"]
         self.data_dir = Path(values["data_dir"])
         self.clients: dict[str, str] = values["clients"]
@@ -154,7 +162,7 @@ def command_check(vault: Vault, arguments: argparse.Namespace) -> int:
 
 def _checked(restic: Restic, subset: str):
     result = restic.run("check", f"--read-data-subset={subset}", check=False)
-    if result.returncode != 0 and "locked" in result.stderr:
+    if result.returncode != 0 and is_locked(result.stderr):
         raise JobError(result.stderr)
     return result
 

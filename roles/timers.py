@@ -1,0 +1,26 @@
+"""A scheduled systemd service: pyinfra has no timer operation, so the unit pair is templated here."""
+
+from pyinfra.operations import files, systemd
+
+UNIT_DIRECTORY = "/etc/systemd/system"
+
+
+def scheduled_service(name: str, service_template: str, timer_template: str, schedule: str, **variables) -> None:
+    """Installs NAME.service and NAME.timer from templates (which see `schedule` and `variables`), timer enabled."""
+    service = files.template(
+        name=f"{name}.service",
+        src=service_template,
+        dest=f"{UNIT_DIRECTORY}/{name}.service",
+        schedule=schedule,
+        **variables,
+    )
+    timer = files.template(
+        name=f"{name}.timer ({schedule})",
+        src=timer_template,
+        dest=f"{UNIT_DIRECTORY}/{name}.timer",
+        schedule=schedule,
+        **variables,
+    )
+    systemd.daemon_reload(name=f"Reload units for {name}", _if=lambda: service.did_change() or timer.did_change())
+    systemd.service(name=f"{name}.timer active", service=f"{name}.timer", running=True, enabled=True)
+    systemd.service(name=f"Restart {name}.timer", service=f"{name}.timer", restarted=True, _if=timer.did_change)
