@@ -3,7 +3,7 @@
     --data snapshot=ID          a run id or snapshot id (`phoenix status`); `latest` = newest complete
     --data at="2026-11-20 18:00"  the newest complete backup at or before that time (UTC by default)
     --data force_restore=yes    replace a database that holds data (refused otherwise)
-    --data restore_report=PATH  also write the timings and what was restored as JSON
+    --data restore_report=PATH  also write the timings and what was restored as JSON ({host} in PATH: per host)
 
 Default: each job's latest verified backup. The order: the blueprint up to PostgreSQL and the
 backup tools, then the database (pg_restore --clean --if-exists --exit-on-error, ANALYZE) and
@@ -46,7 +46,8 @@ def report(host_name: str, chosen: dict, report_path: str) -> None:
     lines.append(f"  total: {sum(steps.values()):.1f}s")
     print(f"\n{host_name}: restored\n" + "\n".join(lines) + "\n", file=sys.stderr, flush=True)
     if report_path:
-        Path(report_path).write_text(json.dumps({"host": host_name, "steps": steps, "restored": restored}, indent=2))
+        document = {"host": host_name, "steps": steps, "restored": restored}
+        Path(report_path.replace("{host}", host_name)).write_text(json.dumps(document, indent=2))
 
 
 python.call(name="Restore: start the clock", function=clock.start, host_name=NAME)
@@ -60,19 +61,26 @@ if host.data.backup_jobs:
     backup.apply()
 python.call(name="Restore: time the provisioning", function=clock.lap, host_name=NAME, step="provision")
 
-for job in host.data.backup_jobs:
+# Database jobs first, then the file sets, in one fixed order on every host: pyinfra orders
+# operations by their place in this file, and a loop mixing both kinds would order them differently.
+database_jobs = [job for job in host.data.backup_jobs if job["kind"] == "db"]
+for job in database_jobs:
     run = CHOSEN[job["name"]]
-    if job["kind"] == "db":
-        command = f"phoenix-backup restore-db {job['name']} --run {run['run']}{FORCE}"
-    else:
-        paths = backup_plan.restorable_paths(job)
-        if not paths:
-            continue
-        if "app" in host.data.roles:
-            app.system_user(host.data.app)
-        owner = f" --owner {host.data.app['name']}" if "app" in host.data.roles else ""
-        command = f"phoenix-backup restore-files --run {run['run']} --paths {shlex.join(paths)}{owner}"
-    server.shell(name=f"Restore {job['name']} from run {run['run']} ({run['time'][:16]})", commands=[command])
+    server.shell(
+        name=f"Restore {job['name']} from run {run['run']} ({run['time'][:16]})",
+        commands=[f"phoenix-backup restore-db {job['name']} --run {run['run']}{FORCE}"],
+    )
+file_jobs = [job for job in host.data.backup_jobs if job["kind"] == "files" and backup_plan.restorable_paths(job)]
+if file_jobs and "app" in host.data.roles:
+    app.system_user(host.data.app)  # the restored files belong to it
+owner = f" --owner {host.data.app['name']}" if "app" in host.data.roles else ""
+for job in file_jobs:
+    run = CHOSEN[job["name"]]
+    paths = shlex.join(backup_plan.restorable_paths(job))
+    server.shell(
+        name=f"Restore {job['name']} from run {run['run']} ({run['time'][:16]})",
+        commands=[f"phoenix-backup restore-files --run {run['run']} --paths {paths}{owner}"],
+    )
 python.call(name="Restore: time the data restore", function=clock.lap, host_name=NAME, step="restore data")
 
 if "app" in host.data.roles:
@@ -85,6 +93,6 @@ python.call(
     name="Restore: report",
     function=report,
     host_name=NAME,
-    chosen=CHOSEN,
+    chosen={job["name"]: CHOSEN[job["name"]] for job in database_jobs + file_jobs},
     report_path=str(host.data.get("restore_report") or ""),
 )

@@ -1,9 +1,11 @@
-"""The `phoenix` command: throwaway sandboxes, secrets, inventory checks, schema docs."""
+"""The `phoenix` command: sandboxes and dev copies, secrets, inventory checks, backup status, drills."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from phoenix import sandbox, sandbox_state
 from phoenix.errors import PhoenixError
@@ -51,6 +53,37 @@ def run_status(arguments: argparse.Namespace) -> int:
     return status.run(arguments.inventory, arguments.json)
 
 
+def run_drill(arguments: argparse.Namespace) -> int:
+    from phoenix import drill
+
+    if arguments.history:
+        environment = None
+        if arguments.inventory:
+            from phoenix.inventory import load_environment
+
+            environment = load_environment(arguments.inventory)
+            directory = drill.report_dir(environment, arguments.report_dir)
+        else:
+            directory = Path(arguments.report_dir or os.environ.get("PHOENIX_DRILL_DIR") or "drills")
+        print(drill.render_history(drill.history(directory, environment.name if environment else None)))
+        return 0
+    if not arguments.inventory:
+        raise PhoenixError("drill: name the inventory, e.g. `phoenix drill inventories/prod.py`")
+    return drill.run(arguments.inventory, arguments.host, arguments.keep, arguments.report_dir)
+
+
+def run_up(arguments: argparse.Namespace) -> int:
+    from phoenix import dev
+
+    return dev.up(arguments.environment, arguments.with_data, arguments.source, arguments.sandbox)
+
+
+def run_down(arguments: argparse.Namespace) -> int:
+    from phoenix import dev
+
+    return dev.down(arguments.environment, arguments.sandbox)
+
+
 def run_schema_doc(arguments: argparse.Namespace) -> int:
     from phoenix.schema_doc import markdown
 
@@ -92,6 +125,27 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("inventory", help="inventories/<env>.py or .yml")
     status.add_argument("--json", action="store_true", help="print the vault's report and the flags as JSON")
     status.set_defaults(run=run_status)
+
+    drill = verbs.add_parser(
+        "drill", help="restore the latest verified backups into throwaway hosts, check them, report RTO and RPO"
+    )
+    drill.add_argument("inventory", nargs="?", help="inventories/<env>.py or .yml")
+    drill.add_argument("--host", default="", help="drill this host (and the hosts it shares a database with) only")
+    drill.add_argument("--keep", action="store_true", help="leave the drill's hosts up to look around")
+    drill.add_argument("--report-dir", default="", help="where reports go (default: the inventory's drill.report_dir)")
+    drill.add_argument("--history", action="store_true", help="print the trend of past drills and exit")
+    drill.set_defaults(run=run_drill)
+
+    up_parser = verbs.add_parser("up", help="a local copy of the stack (dev, sandbox), optionally with real data")
+    up_parser.add_argument("environment", help="a throwaway environment: dev, or inventories/<env>.yml")
+    up_parser.add_argument("--with-data", action="store_true", help="restore the source's newest backups into it")
+    up_parser.add_argument("--from", dest="source", default="prod", help="where --with-data reads (default: prod)")
+    up_parser.add_argument("--sandbox", default="", help="sandbox name (default: PHOENIX_SANDBOX or the inventory's)")
+    up_parser.set_defaults(run=run_up)
+    down_parser = verbs.add_parser("down", help="remove a local copy made by `phoenix up`")
+    down_parser.add_argument("environment")
+    down_parser.add_argument("--sandbox", default="", help="sandbox name (default: PHOENIX_SANDBOX or the inventory's)")
+    down_parser.set_defaults(run=run_down)
 
     schema_doc = verbs.add_parser("schema-doc", help="print the inventory reference as Markdown")
     schema_doc.set_defaults(run=run_schema_doc)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +97,8 @@ class Environment:
     throwaway: bool
     connection: dict
     hosts: dict[str, dict]
-
-    @property
-    def sandbox_name(self) -> str:
-        return os.environ.get("PHOENIX_SANDBOX") or self.connection["sandbox"]
+    drill: dict = field(default_factory=dict)
+    sandbox_name: str = ""  # with connection type docker: the sandbox holding the hosts
 
 
 def _merge_hosts(raw: dict, schema: dict) -> dict[str, dict]:
@@ -172,6 +170,8 @@ def load_environment(path: str | Path) -> Environment:
         throwaway=environment["throwaway"],
         connection=connection,
         hosts=hosts,
+        drill=apply_defaults(schema["properties"]["drill"], raw.get("drill", {}), schema),
+        sandbox_name=os.environ.get("PHOENIX_SANDBOX") or connection["sandbox"],
     )
 
 
@@ -194,7 +194,8 @@ def _database_clients(environment: Environment, addresses: dict[str, str]) -> di
     return clients
 
 
-def _addresses(environment: Environment) -> dict[str, str]:
+def host_addresses(environment: Environment) -> dict[str, str]:
+    """Returns every host's address: the sandbox's container addresses, or the inventory's."""
     if environment.connection["type"] == "docker":
         state = sandbox_state.read(environment.sandbox_name)
         missing = sorted(set(environment.hosts) - set(state["hosts"]))
@@ -226,9 +227,14 @@ def _connection_data(environment: Environment, host: dict) -> dict:
     return data
 
 
-def pyinfra_hosts(environment: Environment, secrets: Secrets) -> list[tuple[str, dict]]:
-    """Returns the (pyinfra name, host data) pairs for an environment, secrets included."""
-    addresses = _addresses(environment)
+def pyinfra_hosts(
+    environment: Environment, secrets: Secrets, addresses: dict[str, str] | None = None
+) -> list[tuple[str, dict]]:
+    """Returns the (pyinfra name, host data) pairs for an environment, secrets included.
+
+    `addresses` replaces the hosts' own (phoenix/stand_in.py puts hosts into another sandbox).
+    """
+    addresses = addresses or host_addresses(environment)
     clients = _database_clients(environment, addresses)
     connection_type = environment.connection["type"]
     vault_clients = [
@@ -254,6 +260,7 @@ def pyinfra_hosts(environment: Environment, secrets: Secrets) -> list[tuple[str,
             "vault_clients": vault_clients if "vault" in host["roles"] else [],
             "vault_server_name": backup_plan.vault_server_name(name, host, connection_type),
             "secrets": secrets,
+            "stand_in": "",  # phoenix/stand_in.py: "<env>/<host>" when this host takes another's place
         }
         result.append((_connection_name(environment, name), data))
     return result

@@ -9,6 +9,7 @@ so that every converge of the same sandbox sees the same values.
 
 from __future__ import annotations
 
+import copy
 import os
 import secrets as random_source
 import stat
@@ -55,6 +56,18 @@ class Secrets:
         if not isinstance(value, dict):
             raise PhoenixError(f"{self.source}: secret '{key}' must be a mapping of names to values")
         return {str(name): str(item) for name, item in value.items()}
+
+    def borrowing(self, lender: Secrets, keys: list[str]) -> Secrets:
+        """Returns these secrets with the dotted `keys` taken from `lender` (those it has)."""
+        values = copy.deepcopy(self._values)
+        for dotted in keys:
+            value = _lookup(lender._values, dotted)
+            if value is None:
+                continue
+            section, _, key = dotted.rpartition(".")
+            target = values.setdefault(section, {}) if section else values
+            target[key] = copy.deepcopy(value)
+        return Secrets(values, f"{self.source} + {lender.source}")
 
     def database_password(self, user: str) -> str:
         """Returns the password of database role `user`."""

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from phoenix import backup_plan, sandbox_state
+from phoenix import backup_plan, drill, sandbox_state
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 
@@ -139,13 +139,13 @@ def run(inventory: str, as_json: bool) -> int:
     environment = load_environment(inventory)
     report = vault_report(environment)
     rows, vault_flags = evaluate(environment, report)
+    drill_line, drill_flags = drill.status_flags(environment, datetime.fromisoformat(report["now"]))
+    flags = vault_flags + [f"{r.host}/{r.job}: {f}" for r in rows for f in r.flags]
+    flags += [f"drill: {flag}" for flag in drill_flags]
     if as_json:
-        print(
-            json.dumps(
-                {"report": report, "flags": vault_flags + [f"{r.host}/{r.job}: {f}" for r in rows for f in r.flags]}
-            )
-        )
+        print(json.dumps({"report": report, "drill": drill_line, "flags": flags}))
     else:
         print(render(rows, vault_flags, report))
-    flagged = any(row.flags for row in rows) or any("FAILED" in flag for flag in vault_flags)
+        print(drill_line + "".join(f"\n!! {flag}" for flag in drill_flags))
+    flagged = any(row.flags for row in rows) or any("FAILED" in flag for flag in vault_flags) or drill_flags
     return 1 if flagged else 0

@@ -45,6 +45,7 @@ def config_text(data) -> str:
         "lock_wait_seconds": data.backup["lock_wait_seconds"],
         "state_dir": STATE_DIRECTORY,
         "jobs": data.backup_jobs,
+        "stand_in": data.stand_in,
     }
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
@@ -79,6 +80,8 @@ def apply() -> None:
             mode="0644",
         )
     secret_file(name="Backup settings and passwords", path=CONFIG_PATH, content=config_text(host.data), mode="0600")
+    if host.data.stand_in:
+        return  # a drill's or dev copy's host restores; it never backs up into the real host's repository
     wanted = set()
     for job in host.data.backup_jobs:
         wanted.add(unit_name(job))

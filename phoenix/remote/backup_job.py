@@ -78,6 +78,7 @@ class Config:
         self.lock_wait_seconds = values["lock_wait_seconds"]
         self.state_dir = Path(values["state_dir"])
         self.ping_timeout = values.get("ping_timeout_seconds", 10)
+        self.stand_in = values.get("stand_in", "")
         self.restic = Restic(
             repository=values["repository"],
             password=values["password"],
@@ -379,6 +380,11 @@ def run_job(config: Config, name: str, trigger: str, pin: str, deadline: float) 
 
 
 def command_run(config: Config, arguments: argparse.Namespace) -> int:
+    if config.stand_in:
+        raise RefusedError(
+            f"this host stands in for {config.stand_in} (a drill or a dev copy): it restores from"
+            " that host's repository and never backs up into it"
+        )
     names = list(config.jobs) if arguments.job == ["all"] else arguments.job
     for name in names:
         config.job(name)

@@ -86,6 +86,7 @@ def compare(manifest: dict, checksum: str, size: int, restored: dict[str, int]) 
         "tables": len(restored),
         "rows": sum(restored.values()),
         "manifest_rows": manifest["rows"],
+        "manifest_tables": manifest["tables"],
         "mismatched_tables": mismatched,
     }
     result["ok"] = result["checksum_matches"] and not mismatched

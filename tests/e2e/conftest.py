@@ -55,7 +55,9 @@ def sandbox_hosts():
         yield sandbox.up(SANDBOX_NAME, HOSTS)
     finally:
         if not os.environ.get("PHOENIX_E2E_KEEP"):
-            sandbox.down(SANDBOX_NAME)
+            # the dev copy's and the drill's containers join the sandbox's network: they go first
+            for leftover in (f"{SANDBOX_NAME}-dev", "drill-sandbox", SANDBOX_NAME):
+                sandbox.down(leftover)
         signal.signal(signal.SIGTERM, previous_handler)
 
 

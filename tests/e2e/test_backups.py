@@ -315,18 +315,18 @@ def test_the_latest_database_backup_restores_with_the_manifests_row_counts(conve
     assert report["rows"] == report["manifest_rows"] >= int(live) >= 500
 
 
-def test_phoenix_status_reports_the_true_age_of_each_jobs_latest_backup(converged):
+def test_phoenix_status_reports_the_true_age_of_each_jobs_latest_backup(converged, tmp_path):
+    environment = dict(os.environ, PHOENIX_SANDBOX=SANDBOX_NAME, PHOENIX_DRILL_DIR=str(tmp_path))  # no drill yet
     process = subprocess.run(
         [str(Path(sys.executable).with_name("phoenix")), "status", "inventories/sandbox.py", "--json"],
-        cwd=REPOSITORY,
-        env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX_NAME),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+        cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
 
-    assert process.returncode == 0, process.stdout + process.stderr
-    report = json.loads(process.stdout)["report"]
+    document = json.loads(process.stdout)
+    # the backups are fresh and checked; only the never-run drill is flagged, and that alone fails the status
+    assert document["flags"] == ["drill: no drill recorded (run `phoenix drill inventories/sandbox.py`)"]
+    assert process.returncode == 1
+    report = document["report"]
     latest = report["clients"]["web1"]["jobs"]["db-links"]["latest"]
     assert latest["run"] == complete("web1", "db-links")[-1]["run"]
     assert report["clients"]["web1"]["jobs"]["db-links"]["pins"][0]["reason"] in (
@@ -335,7 +335,9 @@ def test_phoenix_status_reports_the_true_age_of_each_jobs_latest_backup(converge
     )
     human = subprocess.run(
         [str(Path(sys.executable).with_name("phoenix")), "status", "inventories/sandbox.py"],
-        cwd=REPOSITORY, env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX_NAME), capture_output=True, text=True,
+        cwd=REPOSITORY, env=environment, capture_output=True, text=True,
     )  # fmt: skip
+    never = "last drill: never\n!! no drill recorded (run `phoenix drill inventories/sandbox.py`)"
+    assert human.stdout.rstrip().endswith(never)
     row = next(line for line in human.stdout.splitlines() if line.startswith("web1") and "db-links" in line)
     assert "m ago)" in row  # minutes old: the age is measured, not assumed

@@ -29,6 +29,7 @@ COMPUTED_HOST_DATA = {
     "vault_clients",
     "vault_server_name",
     "secrets",
+    "stand_in",
 }
 
 # Variable names the roles and phoenix/ give to parts of a host's settings, and where each lives in $defs.host.

@@ -1,0 +1,146 @@
+"""Time to recover a lost server, per step, next to each step's floor on the same machine.
+
+    .venv/bin/python bench/rto.py [--db-size 1GiB] [--keep]
+
+Starts its own sandbox (web1 with nginx, the app and PostgreSQL; vault1), converges it, fills
+the database with about --db-size of rows and backs it up. Then the incident: web1's
+container is removed, a fresh one started, and restore.py rebuilds it from the vault
+(--data snapshot=latest; the timings come from restore.py's own report). The floors, measured
+separately on the same machine:
+  - provision: a bare `apt-get update && apt-get install` of the packages restore.py
+    installed (the restored web1's manually installed packages not in the base image), on
+    another fresh container;
+  - restore data: a bare `restic restore` of the same database snapshot, and a bare
+    `pg_restore` of the same dump into an empty database (restore.py streams one into the
+    other, so its step can beat their sum, never the larger of the two);
+  - start the app has no floor measured (install the app's wheels, migrate, start, health).
+Prints each step, its floor, and the total against the sum of the floors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPOSITORY))
+
+from bench import backup as backup_bench  # noqa: E402
+from phoenix import sandbox, sandbox_state  # noqa: E402
+
+INVENTORY = "bench/inventories/rto.py"
+SANDBOX = "rto-bench"
+REPORT = "/tmp/phoenix-rto-bench-web1.json"
+
+
+def bare_restic(arguments: list[str]) -> str:
+    """Returns the shell command running restic with web1's own repository settings, nothing else."""
+    code = (
+        "import json, os, sys; c = json.load(open('/etc/phoenix/backup.json'));"
+        " os.environ.update(RESTIC_REPOSITORY=c['repository'], RESTIC_PASSWORD=c['password']);"
+        " os.execvp('restic', ['restic', '--cacert', '/etc/phoenix/vault.crt', *sys.argv[1:]])"
+    )
+    return f"python3 -c {shlex.quote(code)} {shlex.join(arguments)}"
+
+
+def parse_size(text: str) -> int:
+    """Given "1GiB" or "512MiB", returns MiB."""
+    match = re.fullmatch(r"([0-9]+)\s*(MiB|GiB)", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a size like 1GiB or 512MiB")
+    return int(match.group(1)) * (1024 if match.group(2) == "GiB" else 1)
+
+
+def pyinfra(*arguments: str) -> float:
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(REPOSITORY / ".venv" / "bin" / "pyinfra"), "-y", *arguments],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX),
+    )
+    if result.returncode != 0:
+        sys.exit(f"pyinfra {' '.join(arguments)} failed:\n{result.stderr[-3000:]}")
+    return time.monotonic() - started
+
+
+def timed(host: str, command: str) -> float:
+    return backup_bench.timed(host, command)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db-size", type=parse_size, default=1024, help="database size, e.g. 1GiB (default)")
+    parser.add_argument("--keep", action="store_true", help="leave the sandbox running")
+    arguments = parser.parse_args()
+    os.chdir(REPOSITORY)
+    backup_bench.SANDBOX = SANDBOX  # its helpers run commands on this bench's hosts
+    sandbox.down(SANDBOX)
+    sandbox.up(SANDBOX, ["web1", "vault1"])
+    try:
+        backup_bench.say("converging web1 and vault1")
+        pyinfra(INVENTORY, "deploy.py")
+        backup_bench.say(f"generating about {arguments.db_size} MiB of rows")
+        rows, database_bytes = backup_bench.fill(arguments.db_size)
+        backup_bench.say("backing up")
+        backup_bench.on("web1", "phoenix-backup run all --trigger manual")
+
+        backup_bench.say("the incident: web1 removed, a fresh container, restore.py")
+        subprocess.run(["docker", "rm", "-f", sandbox_state.container_name(SANDBOX, "web1")], check=True)
+        started = time.monotonic()
+        sandbox.up(SANDBOX, ["web1"])
+        create_seconds = time.monotonic() - started
+        restore_wall = pyinfra(
+            "--limit", f"@docker/{sandbox_state.container_name(SANDBOX, 'web1')}",
+            "--data", "snapshot=latest", "--data", f"restore_report={REPORT}", INVENTORY, "restore.py",
+        )  # fmt: skip
+        report = json.loads(Path(REPORT).read_text())
+        steps = report["steps"]
+        database_report = report["restored"]["db-links"]
+
+        backup_bench.say("floor: bare package install on a fresh container")
+        sandbox.up(SANDBOX, ["floor"])
+        base_packages = set(backup_bench.on("floor", "apt-mark showmanual").split())
+        packages = sorted(set(backup_bench.on("web1", "apt-mark showmanual").split()) - base_packages)
+        install = timed(
+            "floor",
+            "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq"
+            f" --no-install-recommends {shlex.join(packages)} > /dev/null",
+        )
+        backup_bench.say("floor: bare restic restore and bare pg_restore of the same snapshot")
+        snapshot = database_report["snapshot"]
+        backup_bench.on("web1", "rm -rf /tmp/floor")
+        restic = timed("web1", bare_restic(["restore", snapshot, "--target", "/tmp/floor"]) + " > /dev/null")
+        dump = backup_bench.on("web1", "find /tmp/floor -name '*.dump' | head -1").strip()
+        backup_bench.on("web1", "runuser -u postgres -- createdb floor && chmod -R a+rX /tmp/floor")
+        pg_restore = timed("web1", f"runuser -u postgres -- pg_restore --exit-on-error -d floor {shlex.quote(dump)}")
+    finally:
+        if not arguments.keep:
+            sandbox.down(SANDBOX)
+    mib = 1024 * 1024
+    prepare = restore_wall - sum(steps.values())
+    total = create_seconds + restore_wall
+    floors = install + restic + pg_restore
+    print(f"database: {rows:,} rows, {database_bytes / mib:,.0f} MiB; dump {database_report['bytes'] / mib:,.0f} MiB")
+    print(f"{'step':28} {'measured':>9} {'floor':>9}  floor measured as")
+    print(f"{'create the host':28} {create_seconds:8.1f}s {'':>9}")
+    print(f"{'restore.py: prepare':28} {prepare:8.1f}s {'':>9}  (connect, ask the vault, facts)")
+    provision = f"{'restore.py: provision':28} {steps['provision']:8.1f}s {install:8.1f}s"
+    print(f"{provision}  apt-get install of {len(packages)} packages")
+    print(
+        f"{'restore.py: restore data':28} {steps['restore data']:8.1f}s {restic + pg_restore:8.1f}s"
+        f"  restic restore {restic:.1f}s + pg_restore {pg_restore:.1f}s"
+    )
+    print(f"{'restore.py: start the app':28} {steps['start the app']:8.1f}s {'-':>9}")
+    print(f"{'total RTO':28} {total:8.1f}s {floors:8.1f}s  = {total / floors:.2f} x the sum of the floors")
+
+
+if __name__ == "__main__":
+    main()

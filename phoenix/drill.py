@@ -1,0 +1,311 @@
+"""`phoenix drill inventories/<env>.py`: prove the backups restore, and measure how fast.
+
+1. create hosts: a throwaway sandbox (drill-<env>) with a container per data host;
+2. restore: restore.py against them, with the environment's real vault and each host's own
+   login (read and add, never delete), choosing each job's latest verified run;
+3. verify: the drill checks (phoenix/drill_checks.py) on every restored host.
+
+RTO is the sum of the three, each timed; RPO is the age of the oldest restored data at drill
+time. The report goes to <report_dir>/<env>-<time>.json and .md, a line to history.jsonl;
+the inventory's drill.ping_url hears /start, success or /fail. The hosts are removed unless
+--keep. Exit status 0 when every check passed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+from phoenix import sandbox, sandbox_state, stand_in
+from phoenix.errors import PhoenixError
+from phoenix.inventory import Environment
+from phoenix.progress import say
+
+HISTORY_FILE = "history.jsonl"
+
+
+def report_dir(environment: Environment, given: str = "") -> Path:
+    """Returns where drill reports go: --report-dir, else PHOENIX_DRILL_DIR, else the inventory's drill.report_dir."""
+    return Path(given or os.environ.get("PHOENIX_DRILL_DIR") or environment.drill["report_dir"])
+
+
+def sandbox_name(environment: Environment) -> str:
+    return f"drill-{environment.name}"
+
+
+def run(inventory: str, host: str = "", keep: bool = False, given_report_dir: str = "") -> int:
+    """Runs a drill of the environment in `inventory`; returns the exit status."""
+    source = stand_in.load(inventory)
+    names = stand_in.data_hosts(source, host)
+    directory = report_dir(source, given_report_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    started_at = datetime.now(UTC)
+    stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
+    report = {"environment": source.name, "started": started_at.isoformat(timespec="seconds"), "hosts": names}
+    ping(source.drill["ping_url"], "start")
+    try:
+        _drill(source, names, directory / f"{source.name}-{stamp}", keep, report)
+    except (PhoenixError, KeyboardInterrupt) as error:
+        ping(source.drill["ping_url"], "failure", f"the drill did not finish: {error}")
+        raise
+    report["passed"] = bool(report["checks"]) and all(check["ok"] for check in report["checks"])
+    paths = write_report(directory, report, stamp)
+    failed = [f"{c['host']}: {c['name']} ({c['detail']})" for c in report["checks"] if not c["ok"]]
+    ping(source.drill["ping_url"], "success" if report["passed"] else "failure", "\n".join(failed))
+    print(render_markdown(report))
+    say(f"report: {paths[0]} and {paths[1]}")
+    return 0 if report["passed"] else 1
+
+
+def _drill(source: Environment, names: list[str], base: Path, keep: bool, report: dict) -> None:
+    """Creates the hosts, restores, verifies; fills `report` with steps, restores and checks."""
+    drill_sandbox = sandbox_name(source)
+    say(f"drill of {source.name}: restoring {', '.join(names)} into sandbox {drill_sandbox}")
+    steps: dict[str, float] = {}
+    report.update(steps=steps, checks=[], restore={"hosts": {}})
+    try:
+        clock = time.monotonic()
+        sandbox.down(drill_sandbox)  # what an interrupted drill left
+        state = sandbox.up(drill_sandbox, names)
+        stand_in.attach_to_source_network(source, drill_sandbox, names)
+        steps["create hosts"] = round(time.monotonic() - clock, 1)
+
+        clock = time.monotonic()
+        arguments = stand_in.inventory_arguments(source, source.path, drill_sandbox, names)
+        restore_reports = Path(f"{base}-restore-{{host}}.json")
+        command = stand_in.pyinfra_command(
+            stand_in.write_inventory(arguments), "restore.py", {"restore_report": str(restore_reports)}
+        )
+        log_path = base.with_suffix(".log")
+        code = stand_in.run_pyinfra(command, stand_in.sandbox_variable(source), log_path, "restore.py")
+        report["restore"] = {"exit": code, "log": str(log_path), "hosts": _read_restore_reports(restore_reports, names)}
+        steps.update(restore_steps(time.monotonic() - clock, report["restore"]["hosts"]))
+        if code != 0:
+            report["checks"] = [{"host": "-", "name": "restore.py succeeds", "ok": False, "detail": _tail(log_path)}]
+            return
+        clock = time.monotonic()
+        say("verifying the restored hosts")
+        targets = _targets(arguments, state, report["restore"]["hosts"])
+        from phoenix.drill_checks import run_checks
+
+        report["checks"] = [check.as_dict() for check in run_checks(targets, source.drill["known_record_query"])]
+        steps["verify"] = round(time.monotonic() - clock, 1)
+    finally:
+        if keep:
+            _print_access(drill_sandbox, names)
+        else:
+            sandbox.down(drill_sandbox)
+        report["rto_seconds"] = round(sum(steps.values()), 1)
+        report["data"] = _restored_data(report["restore"]["hosts"], datetime.fromisoformat(report["started"]))
+        ages = [entry["age_seconds"] for entry in report["data"]]
+        report["rpo_seconds"] = max(ages) if ages else None
+
+
+def restore_steps(wall_seconds: float, hosts: dict[str, dict]) -> dict[str, float]:
+    """Splits restore.py's wall time into its steps, each the slowest host's (the hosts run in step).
+
+    What the hosts' clocks do not cover (pyinfra connecting, asking the vault, gathering facts) is
+    "prepare"; without host reports (restore.py failed) the whole time is "restore.py".
+    """
+    per_step: dict[str, float] = {}
+    for host in hosts.values():
+        for step, seconds in host.get("steps", {}).items():
+            per_step[step] = max(per_step.get(step, 0.0), seconds)
+    if not per_step:
+        return {"restore.py": round(wall_seconds, 1)}
+    prepare = max(wall_seconds - sum(per_step.values()), 0.0)
+    return {"prepare": round(prepare, 1), **{step: round(seconds, 1) for step, seconds in per_step.items()}}
+
+
+def _targets(arguments: dict, state: dict, restored: dict[str, dict]) -> dict:
+    from phoenix.drill_checks import Target  # testinfra: loaded only when a drill verifies
+
+    targets = {}
+    for _, data in stand_in.stand_in_hosts(**arguments):
+        name = data["phoenix_host"]
+        info = state["hosts"][name]
+        jobs = restored.get(name, {}).get("restored", {})
+        targets[name] = Target(name, data, info["container"], info["address"], jobs)
+    return targets
+
+
+def _read_restore_reports(pattern: Path, names: list[str]) -> dict[str, dict]:
+    reports = {}
+    for name in names:
+        path = Path(str(pattern).replace("{host}", name))
+        if path.exists():
+            reports[name] = json.loads(path.read_text())
+            path.unlink()
+    return reports
+
+
+def _restored_data(hosts: dict[str, dict], at: datetime) -> list[dict]:
+    """Returns, per restored job, its run, snapshot and the age of its data at drill time."""
+    entries = []
+    for name, host in sorted(hosts.items()):
+        for job, restored in sorted(host.get("restored", {}).items()):
+            taken = datetime.fromisoformat(restored["snapshot_time"])
+            entries.append(
+                {
+                    "host": name,
+                    "job": job,
+                    "run": restored["run"],
+                    "snapshot": restored["snapshot"],
+                    "snapshot_time": restored["snapshot_time"],
+                    "age_seconds": round((at - taken).total_seconds()),
+                    "bytes": restored.get("bytes", 0),
+                    "restore_seconds": restored.get("seconds"),
+                }
+            )
+    return entries
+
+
+def _tail(log_path: Path, lines: int = 15) -> str:
+    return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:]) if log_path.exists() else ""
+
+
+def _print_access(drill_sandbox: str, names: list[str]) -> None:
+    say(f"--keep: the drill's hosts stay up; remove them with `phoenix sandbox down {drill_sandbox}`")
+    for name in names:
+        say(f"  {name}: docker exec -it {sandbox_state.container_name(drill_sandbox, name)} bash")
+
+
+# --- reports and history ----------------------------------------------------------------
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}min"
+    return f"{seconds / 3600:.1f}h"
+
+
+def render_markdown(report: dict) -> str:
+    """Returns the drill report as Markdown (also what the drill prints)."""
+    verdict = "PASSED" if report["passed"] else "FAILED"
+    lines = [
+        f"# Drill of {report['environment']}: {verdict}",
+        "",
+        f"- started: {report['started']}",
+        f"- hosts: {', '.join(report['hosts'])}",
+        f"- RTO: {duration(report['rto_seconds'])} ("
+        + ", ".join(f"{step} {seconds:.1f}s" for step, seconds in report["steps"].items())
+        + ")",
+        f"- RPO: {duration(report['rpo_seconds'])} (age of the oldest restored data at drill time)",
+        "",
+        "## Restored",
+        "",
+        "| host | job | run | snapshot | taken | age | bytes | restore |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in report["data"]:
+        lines.append(
+            f"| {entry['host']} | {entry['job']} | {entry['run']} | {entry['snapshot'][:8]} |"
+            f" {entry['snapshot_time'][:19]} | {duration(entry['age_seconds'])} | {entry['bytes']:,} |"
+            f" {duration(entry['restore_seconds'])} |"
+        )
+    lines += ["", "## Checks", "", "| host | check | result | detail |", "|---|---|---|---|"]
+    for check in report["checks"]:
+        detail = check["detail"].replace("\n", " ").replace("|", "/")[:300]
+        lines.append(f"| {check['host']} | {check['name']} | {'pass' if check['ok'] else 'FAIL'} | {detail} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(directory: Path, report: dict, stamp: str) -> tuple[Path, Path]:
+    """Writes the JSON and Markdown reports and appends the history line; returns the two paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    base = directory / f"{report['environment']}-{stamp}"
+    json_path, markdown_path = base.with_suffix(".json"), base.with_suffix(".md")
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    markdown_path.write_text(render_markdown(report))
+    line = {
+        "environment": report["environment"],
+        "started": report["started"],
+        "passed": report["passed"],
+        "rto_seconds": report["rto_seconds"],
+        "rpo_seconds": report["rpo_seconds"],
+        "steps": report["steps"],
+        "failed_checks": sum(1 for check in report["checks"] if not check["ok"]),
+        "report": str(json_path),
+    }
+    with (directory / HISTORY_FILE).open("a") as history:
+        history.write(json.dumps(line) + "\n")
+    return json_path, markdown_path
+
+
+def history(directory: Path, environment: str | None = None) -> list[dict]:
+    """Returns the drills recorded in `directory`, oldest first (of one environment when given)."""
+    path = directory / HISTORY_FILE
+    if not path.exists():
+        return []
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise PhoenixError(f"{path}:{number}: not a JSON line: {error.msg}") from error
+        if environment is None or entry.get("environment") == environment:
+            entries.append(entry)
+    return entries
+
+
+def render_history(entries: list[dict]) -> str:
+    """Returns the trend table `phoenix drill --history` prints."""
+    if not entries:
+        return "no drill recorded yet: run `phoenix drill inventories/<env>.py`"
+    lines = [f"{'STARTED':20} {'ENV':10} {'RESULT':7} {'RTO':>8} {'RPO':>8}  STEPS"]
+    for entry in entries:
+        steps = ", ".join(f"{step} {seconds:.0f}s" for step, seconds in entry["steps"].items())
+        result = "passed" if entry["passed"] else f"FAILED ({entry['failed_checks']})"
+        lines.append(
+            f"{entry['started'][:19]:20} {entry['environment']:10} {result:7} {duration(entry['rto_seconds']):>8}"
+            f" {duration(entry['rpo_seconds']):>8}  {steps}"
+        )
+    rtos = [entry["rto_seconds"] for entry in entries if entry["passed"]]
+    if len(rtos) > 1:
+        best, worst, last = (duration(seconds) for seconds in (min(rtos), max(rtos), rtos[-1]))
+        lines.append(f"RTO of passed drills: best {best}, worst {worst}, last {last}")
+    return "\n".join(lines)
+
+
+def status_flags(environment: Environment, now: datetime, given_report_dir: str = "") -> tuple[str, list[str]]:
+    """Returns (a line on the last drill, flags) for `phoenix status`."""
+    entries = history(report_dir(environment, given_report_dir), environment.name)
+    limit = environment.drill["max_age_days"]
+    if not entries:
+        return "last drill: never", [f"no drill recorded (run `phoenix drill {environment.path.with_suffix('.py')}`)"]
+    last = entries[-1]
+    age_days = (now - datetime.fromisoformat(last["started"])).total_seconds() / 86400
+    result = "passed" if last["passed"] else "FAILED"
+    line = (
+        f"last drill: {last['started'][:16].replace('T', ' ')} ({age_days:.1f}d ago) {result},"
+        f" RTO {duration(last['rto_seconds'])}, RPO {duration(last['rpo_seconds'])}"
+    )
+    flags = []
+    if not last["passed"]:
+        flags.append(f"the last drill FAILED ({last['report']})")
+    if age_days > limit:
+        flags.append(f"the last drill is older than {limit} days")
+    return line, flags
+
+
+def ping(url: str, event: str, body: str = "") -> None:
+    """Pings the drill's dead man's switch (healthchecks.io style); a failed ping only warns."""
+    if not url:
+        return
+    target = url.rstrip("/") + {"start": "/start", "success": "", "failure": "/fail"}[event]
+    data = body.encode()[:10000] if event == "failure" else None
+    try:
+        with urllib.request.urlopen(urllib.request.Request(target, data=data), timeout=10):
+            pass
+    except OSError as error:
+        say(f"warning: ping {event} to {target.split('?')[0]} failed: {error}")

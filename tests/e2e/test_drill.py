@@ -1,0 +1,145 @@
+"""`phoenix drill` end to end: fresh records and an upload are backed up and verified, then the
+drill restores web1, web2 and db1 into throwaway hosts from vault1 and checks them.
+
+Runs after the blueprint and backup tests, before the incident (which replaces web1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import testinfra
+
+from phoenix import sandbox, sandbox_state
+from phoenix.inventory import load_environment
+from phoenix.status import ask_vault
+from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME
+from tests.e2e.test_recovery import post_json, sh, upload, web1
+
+DRILL_SANDBOX = "drill-sandbox"  # drill-<environment name>
+
+
+def phoenix(*arguments: str, drill_dir: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("phoenix")), *arguments],
+        cwd=REPOSITORY,
+        env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX_NAME, PHOENIX_DRILL_DIR=str(drill_dir)),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def web2() -> dict:
+    info = sandbox_state.read(SANDBOX_NAME)["hosts"]["web2"]
+    return {"address": info["address"], "testinfra": testinfra.get_host(f"docker://{info['container']}")}
+
+
+@pytest.fixture(scope="module")
+def drill(converged, tmp_path_factory):
+    """Writes records and an upload, backs up and verifies every host, runs the drill; returns what it saw."""
+    written = {
+        "web1": post_json(web1(), "/api/links", {"url": "https://example.org/drill1", "note": f"drill-{uuid.uuid4()}"}),
+        "web2": post_json(web2(), "/api/links", {"url": "https://example.org/drill2", "note": f"drill-{uuid.uuid4()}"}),
+    }
+    upload(web1(), written["web1"]["id"], uuid.uuid4().bytes * 512)
+    backup_started = datetime.now(UTC)
+    for host in ("web1", "web2", "db1"):
+        assert sh(host, "phoenix-backup run all --trigger scheduled").returncode == 0
+    backed_up = datetime.now(UTC)
+    assert sh("vault1", "phoenix-vault check").returncode == 0  # marks the new runs verified
+
+    drill_dir = tmp_path_factory.mktemp("drills")
+    started = time.monotonic()
+    process = phoenix("drill", "inventories/sandbox.py", drill_dir=drill_dir)
+    wall_seconds = time.monotonic() - started
+    reports = sorted(drill_dir.glob("sandbox-*.json"))
+    assert reports, f"no drill report:\n{process.stderr[-4000:]}"
+    return {
+        "process": process,
+        "report": json.loads(reports[-1].read_text()),
+        "markdown": reports[-1].with_suffix(".md").read_text(),
+        "written": written,
+        "backup_started": backup_started,
+        "backed_up": backed_up,
+        "wall_seconds": wall_seconds,
+        "drill_dir": drill_dir,
+    }
+
+
+def checks_named(report: dict, host: str, name: str) -> list[dict]:
+    return [check for check in report["checks"] if check["host"] == host and check["name"] == name]
+
+
+def test_the_drill_passes_every_check_and_removes_its_hosts(drill):
+    assert drill["process"].returncode == 0, drill["process"].stderr[-4000:]
+    report = drill["report"]
+    failed = [check for check in report["checks"] if not check["ok"]]
+    assert report["passed"] and not failed, failed
+    assert sorted(report["hosts"]) == ["db1", "web1", "web2"]
+    assert sandbox.labelled("container", DRILL_SANDBOX) == []
+    assert "# Drill of sandbox: PASSED" in drill["markdown"]
+
+
+def test_the_drill_serves_the_newest_record_and_counts_rows_and_files(drill):
+    report = drill["report"]
+    for host in ("web1", "web2"):
+        (served,) = checks_named(report, host, "a known record is served over HTTPS")
+        assert served["ok"] and served["detail"] == f"GET /api/links/{drill['written'][host]['id']}: HTTP 200"
+    for host in ("web1", "db1"):
+        (rows,) = checks_named(report, host, "db-links: row counts equal the manifest")
+        assert rows["ok"]
+    (files,) = checks_named(report, "web1", "restored files are in place")
+    assert files["ok"] and not files["detail"].startswith("0 files")  # the upload came back
+
+
+def test_the_drill_restored_each_jobs_latest_verified_run(drill):
+    environment = load_environment(REPOSITORY / "inventories" / "sandbox.yml")
+    environment.sandbox_name = SANDBOX_NAME
+    restored = {(entry["host"], entry["job"]): entry["run"] for entry in drill["report"]["data"]}
+    assert set(restored) == {("web1", "db-links"), ("web1", "files"), ("web2", "files"), ("db1", "db-links")}
+    for (host, job), run in restored.items():
+        runs = ask_vault(environment, "runs", "--client", host)["runs"]
+        verified = [entry["run"] for entry in runs if entry["job"] == job and entry["complete"] and entry["verified"]]
+        assert run == verified[-1], (host, job)
+
+
+def test_the_reported_rpo_and_rto_are_true(drill):
+    report = drill["report"]
+    started = datetime.fromisoformat(report["started"])
+    # every restored run was taken between the test's backup start and end, so its age at drill time is bounded
+    assert (started - drill["backed_up"]).total_seconds() - 2 <= report["rpo_seconds"]
+    assert report["rpo_seconds"] <= (started - drill["backup_started"]).total_seconds() + 2
+    steps = report["steps"]
+    assert {"create hosts", "prepare", "provision", "restore data", "start the app", "verify"} <= set(steps)
+    assert all(seconds >= 0 for seconds in steps.values()) and steps["provision"] > 0 and steps["verify"] > 0
+    assert abs(report["rto_seconds"] - sum(steps.values())) < 0.5
+    assert drill["wall_seconds"] - 15 <= report["rto_seconds"] <= drill["wall_seconds"]
+
+
+def test_history_and_status_show_the_last_drill(drill):
+    history = phoenix("drill", "--history", drill_dir=drill["drill_dir"])
+    assert history.returncode == 0
+    line = history.stdout.splitlines()[-1]
+    assert line.startswith(drill["report"]["started"][:19]) and " passed " in line
+
+    status = phoenix("status", "inventories/sandbox.py", "--json", drill_dir=drill["drill_dir"], timeout=120)
+    document = json.loads(status.stdout)
+    assert status.returncode == 0, document["flags"]
+    assert document["drill"].startswith(f"last drill: {drill['report']['started'][:16].replace('T', ' ')}")
+    assert " passed, RTO " in document["drill"]
+
+
+def test_a_host_without_backups_is_refused_before_any_container_starts(drill):
+    process = phoenix("drill", "inventories/sandbox.py", "--host", "vault1", drill_dir=drill["drill_dir"])
+    assert process.returncode == 2
+    assert "--host vault1: it has no backups on sandbox's vault to restore" in process.stderr
+    assert sandbox.labelled("container", DRILL_SANDBOX) == []

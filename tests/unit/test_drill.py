@@ -1,0 +1,184 @@
+"""Drill reports, history, status flags and pings; a drill whose restore fails (no containers here)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from phoenix import drill, drill_checks, stand_in
+from phoenix.errors import PhoenixError
+from phoenix.inventory import load_environment
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def report(started: datetime, passed: bool = True) -> dict:
+    return {
+        "environment": "shop",
+        "started": started.isoformat(timespec="seconds"),
+        "hosts": ["web1", "db1"],
+        "steps": {"create hosts": 2.0, "prepare": 5.0, "provision": 40.0, "restore data": 6.5, "verify": 3.0},
+        "rto_seconds": 56.5,
+        "rpo_seconds": 7200,
+        "data": [
+            {
+                "host": "db1",
+                "job": "db-links",
+                "run": "r1",
+                "snapshot": "abcdef0123",
+                "snapshot_time": "2026-11-21T10:00:00",
+                "age_seconds": 7200,
+                "bytes": 4096,
+                "restore_seconds": 1.5,
+            },
+        ],  # fmt: skip
+        "checks": [
+            {"host": "web1", "name": "health answers 200 over HTTPS", "ok": True, "detail": ""},
+            {"host": "db1", "name": "db-links: row counts equal the manifest", "ok": passed, "detail": "x | y"},
+        ],
+        "passed": passed,
+    }
+
+
+@pytest.fixture
+def shop(write_inventory):
+    return load_environment(write_inventory())
+
+
+def test_a_report_is_written_as_json_and_markdown_and_recorded_in_the_history(tmp_path):
+    json_path, markdown_path = drill.write_report(tmp_path, report(NOW), "20261121T120000Z")
+
+    assert json.loads(json_path.read_text())["rto_seconds"] == 56.5
+    markdown = markdown_path.read_text()
+    assert "# Drill of shop: PASSED" in markdown
+    assert "- RTO: 56s (create hosts 2.0s, prepare 5.0s, provision 40.0s, restore data 6.5s, verify 3.0s)" in markdown
+    assert "- RPO: 2.0h" in markdown
+    assert "| db1 | db-links | r1 | abcdef01 |" in markdown
+    assert "| db1 | db-links: row counts equal the manifest | pass | x / y |" in markdown  # a | never breaks the table
+    (entry,) = drill.history(tmp_path, "shop")
+    assert entry["passed"] and entry["report"] == str(json_path) and entry["failed_checks"] == 0
+
+
+def test_history_prints_the_trend_of_the_environments_drills(tmp_path):
+    drill.write_report(tmp_path, report(NOW - timedelta(days=7)), "a")
+    drill.write_report(tmp_path, report(NOW, passed=False), "b")
+    text = drill.render_history(drill.history(tmp_path, "shop"))
+    lines = text.splitlines()
+    assert lines[1].startswith("2026-11-14T12:00:00") and " passed " in lines[1]
+    assert lines[2].startswith("2026-11-21T12:00:00") and "FAILED (1)" in lines[2]
+    assert drill.history(tmp_path, "other") == []
+
+
+def test_a_damaged_history_line_is_named(tmp_path):
+    (tmp_path / "history.jsonl").write_text('{"environment": "shop"}\n{not json\n')
+    with pytest.raises(PhoenixError, match=r"history.jsonl:2: not a JSON line"):
+        drill.history(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "age_days,passed,flags",
+    [
+        (1, True, []),
+        (9, True, ["the last drill is older than 8 days"]),
+        (1, False, ["the last drill FAILED"]),
+    ],
+)
+def test_status_flags_a_failed_or_old_drill(shop, tmp_path, age_days, passed, flags):
+    drill.write_report(tmp_path, report(NOW - timedelta(days=age_days), passed), "x")
+    line, found = drill.status_flags(shop, NOW, str(tmp_path))
+    assert line.startswith(f"last drill: {(NOW - timedelta(days=age_days)).strftime('%Y-%m-%d %H:%M')}")
+    assert [flag.split(" (")[0] for flag in found] == flags
+
+
+def test_status_flags_an_environment_never_drilled(shop, tmp_path):
+    line, flags = drill.status_flags(shop, NOW, str(tmp_path))
+    assert line == "last drill: never"
+    assert flags == [f"no drill recorded (run `phoenix drill {shop.path.with_suffix('.py')}`)"]
+
+
+def test_the_report_directory_comes_from_the_option_then_the_variable_then_the_inventory(shop, monkeypatch):
+    assert str(drill.report_dir(shop)) == "drills"
+    monkeypatch.setenv("PHOENIX_DRILL_DIR", "/var/drills")
+    assert str(drill.report_dir(shop)) == "/var/drills"
+    assert str(drill.report_dir(shop, "/tmp/given")) == "/tmp/given"
+
+
+def test_restore_steps_are_the_slowest_hosts_and_the_rest_is_preparing():
+    hosts = {
+        "web1": {"steps": {"provision": 30.0, "restore data": 2.0, "start the app": 10.0}},
+        "db1": {"steps": {"provision": 35.0, "restore data": 4.0, "start the app": 0.5}},
+    }
+    assert drill.restore_steps(55.0, hosts) == {
+        "prepare": 6.0,
+        "provision": 35.0,
+        "restore data": 4.0,
+        "start the app": 10.0,
+    }
+    assert drill.restore_steps(12.34, {}) == {"restore.py": 12.3}
+
+
+@pytest.fixture
+def receiver():
+    """A loopback HTTP server recording the paths and bodies it is sent."""
+    received = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            received.append((self.path, b""))
+            self.send_response(200)
+            self.end_headers()
+
+        def do_POST(self):
+            received.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *arguments):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/ping/drill", received
+    server.shutdown()
+
+
+def test_a_drill_whose_restore_fails_exits_1_records_it_and_pings_fail(
+    write_inventory, tmp_path, monkeypatch, receiver
+):
+    url, received = receiver
+    path = write_inventory(
+        __import__("conftest").SHOP_INVENTORY.replace("hosts:\n", f"drill:\n  ping_url: {url}\nhosts:\n", 1)
+    )
+    removed = []
+    monkeypatch.setattr(drill.sandbox, "up", lambda name, hosts: {"hosts": {}})
+    monkeypatch.setattr(drill.sandbox, "down", lambda name: removed.append(name) or 0)
+    monkeypatch.setattr(stand_in, "run_pyinfra", lambda command, variable, log, label: log.write_text("boom\n") or 1)
+
+    code = drill.run(str(path), given_report_dir=str(tmp_path / "drills"))
+
+    assert code == 1
+    (entry,) = drill.history(tmp_path / "drills", "shop")
+    assert not entry["passed"] and entry["failed_checks"] == 1
+    saved = json.loads((tmp_path / "drills" / entry["report"].rsplit("/", 1)[-1]).read_text())
+    assert saved["checks"] == [{"host": "-", "name": "restore.py succeeds", "ok": False, "detail": "boom"}]
+    assert removed == ["drill-shop", "drill-shop"]  # leftovers before, its own hosts after
+    assert [path for path, _ in received] == ["/ping/drill/start", "/ping/drill/fail"]
+    assert b"restore.py succeeds" in received[1][1]
+
+
+def test_a_check_that_raises_is_a_failed_check_and_the_others_still_run(monkeypatch):
+    def broken(target, context):
+        raise RuntimeError("connection refused")
+
+    def fine(target, context):
+        return drill_checks.Check(target.name, "fine", True)
+
+    monkeypatch.setattr(drill_checks, "CHECKS", [(lambda data: True, broken), (lambda data: True, fine)])
+    target = drill_checks.Target("web1", {"roles": []}, "phx-drill-shop-web1", "172.30.0.2")
+    checks = drill_checks.run_checks({"web1": target}, "SELECT 1")
+    assert [(check.name, check.ok) for check in checks] == [("broken", False), ("fine", True)]
+    assert checks[0].detail == "RuntimeError: connection refused"

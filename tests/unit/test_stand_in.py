@@ -1,0 +1,132 @@
+"""Stand-ins: which hosts a drill restores, and what a stand-in borrows from the host it replaces."""
+
+from __future__ import annotations
+
+import pytest
+
+from phoenix import sandbox_state, stand_in
+from phoenix.errors import PhoenixError
+from phoenix.inventory import load_environment
+from phoenix.secrets import Secrets, generated_secrets
+
+SHOP_SECRETS = {
+    "database_passwords": {"links": "shop-database-password"},
+    "session_secret": "shop-session",
+    "restic_passwords": {"web1": "shop-restic-web1", "db1": "shop-restic-db1"},
+    "vault_credentials": {"web1": "shop-vault-web1", "db1": "shop-vault-db1"},
+    "vault_tls_certificate": "-----BEGIN CERTIFICATE-----shop",
+    "vault_tls_private_key": "-----BEGIN PRIVATE KEY-----shop",
+    "tls_certificate": "site certificate",
+    "tls_private_key": "site key",
+}
+
+DEV_INVENTORY = """\
+environment: {name: dev, throwaway: true}
+connection: {type: docker, sandbox: dev}
+defaults:
+  site: {server_name: links.dev.test}
+  backup: {enabled: false}
+hosts:
+  web1:
+    roles: [nginx, app, postgres]
+"""
+
+
+@pytest.fixture
+def secrets_by_environment(monkeypatch):
+    """The shop's secrets come from memory (no age identity here); throwaway ones are generated as usual."""
+
+    def load(environment):
+        if environment.throwaway:
+            return generated_secrets(environment.name, ["database_passwords.links", "session_secret"])
+        return Secrets(SHOP_SECRETS, "shop secrets")
+
+    monkeypatch.setattr(stand_in, "load_secrets", load)
+
+
+def record_sandbox(name: str, addresses: dict[str, str]) -> None:
+    hosts = {
+        host: {"container": sandbox_state.container_name(name, host), "address": address}
+        for host, address in addresses.items()
+    }
+    sandbox_state.write(name, {"sandbox": name, "image": "test", "hosts": hosts})
+
+
+def test_a_drill_restores_every_backed_up_host_and_never_the_vault(write_inventory):
+    environment = load_environment(write_inventory())
+    assert stand_in.data_hosts(environment) == ["web1", "db1"]
+
+
+def test_one_host_is_drilled_with_the_hosts_it_shares_a_database_with(write_inventory):
+    environment = load_environment(write_inventory())
+    assert stand_in.data_hosts(environment, "db1") == ["web1", "db1"]
+    assert stand_in.data_hosts(environment, "web1") == ["web1", "db1"]
+
+
+@pytest.mark.parametrize(
+    "host,message",
+    [("vault1", "--host vault1: it has no backups on shop's vault"), ("web9", "--host web9: not a host of")],
+)
+def test_a_host_that_cannot_be_drilled_is_named(write_inventory, host, message):
+    with pytest.raises(PhoenixError, match=message):
+        stand_in.data_hosts(load_environment(write_inventory()), host)
+
+
+def test_drill_stand_ins_live_in_the_drill_sandbox_and_read_the_real_vault(write_inventory, secrets_by_environment):
+    path = write_inventory()
+    record_sandbox("drill-shop", {"web1": "172.30.0.2", "db1": "172.30.0.3"})
+
+    hosts = dict(stand_in.stand_in_hosts(str(path), "", str(path), "drill-shop", ["web1", "db1"]))
+
+    assert sorted(hosts) == ["@docker/phx-drill-shop-db1", "@docker/phx-drill-shop-web1"]
+    web1, db1 = hosts["@docker/phx-drill-shop-web1"], hosts["@docker/phx-drill-shop-db1"]
+    assert web1["database_address"] == "172.30.0.3"  # the drill's db1, not production's
+    assert [client["address"] for client in db1["postgres_clients"]] == ["172.30.0.2"]
+    assert web1["backup_target"]["url"] == "rest:https://198.51.100.30:8443/web1/"  # the real vault
+    assert web1["phoenix_inventory"] == str(path.resolve())  # restore.py asks the real vault
+    assert web1["stand_in"] == "shop/web1" and web1["tls_mode"] == "self-signed"
+    assert "ssh_hostname" not in web1 and "_sudo" not in web1
+    assert all(job["ping_url"] == "" for host in hosts.values() for job in host["backup_jobs"])
+    assert [job["name"] for job in db1["backup_jobs"]] == ["db-links", "files"]
+    assert db1["secrets"].get("restic_passwords.db1") == "shop-restic-db1"
+
+
+def test_a_dev_copy_gets_its_own_settings_and_borrows_only_the_backup_secrets(
+    write_inventory, secrets_by_environment, shop_inventory_text
+):
+    source = write_inventory(shop_inventory_text.replace("roles: [nginx, app]", "roles: [nginx, app, postgres]")
+                             .replace("host: db1", "host: localhost"))  # fmt: skip
+    dev = write_inventory(DEV_INVENTORY, name="dev")
+    record_sandbox("dev", {"web1": "172.31.0.2"})
+
+    ((name, web1),) = stand_in.stand_in_hosts(str(source), "", str(dev), "dev", ["web1"])
+
+    assert name == "@docker/phx-dev-web1"
+    assert web1["site"]["server_name"] == "links.dev.test"  # dev's settings
+    assert web1["secrets"].get("restic_passwords.web1") == "shop-restic-web1"  # the shop's backups
+    assert web1["secrets"].get("vault_credentials.web1") == "shop-vault-web1"
+    assert web1["secrets"].database_password("links") != "shop-database-password"  # dev's own database
+    assert [job["name"] for job in web1["backup_jobs"]] == ["db-links", "files"]
+
+
+def test_a_dev_copy_whose_database_differs_is_refused_before_anything_runs(
+    write_inventory, secrets_by_environment, shop_inventory_text
+):
+    source = write_inventory(
+        shop_inventory_text.replace("roles: [nginx, app]", "roles: [nginx, app, postgres]").replace(
+            "host: db1", "host: localhost\n        name: shop"
+        )
+    )
+    dev = write_inventory(DEV_INVENTORY, name="dev")
+    record_sandbox("dev", {"web1": "172.31.0.2"})
+
+    with pytest.raises(PhoenixError, match="host web1 serves database.s. links, but shop's web1 backs up shop"):
+        stand_in.stand_in_hosts(str(source), "", str(dev), "dev", ["web1"])
+
+
+def test_the_written_inventory_names_both_environments_and_the_sandbox(write_inventory):
+    source = load_environment(write_inventory())
+    arguments = stand_in.inventory_arguments(source, source.path, "drill-shop", ["web1", "db1"])
+    text = stand_in.write_inventory(arguments).read_text()
+    assert "servers = inventory_hosts(" in text and "'target_sandbox': 'drill-shop'" in text
+    assert arguments["source_sandbox"] == ""  # an ssh environment: its vault is reached by address
