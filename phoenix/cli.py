@@ -84,6 +84,18 @@ def run_down(arguments: argparse.Namespace) -> int:
     return dev.down(arguments.environment, arguments.sandbox)
 
 
+def run_pins(arguments: argparse.Namespace) -> int:
+    from phoenix import pins
+
+    return pins.list_pins(arguments.inventory)
+
+
+def run_unpin(arguments: argparse.Namespace) -> int:
+    from phoenix import pins
+
+    return pins.unpin(arguments.inventory, arguments.run_id, arguments.reason)
+
+
 def run_schema_doc(arguments: argparse.Namespace) -> int:
     from phoenix.schema_doc import markdown
 
@@ -125,6 +137,15 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("inventory", help="inventories/<env>.py or .yml")
     status.add_argument("--json", action="store_true", help="print the vault's report and the flags as JSON")
     status.set_defaults(run=run_status)
+
+    pins_parser = verbs.add_parser("pins", help="pinned backups, with their reasons and ages")
+    pins_parser.add_argument("inventory", help="inventories/<env>.py or .yml")
+    pins_parser.set_defaults(run=run_pins)
+    unpin_parser = verbs.add_parser("unpin", help="release one pin; the vault logs who and why")
+    unpin_parser.add_argument("inventory", help="inventories/<env>.py or .yml")
+    unpin_parser.add_argument("run_id", metavar="RUN", help="run id or snapshot id, as `phoenix pins` shows")
+    unpin_parser.add_argument("--reason", required=True, help="why the pin may go (logged on the vault)")
+    unpin_parser.set_defaults(run=run_unpin)
 
     drill = verbs.add_parser(
         "drill", help="restore the latest verified backups into throwaway hosts, check them, report RTO and RPO"

@@ -9,6 +9,7 @@ flagged, so a cron job or monitoring can run it.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,7 +36,9 @@ def ask_vault(environment: Environment, *arguments: str, timeout: int = 120) -> 
     vault = backup_plan.vault_host(environment.hosts)
     if vault is None:
         raise PhoenixError(f"{environment.path}: no host has the vault role; the backups are read from the vault")
-    command = [*remote_command(environment, vault), "phoenix-vault", *arguments]
+    # ssh hands the remote shell one string: the arguments are quoted for it (a pin's reason has spaces)
+    quoted = [shlex.quote(argument) for argument in arguments] if environment.connection["type"] == "ssh" else arguments
+    command = [*remote_command(environment, vault), "phoenix-vault", *quoted]
     what = f"`phoenix-vault {' '.join(arguments)}`"
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)

@@ -9,6 +9,9 @@
     phoenix-vault status                       per client and job: latest, verified, pins,
                                                last check (JSON)
     phoenix-vault runs --client C              every run of a client, verified or not (JSON)
+    phoenix-vault pins [--client C]            every pinned run and its reason (JSON)
+    phoenix-vault unpin RUN --reason WHY [--by WHO]
+                                               release one pin; the retention log keeps who and why
 
 Run as root it re-runs itself as the vault's user, so every repository file stays readable by
 the rclone server. Exit status: 0 done, 1 something failed, 2 bad usage.
@@ -92,9 +95,15 @@ def policy_from(settings: dict) -> Policy:
     )
 
 
-def audit(vault: Vault, line: str) -> None:
-    """Logs a line to the journal and to the vault's retention log, which outlives the journal."""
-    log(line)
+def audit(vault: Vault, line: str, to_stderr: bool = False) -> None:
+    """Logs a line to the journal and to the vault's retention log, which outlives the journal.
+
+    `to_stderr` keeps stdout for a command's JSON answer.
+    """
+    if to_stderr:
+        print(line, file=sys.stderr, flush=True)
+    else:
+        log(line)
     path = vault.data_dir / "log" / "retention.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
@@ -257,6 +266,43 @@ def command_status(vault: Vault, arguments: argparse.Namespace) -> int:
     return 0
 
 
+def command_pins(vault: Vault, arguments: argparse.Namespace) -> int:
+    """Prints every pinned run of every client (or one), oldest first, with its reason."""
+    pins = []
+    for client in vault.chosen(arguments.client):
+        pins += [{"client": client, **run.summary()} for run in vault.runs(client) if run.pin]
+    print(json.dumps({"now": now().isoformat(), "pins": pins}, indent=2))
+    return 0
+
+
+def command_unpin(vault: Vault, arguments: argparse.Namespace) -> int:
+    """Releases one pin, the only way a pin ever goes: its tag leaves the run's snapshots, and
+    the retention log says who released it and why. The run itself stays until retention decides."""
+    reason = arguments.reason.strip()
+    if not reason:
+        raise JobError("unpin: --reason is required: say why this snapshot may be forgotten")
+    matches = [
+        (client, run)
+        for client in vault.chosen(arguments.client)
+        for run in vault.runs(client)
+        if run.pin and (run.id == arguments.run or any(s.startswith(arguments.run) for s in run.snapshot_ids))
+    ]
+    if len(matches) != 1:
+        found = "no pinned run" if not matches else f"{len(matches)} pinned runs"
+        raise JobError(f"unpin: {found} matches '{arguments.run}' (`phoenix-vault pins` lists them)")
+    client, run = matches[0]
+    restic = vault.restic(client)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    for snapshot in run.snapshot_ids:
+        retry_while_locked(
+            lambda snapshot=snapshot: restic.run("tag", "--remove", f"pin={run.pin}", snapshot), deadline, "unpin"
+        )
+    who = arguments.by or "unknown"
+    audit(vault, f"unpinned {client}/{run.job} run {run.id} (pin '{run.pin}') by {who}: {reason}", to_stderr=True)
+    print(json.dumps({"client": client, "run": run.id, "released_pin": run.pin, "by": arguments.by, "reason": reason}))
+    return 0
+
+
 def command_runs(vault: Vault, arguments: argparse.Namespace) -> int:
     """Prints every run of one client, oldest first, with whether it is verified (restore.py picks from these)."""
     (client,) = vault.chosen(arguments.client)
@@ -285,6 +331,13 @@ def parser() -> argparse.ArgumentParser:
     runs.add_argument("--client", required=True)
     status = verbs.add_parser("status", help="latest, verified and pinned runs per client and job (JSON)")
     status.add_argument("--client", default="")
+    pins = verbs.add_parser("pins", help="every pinned run, with its reason (JSON)")
+    pins.add_argument("--client", default="")
+    unpin = verbs.add_parser("unpin", help="release one pin (logged with who and why)")
+    unpin.add_argument("run", help="run id or snapshot id (prefix)")
+    unpin.add_argument("--reason", required=True, help="why the pin may go (logged)")
+    unpin.add_argument("--by", default="", help="who releases it (logged)")
+    unpin.add_argument("--client", default="")
     return top
 
 
@@ -294,6 +347,8 @@ COMMANDS = {
     "retain": command_retain,
     "status": command_status,
     "runs": command_runs,
+    "pins": command_pins,
+    "unpin": command_unpin,
 }
 
 
