@@ -44,6 +44,20 @@ def on(host: str, command: str) -> str:
     return result.stdout
 
 
+def run_pyinfra(*arguments: str) -> float:
+    """Runs pyinfra on this bench's sandbox; returns its seconds, exits on failure."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(REPOSITORY / ".venv" / "bin" / "pyinfra"), "-y", *arguments],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX),
+    )
+    if result.returncode != 0:
+        sys.exit(f"pyinfra {' '.join(arguments)} failed:\n{result.stderr[-3000:]}")
+    return time.monotonic() - started
+
+
 def timed(host: str, command: str) -> float:
     started = time.monotonic()
     on(host, command)
@@ -97,13 +111,7 @@ def main() -> None:
     sandbox.up(SANDBOX, ["web1", "vault1"])
     try:
         say("converging web1 and vault1")
-        converge = subprocess.run(
-            [str(REPOSITORY / ".venv" / "bin" / "pyinfra"), "-y", INVENTORY, "deploy.py"],
-            capture_output=True,
-            text=True,
-        )
-        if converge.returncode != 0:
-            sys.exit(f"converge failed:\n{converge.stderr[-3000:]}")
+        run_pyinfra(INVENTORY, "deploy.py")
         say(f"generating about {arguments.size_mib} MiB of rows")
         rows, database_bytes = fill(arguments.size_mib)
         say("bare pg_dump")

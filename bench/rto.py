@@ -58,19 +58,6 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * (1024 if match.group(2) == "GiB" else 1)
 
 
-def pyinfra(*arguments: str) -> float:
-    started = time.monotonic()
-    result = subprocess.run(
-        [str(REPOSITORY / ".venv" / "bin" / "pyinfra"), "-y", *arguments],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX),
-    )
-    if result.returncode != 0:
-        sys.exit(f"pyinfra {' '.join(arguments)} failed:\n{result.stderr[-3000:]}")
-    return time.monotonic() - started
-
-
 def timed(host: str, command: str) -> float:
     return backup_bench.timed(host, command)
 
@@ -86,7 +73,7 @@ def main() -> None:
     sandbox.up(SANDBOX, ["web1", "vault1"])
     try:
         backup_bench.say("converging web1 and vault1")
-        pyinfra(INVENTORY, "deploy.py")
+        backup_bench.run_pyinfra(INVENTORY, "deploy.py")
         backup_bench.say(f"generating about {arguments.db_size} MiB of rows")
         rows, database_bytes = backup_bench.fill(arguments.db_size)
         backup_bench.say("backing up")
@@ -98,7 +85,7 @@ def main() -> None:
         started = time.monotonic()
         sandbox.up(SANDBOX, ["web1"])
         create_seconds = time.monotonic() - started
-        restore_wall = pyinfra(
+        restore_wall = backup_bench.run_pyinfra(
             "--limit", f"@docker/{sandbox_state.container_name(SANDBOX, 'web1')}",
             "--data", "snapshot=latest", "--data", f"restore_report={REPORT}", INVENTORY, "restore.py",
         )  # fmt: skip

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from phoenix import sandbox, sandbox_state, stand_in
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 from phoenix.progress import say
+from phoenix.remote.backup_job import ping  # the backup jobs' healthchecks.io-style ping
 
 HISTORY_FILE = "history.jsonl"
 
@@ -296,16 +296,3 @@ def status_flags(environment: Environment, now: datetime, given_report_dir: str 
     if age_days > limit:
         flags.append(f"the last drill is older than {limit} days")
     return line, flags
-
-
-def ping(url: str, event: str, body: str = "") -> None:
-    """Pings the drill's dead man's switch (healthchecks.io style); a failed ping only warns."""
-    if not url:
-        return
-    target = url.rstrip("/") + {"start": "/start", "success": "", "failure": "/fail"}[event]
-    data = body.encode()[:10000] if event == "failure" else None
-    try:
-        with urllib.request.urlopen(urllib.request.Request(target, data=data), timeout=10):
-            pass
-    except OSError as error:
-        say(f"warning: ping {event} to {target.split('?')[0]} failed: {error}")

@@ -137,7 +137,7 @@ def inventory_arguments(source: Environment, target_path: str | Path, target_san
     """Returns the arguments of stand_in_hosts() for stand-ins of `names` in `target_sandbox`."""
     return {
         "source_path": str(source.path.resolve()),
-        "source_sandbox": source.sandbox_name if source.connection["type"] == "docker" else "",
+        "source_sandbox": sandbox_variable(source),
         "target_path": str(Path(target_path).with_suffix(".yml").resolve()),
         "target_sandbox": target_sandbox,
         "names": names,

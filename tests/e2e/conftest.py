@@ -38,6 +38,18 @@ def run_pyinfra(*arguments: str) -> subprocess.CompletedProcess:
     )
 
 
+def run_phoenix(*arguments: str, timeout: int = 900, **variables: str) -> subprocess.CompletedProcess:
+    """Runs the `phoenix` command in the repository against the e2e sandbox, with extra environment `variables`."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("phoenix")), *arguments],
+        cwd=REPOSITORY,
+        env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX_NAME, **variables),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def converge(*extra: str) -> tuple[dict, subprocess.CompletedProcess]:
     """Runs deploy.py with --json; returns (parsed results, process)."""
     process = run_pyinfra("--json", *extra, "inventories/sandbox.py", "deploy.py")

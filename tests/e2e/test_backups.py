@@ -6,16 +6,13 @@ Runs after the two converges. The fault tests leave every service running again 
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME, container, run_pyinfra
+from tests.e2e.conftest import container, run_phoenix, run_pyinfra
 
 PING_LOG = "/var/log/phoenix-test-pings.log"
 # A stand-in for healthchecks.io on vault1: records "METHOD PATH body" per request.
@@ -316,11 +313,8 @@ def test_the_latest_database_backup_restores_with_the_manifests_row_counts(conve
 
 
 def test_phoenix_status_reports_the_true_age_of_each_jobs_latest_backup(converged, tmp_path):
-    environment = dict(os.environ, PHOENIX_SANDBOX=SANDBOX_NAME, PHOENIX_DRILL_DIR=str(tmp_path))  # no drill yet
-    process = subprocess.run(
-        [str(Path(sys.executable).with_name("phoenix")), "status", "inventories/sandbox.py", "--json"],
-        cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    no_drill_yet = {"PHOENIX_DRILL_DIR": str(tmp_path)}
+    process = run_phoenix("status", "inventories/sandbox.py", "--json", timeout=120, **no_drill_yet)
 
     document = json.loads(process.stdout)
     # the backups are fresh and checked; only the never-run drill is flagged, and that alone fails the status
@@ -333,10 +327,7 @@ def test_phoenix_status_reports_the_true_age_of_each_jobs_latest_backup(converge
         "before the 2.0 upgrade",
         "concurrency test",
     )
-    human = subprocess.run(
-        [str(Path(sys.executable).with_name("phoenix")), "status", "inventories/sandbox.py"],
-        cwd=REPOSITORY, env=environment, capture_output=True, text=True,
-    )  # fmt: skip
+    human = run_phoenix("status", "inventories/sandbox.py", timeout=120, **no_drill_yet)
     never = "last drill: never\n!! no drill recorded (run `phoenix drill inventories/sandbox.py`)"
     assert human.stdout.rstrip().endswith(never)
     row = next(line for line in human.stdout.splitlines() if line.startswith("web1") and "db-links" in line)

@@ -10,25 +10,18 @@ import uuid
 
 import pytest
 
+from phoenix.drill_checks import SniHTTPSConnection
 from tests.e2e.conftest import container, run_pyinfra
 
 SERVER_NAME = "links.sandbox.test"
 WEB_HOSTS = ["web1", "web2"]
 
 
-class SniHTTPSConnection(http.client.HTTPSConnection):
-    """Connects to an address but speaks TLS for SERVER_NAME (SNI and certificate check)."""
-
-    def connect(self):
-        http.client.HTTPConnection.connect(self)
-        self.sock = self._context.wrap_socket(self.sock, server_hostname=SERVER_NAME)
-
-
 def request(host: dict, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
     """Sends one HTTPS request through nginx, trusting only the host's own certificate."""
     certificate = host["testinfra"].file(f"/etc/ssl/phoenix/{SERVER_NAME}.crt").content_string
     context = ssl.create_default_context(cadata=certificate)
-    connection = SniHTTPSConnection(host["address"], 443, context=context, timeout=15)
+    connection = SniHTTPSConnection(host["address"], SERVER_NAME, context)
     connection.request(method, path, body=body, headers={"Host": SERVER_NAME, **(headers or {})})
     response = connection.getresponse()
     return response.status, dict(response.getheaders()), response.read()

@@ -3,31 +3,17 @@ sandbox's web1 (standing in for production), and `phoenix down dev` removing it.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
 from phoenix import sandbox, sandbox_state
 from phoenix.drill_checks import Target, https_get
-from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME
+from tests.e2e.conftest import SANDBOX_NAME, run_phoenix
 from tests.e2e.test_recovery import post_json, sh, web1
 
 DEV_SANDBOX = f"{SANDBOX_NAME}-dev"
-
-
-def phoenix(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("phoenix")), *arguments],
-        cwd=REPOSITORY,
-        env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX_NAME),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +21,7 @@ def dev_copy(converged):
     """A record written on the sandbox's web1 and backed up; then the dev copy is made from it."""
     link = post_json(web1(), "/api/links", {"url": "https://example.org/dev", "note": f"dev-{uuid.uuid4()}"})
     assert sh("web1", "phoenix-backup run all --trigger manual").returncode == 0
-    process = phoenix("up", "dev", "--with-data", "--from", "inventories/sandbox.py", "--sandbox", DEV_SANDBOX)
+    process = run_phoenix("up", "dev", "--with-data", "--from", "inventories/sandbox.py", "--sandbox", DEV_SANDBOX)
     try:
         info = sandbox_state.read(DEV_SANDBOX)["hosts"]["web1"] if process.returncode == 0 else None
         yield {"process": process, "link": link, "host": info}
@@ -70,6 +56,6 @@ def test_the_dev_copy_never_backs_up_into_the_sources_repository(dev_copy):
 
 
 def test_down_removes_the_dev_copy(dev_copy):
-    process = phoenix("down", "dev", "--sandbox", DEV_SANDBOX)
+    process = run_phoenix("down", "dev", "--sandbox", DEV_SANDBOX)
     assert process.returncode == 0 and "removed 1 container(s)" in process.stdout
     assert sandbox.labelled("container", DEV_SANDBOX) == []

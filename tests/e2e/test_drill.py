@@ -7,9 +7,7 @@ Runs after the blueprint and backup tests, before the incident (which replaces w
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -21,21 +19,14 @@ import testinfra
 from phoenix import sandbox, sandbox_state
 from phoenix.inventory import load_environment
 from phoenix.status import ask_vault
-from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME
+from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME, run_phoenix
 from tests.e2e.test_recovery import post_json, sh, upload, web1
 
 DRILL_SANDBOX = "drill-sandbox"  # drill-<environment name>
 
 
 def phoenix(*arguments: str, drill_dir: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("phoenix")), *arguments],
-        cwd=REPOSITORY,
-        env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX_NAME, PHOENIX_DRILL_DIR=str(drill_dir)),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_phoenix(*arguments, timeout=timeout, PHOENIX_DRILL_DIR=str(drill_dir))
 
 
 def web2() -> dict:

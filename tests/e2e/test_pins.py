@@ -5,21 +5,10 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
-from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME
+from tests.e2e.conftest import run_phoenix
 from tests.e2e.test_recovery import sh
-
-
-def phoenix(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("phoenix")), *arguments],
-        cwd=REPOSITORY, env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX_NAME), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
 
 
 def pinned_runs() -> dict[str, str]:
@@ -31,21 +20,21 @@ def test_a_pin_is_listed_and_released_only_with_a_reason_which_the_vault_logs(co
     assert sh("web2", "phoenix-backup run files --pin 'e2e: before the schema change'").returncode == 0
     (run,) = [run for run, reason in pinned_runs().items() if reason == "e2e: before the schema change"]
 
-    listed = phoenix("pins", "inventories/sandbox.py")
+    listed = run_phoenix("pins", "inventories/sandbox.py")
     assert listed.returncode == 0
     row = next(line for line in listed.stdout.splitlines() if run in line)
     assert row.startswith("web2") and row.endswith("e2e: before the schema change")
 
-    refused = phoenix("unpin", "inventories/sandbox.py", run, "--reason", " ")
+    refused = run_phoenix("unpin", "inventories/sandbox.py", run, "--reason", " ")
     assert refused.returncode == 2 and "--reason must say why" in refused.stderr
     assert run in pinned_runs()
 
-    released = phoenix("unpin", "inventories/sandbox.py", run, "--reason", "the change shipped")
+    released = run_phoenix("unpin", "inventories/sandbox.py", run, "--reason", "the change shipped")
     assert released.returncode == 0, released.stderr
     assert run not in pinned_runs()
     log = sh("vault1", "cat /var/lib/phoenix-vault/log/retention.log").stdout
     who = f"{getpass.getuser()}@{socket.gethostname()}"
     assert f"unpinned web2/files run {run} (pin 'e2e: before the schema change') by {who}: the change shipped" in log
 
-    again = phoenix("unpin", "inventories/sandbox.py", run, "--reason", "twice")
+    again = run_phoenix("unpin", "inventories/sandbox.py", run, "--reason", "twice")
     assert again.returncode == 2 and f"no pinned run matches '{run}'" in again.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,3 +62,26 @@ def write_inventory(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def receiver():
+    """A loopback HTTP server recording (method, path, body) of each request."""
+    received = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def record(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            received.append((self.command, self.path, body))
+            self.send_response(200)
+            self.end_headers()
+
+        do_GET = do_POST = record
+
+        def log_message(self, *arguments):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/ping/abc", received
+    server.shutdown()

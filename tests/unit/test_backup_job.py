@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import http.server
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -63,29 +61,6 @@ def test_a_killed_holder_releases_the_lock_at_once(tmp_path):
     lock = HostLock(tmp_path / "backup.lock", "db-links (manual)")
     lock.acquire(wait_seconds=0)
     lock.release()
-
-
-@pytest.fixture
-def receiver():
-    """A loopback HTTP server recording (method, path, body) of each request."""
-    received = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def record(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-            received.append((self.command, self.path, body))
-            self.send_response(200)
-            self.end_headers()
-
-        do_GET = do_POST = record
-
-        def log_message(self, *arguments):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/ping/abc", received
-    server.shutdown()
 
 
 def test_pings_follow_the_healthchecks_convention_and_failure_carries_the_error(receiver):

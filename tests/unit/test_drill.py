@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -121,31 +119,6 @@ def test_restore_steps_are_the_slowest_hosts_and_the_rest_is_preparing():
     assert drill.restore_steps(12.34, {}) == {"restore.py": 12.3}
 
 
-@pytest.fixture
-def receiver():
-    """A loopback HTTP server recording the paths and bodies it is sent."""
-    received = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            received.append((self.path, b""))
-            self.send_response(200)
-            self.end_headers()
-
-        def do_POST(self):
-            received.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *arguments):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/ping/drill", received
-    server.shutdown()
-
-
 def test_a_drill_whose_restore_fails_exits_1_records_it_and_pings_fail(
     write_inventory, tmp_path, monkeypatch, receiver
 ):
@@ -166,8 +139,8 @@ def test_a_drill_whose_restore_fails_exits_1_records_it_and_pings_fail(
     saved = json.loads((tmp_path / "drills" / entry["report"].rsplit("/", 1)[-1]).read_text())
     assert saved["checks"] == [{"host": "-", "name": "restore.py succeeds", "ok": False, "detail": "boom"}]
     assert removed == ["drill-shop", "drill-shop"]  # leftovers before, its own hosts after
-    assert [path for path, _ in received] == ["/ping/drill/start", "/ping/drill/fail"]
-    assert b"restore.py succeeds" in received[1][1]
+    assert [(method, path) for method, path, _ in received] == [("GET", "/ping/abc/start"), ("POST", "/ping/abc/fail")]
+    assert "restore.py succeeds" in received[1][2]
 
 
 def test_a_check_that_raises_is_a_failed_check_and_the_others_still_run(monkeypatch):
