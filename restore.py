@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from pyinfra import host
-from pyinfra.operations import python, server
+from pyinfra.operations import files, python, server
 
 from phoenix import backup_plan, restore_plan
 from phoenix.errors import PhoenixError
@@ -84,6 +84,8 @@ for job in file_jobs:
 python.call(name="Restore: time the data restore", function=clock.lap, host_name=NAME, step="restore data")
 
 if "app" in host.data.roles:
+    # the restored database may be older than the release the blueprint installs: migrate it again
+    files.file(name="Migrate the restored data", path=app.paths(host.data.app)["migrated_marker"], present=False)
     app.apply()
 if "nginx" in host.data.roles:
     tls.apply()

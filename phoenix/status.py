@@ -33,6 +33,11 @@ def remote_command(environment: Environment, name: str) -> list[str]:
 
 def ask_vault(environment: Environment, *arguments: str, timeout: int = 120) -> dict:
     """Runs `phoenix-vault ARGUMENTS` on the environment's vault; returns its JSON, or raises PhoenixError."""
+    return json.loads(run_on_vault(environment, *arguments, timeout=timeout))
+
+
+def run_on_vault(environment: Environment, *arguments: str, timeout: int = 120) -> str:
+    """Runs `phoenix-vault ARGUMENTS` on the environment's vault; returns its output, or raises PhoenixError."""
     vault = backup_plan.vault_host(environment.hosts)
     if vault is None:
         raise PhoenixError(f"{environment.path}: no host has the vault role; the backups are read from the vault")
@@ -46,7 +51,7 @@ def ask_vault(environment: Environment, *arguments: str, timeout: int = 120) -> 
         raise PhoenixError(f"{vault}: {what} did not answer within {timeout}s") from error
     if result.returncode != 0:
         raise PhoenixError(f"{vault}: {what} failed: {result.stderr.strip()[-500:]}")
-    return json.loads(result.stdout)
+    return result.stdout
 
 
 def vault_report(environment: Environment) -> dict:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+import sys
 from urllib.parse import quote
 
 import jinja2
+from packaging.version import Version
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
+from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
@@ -28,7 +31,57 @@ def paths(app: dict) -> dict:
         "releases": f"{home}/releases",
         "config": f"/etc/{app['name']}/production.ini",
         "unit": f"/etc/systemd/system/{app['name']}.service",
+        "installed_marker": f"{home}/.installed-release",  # the installed wheel's SHA-256
+        "migrated_marker": f"{home}/.migrated-release",  # migration_marker() of the last migration
     }
+
+
+def wheel_version(wheel_name: str) -> str:
+    """Given a wheel's file name (dist-version-tags.whl), returns its version."""
+    return wheel_name.split("-")[1]
+
+
+def install_command(app: dict, remote_wheel: str) -> str:
+    """The shell command that installs a wheel into the app's venv from nothing but the wheel and Debian's packages."""
+    pip = f"PIP_DISABLE_PIP_VERSION_CHECK=1 {paths(app)['venv']}/bin/pip install --quiet --no-index"
+    return f"{pip} --no-deps --force-reinstall {remote_wheel} && {pip} {remote_wheel}"
+
+
+def migrate_command(app: dict) -> str:
+    """The shell command that migrates the app's database, run as the app's user ("" without migrations)."""
+    if not app["migrate_command"]:
+        return ""
+    where = paths(app)
+    migrate = app["migrate_command"].format(python=where["python"], config=where["config"])
+    return f"cd {where['home']} && runuser -u {app['name']} -- {migrate}"
+
+
+def migration_marker(release: str, config_text: str) -> str:
+    """What the migrated marker says once `release` (a wheel's SHA-256) has migrated with this config."""
+    config_digest = hashlib.sha256(config_text.encode()).hexdigest()
+    return hashlib.sha256((release + config_digest).encode()).hexdigest()
+
+
+def schema_head_command(app: dict) -> str:
+    """The shell command printing the schema revision the installed release expects ("" unless migrated by alembic)."""
+    if "alembic" not in app["migrate_command"]:
+        return ""
+    where = paths(app)
+    return f"cd {where['home']} && runuser -u {app['name']} -- {where['python']} -m alembic -c {where['config']} heads"
+
+
+def stop_command(app: dict) -> str:
+    """The shell command that stops the app and fails unless it is stopped."""
+    if app["process_manager"] == "supervisor":
+        return f"supervisorctl stop {app['name']}; ! supervisorctl status {app['name']} | grep -q RUNNING"
+    return f"systemctl stop {app['name']}"
+
+
+def control_command(app: dict, action: str) -> str:
+    """The shell command that starts or stops the app under its process manager."""
+    if app["process_manager"] == "supervisor":
+        return f"supervisorctl {action} {app['name']}"
+    return f"systemctl {action} {app['name']}"
 
 
 def database_url(database: dict, address: str, password: str) -> str:
@@ -89,14 +142,14 @@ def apply() -> None:
             commands=[f"python3 -m venv --system-site-packages {where['venv']}"],
         )
     wheel = wheel_for(app["source"])
+    _refuse_downgrade(app, wheel.name)
     remote_wheel = f"{where['releases']}/{wheel.name}"
     release = file_sha256(wheel)
     files.put(name=f"Upload {wheel.name}", src=str(wheel), dest=remote_wheel, mode="0644")
-    pip = f"PIP_DISABLE_PIP_VERSION_CHECK=1 {where['venv']}/bin/pip install --quiet --no-index"
     installed = command_once_per_value(
         name=f"Install {wheel.name}",
-        command=f"{pip} --no-deps --force-reinstall {remote_wheel} && {pip} {remote_wheel}",
-        marker=f"{where['home']}/.installed-release",
+        command=install_command(app, remote_wheel),
+        marker=where["installed_marker"],
         value=release,
     )
     config_text = render_config(app, host.data.database_address, host.data.secrets)
@@ -104,13 +157,11 @@ def apply() -> None:
         name="App config (production.ini)", path=where["config"], content=config_text, group=name, mode="0640"
     )
     if app["migrate_command"]:
-        migrate = app["migrate_command"].format(python=where["python"], config=where["config"])
-        config_digest = hashlib.sha256(config_text.encode()).hexdigest()
         command_once_per_value(
             name="Database migrations",
-            command=f"cd {where['home']} && runuser -u {name} -- {migrate}",
-            marker=f"{where['home']}/.migrated-release",
-            value=hashlib.sha256((release + config_digest).encode()).hexdigest(),
+            command=migrate_command(app),
+            marker=where["migrated_marker"],
+            value=migration_marker(release, config_text),
         )
     code_or_config_changed = any_changed(installed, config)
     if app["process_manager"] == "supervisor":
@@ -126,9 +177,35 @@ def apply() -> None:
         _systemd_unit(app, where, restart=code_or_config_changed)
     server.shell(
         name="Wait until the app answers its health check",
-        commands=[_health_wait_command(app)],
+        commands=[health_wait_command(app)],
         _if=code_or_config_changed,
     )
+
+
+def installed_wheel_command(app: dict) -> str:
+    """Prints the path of the wheel the app runs: the one in releases/ whose SHA-256 the installed marker holds."""
+    where = paths(app)
+    return (
+        f'sha=$(cat {where["installed_marker"]} 2>/dev/null) && [ -n "$sha" ]'
+        f" && sha256sum -- {where['releases']}/*.whl | awk -v sha=\"$sha\" '$1 == sha {{print $2; exit}}'"
+    )
+
+
+def _refuse_downgrade(app: dict, wheel_name: str) -> None:
+    """deploy.py never installs an older release than the one running: its data may have migrated past it."""
+    output = host.get_fact(Command, command=f"{installed_wheel_command(app)} || true")
+    running = (output or "").strip()
+    if not running or str(host.data.get("allow_downgrade") or "") == "yes":
+        return
+    if Version(wheel_version(running)) > Version(wheel_version(wheel_name)):
+        print(
+            f"phoenix: {host.data.phoenix_host} runs {app['name']} {wheel_version(running)}, and app.source builds"
+            f" the older {wheel_version(wheel_name)}; nothing was changed. Point app.source at release"
+            f" {wheel_version(running)} (upgrade.py installed it), or downgrade on purpose with"
+            " --data allow_downgrade=yes (and restore the pre-upgrade backup: docs/upgrades.md).",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
 
 
 def _environment(where: dict) -> dict:
@@ -157,7 +234,8 @@ def _remove_systemd_unit(name: str, unit_path: str) -> None:
         systemd.daemon_reload(name="Reload systemd units")
 
 
-def _health_wait_command(app: dict, seconds: int = 30) -> str:
+def health_wait_command(app: dict, seconds: int = 30) -> str:
+    """The shell command that waits until the app answers its health check on loopback."""
     url = shlex.quote(f"http://127.0.0.1:{app['port']}{app['health_path']}")
     return (
         f"for i in $(seq {seconds * 2}); do curl -fsS -o /dev/null {url} && exit 0; sleep 0.5; done;"

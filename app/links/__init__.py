@@ -13,7 +13,7 @@ from sqlalchemy import engine_from_config
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-__version__ = "1.0.0"
+__version__ = "2.0.0"
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import BigInteger, Column, DateTime, Integer, Text, func
 from sqlalchemy.orm import declarative_base
 
 Base = declarative_base()
+
+
+def domain_of(url: str) -> str:
+    """Return the lower-case host name of a URL ("" when it has none)."""
+    return (urlsplit(url).hostname or "").lower()
+
+
+def _default_domain(context: Any) -> str:
+    return domain_of(context.get_current_parameters()["url"])
 
 
 class Link(Base):
@@ -23,6 +33,8 @@ class Link(Base):
     file_name = Column(Text, nullable=True)
     file_size = Column(BigInteger, nullable=True)
     file_sha256 = Column(Text, nullable=True)
+    # release 2.0.0; migration 0002 backfills it for links saved before
+    domain = Column(Text, nullable=False, server_default="", default=_default_domain)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the JSON representation used by the API."""
@@ -30,6 +42,7 @@ class Link(Base):
             "id": self.id,
             "url": self.url,
             "note": self.note,
+            "domain": self.domain,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "has_file": self.file_name is not None,
         }

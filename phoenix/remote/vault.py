@@ -207,6 +207,10 @@ def command_retain(vault: Vault, arguments: argparse.Namespace) -> int:
     moment = datetime.fromisoformat(arguments.now) if arguments.now else now()
     for client in vault.chosen(arguments.client):
         state = vault.state(client)
+        hold = state.get("hold")
+        if hold and arguments.scheduled:
+            audit(vault, f"[{client}] on hold since {hold['since']} ({hold['reason']}): scheduled retention skipped")
+            continue
         runs = vault.runs(client)
         by_id = {run.id: run for run in runs}
         decision = select(as_retention_snapshots(runs, set(state["verified"])), policy, moment)
@@ -303,6 +307,29 @@ def command_unpin(vault: Vault, arguments: argparse.Namespace) -> int:
     return 0
 
 
+def command_hold(vault: Vault, arguments: argparse.Namespace) -> int:
+    """Puts a client on hold (upgrade.py, for the upgrade's duration): scheduled retention skips it."""
+    (client,) = vault.chosen(arguments.client)
+    state = vault.state(client)
+    state["hold"] = {"reason": arguments.reason, "since": now().isoformat(timespec="seconds")}
+    vault.save_state(client, state)
+    audit(vault, f"[{client}] on hold: {arguments.reason}", to_stderr=True)
+    print(json.dumps({"client": client, "hold": state["hold"]}))
+    return 0
+
+
+def command_release(vault: Vault, arguments: argparse.Namespace) -> int:
+    """Ends a client's hold; scheduled retention covers it again."""
+    (client,) = vault.chosen(arguments.client)
+    state = vault.state(client)
+    hold = state.pop("hold", None)
+    if hold:
+        vault.save_state(client, state)
+        audit(vault, f"[{client}] hold released ({hold['reason']})", to_stderr=True)
+    print(json.dumps({"client": client, "released": hold}))
+    return 0
+
+
 def command_runs(vault: Vault, arguments: argparse.Namespace) -> int:
     """Prints every run of one client, oldest first, with whether it is verified (restore.py picks from these)."""
     (client,) = vault.chosen(arguments.client)
@@ -327,6 +354,12 @@ def parser() -> argparse.ArgumentParser:
     for name in ("hourly", "daily", "weekly", "monthly"):
         retain.add_argument(f"--{name}", type=int)
     retain.add_argument("--minimum-verified", type=int)
+    retain.add_argument("--scheduled", action="store_true", help="as the timer runs it: skip clients on hold")
+    hold = verbs.add_parser("hold", help="scheduled retention skips this client until `release` (upgrade.py)")
+    hold.add_argument("--client", required=True)
+    hold.add_argument("--reason", required=True)
+    release = verbs.add_parser("release", help="end a client's hold")
+    release.add_argument("--client", required=True)
     runs = verbs.add_parser("runs", help="every run of one client, with its verified mark (JSON)")
     runs.add_argument("--client", required=True)
     status = verbs.add_parser("status", help="latest, verified and pinned runs per client and job (JSON)")
@@ -349,18 +382,31 @@ COMMANDS = {
     "runs": command_runs,
     "pins": command_pins,
     "unpin": command_unpin,
+    "hold": command_hold,
+    "release": command_release,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser().parse_args(argv)  # --help and usage errors need no vault
     try:
         vault = Vault()
-        if os.geteuid() == 0:
-            # as the vault user, so that files restic writes stay readable by the rclone server
-            python_path = f"PYTHONPATH={os.environ.get('PYTHONPATH', '')}"
-            module = [sys.executable, "-m", "phoenix.remote.vault", *(sys.argv[1:] if argv is None else argv)]
-            os.execvp("runuser", ["runuser", "-u", vault.user, "--", "env", python_path, *module])
+    except (JobError, PhoenixError) as error:
+        print(f"phoenix-vault: {error}", file=sys.stderr)
+        return 1
+    if os.geteuid() == 0:
+        # as the vault user, so that files restic writes stay readable by the rclone server
+        python_path = f"PYTHONPATH={os.environ.get('PYTHONPATH', '')}"
+        module = [sys.executable, "-m", "phoenix.remote.vault", *argv]
+        os.execvp("runuser", ["runuser", "-u", vault.user, "--", "env", python_path, *module])
+    return main_with(vault, argv)
+
+
+def main_with(vault: Vault, argv: list[str]) -> int:
+    """Runs one command against a given vault (main, as the vault user; tests)."""
+    arguments = parser().parse_args(argv)
+    try:
         return COMMANDS[arguments.verb](vault, arguments)
     except (JobError, PhoenixError) as error:
         print(f"phoenix-vault: {error}", file=sys.stderr)

@@ -1,0 +1,234 @@
+"""The upgrade's decisions (phoenix/upgrade.py) against recording fake hosts and a fake vault."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+
+from phoenix import upgrade
+from phoenix.upgrade import IN_PROGRESS, Plan, Release, StepFailed, Upgrade
+
+OLD_WHEEL = "/srv/links/releases/phoenix_links-1.0.0-py3-none-any.whl"
+NEW_WHEEL = "/srv/links/releases/phoenix_links-2.0.0-py3-none-any.whl"
+
+
+class FakeHost:
+    """A host that answers like a real one: the installed release's version in its health answer, the pin
+    it was asked for in its backup status. `rules` (by how a command starts) override that."""
+
+    def __init__(self, name: str, jobs: list[str], vault: FakeVault, rules: dict | None = None):
+        self.name, self.jobs, self.vault = name, jobs, vault
+        self.rules = rules or {}
+        self.commands: list[str] = []
+        self.in_progress = ""
+        self.version = "1.0.0"
+
+    def run(self, command: str, timeout: int = 900) -> str:
+        self.commands.append(command)
+        for text, answer in self.rules.items():
+            if command.startswith(text):
+                if isinstance(answer, Exception):
+                    raise answer
+                return answer
+        if command.startswith("pip install"):
+            self.version = command.split("phoenix_links-")[1].split("-")[0]
+        if command.startswith("phoenix-backup run all"):
+            self.vault.backed_up(self.name, self.jobs, shlex.split(command)[-1])
+        if command == "phoenix-backup status":
+            return json.dumps({job: self.vault.status(self.name, job) for job in self.jobs})
+        if command == "curl health":
+            return json.dumps({"status": "ok", "version": self.version, "schema_version": "0002"})
+        if command.startswith(f"cat {IN_PROGRESS}"):
+            return self.in_progress
+        if f"rm -f {IN_PROGRESS}" in command:
+            self.in_progress = ""
+        return ""
+
+    def write(self, path: str, text: str) -> None:
+        assert path == IN_PROGRESS
+        self.in_progress = text
+
+    def ran(self, text: str) -> list[str]:
+        return [command for command in self.commands if text in command]
+
+
+class FakeVault:
+    """Holds the runs the fake hosts back up; `verified` says whether its check verifies them."""
+
+    def __init__(self, verified: bool = True):
+        self.calls: list[tuple[str, ...]] = []
+        self.verified = verified
+        self.runs: dict[str, list[dict]] = {}
+
+    def backed_up(self, host: str, jobs: list[str], pin: str) -> None:
+        self.runs[host] = [{"run": f"run-{host}-{job}", "job": job, "verified": False, "pin": pin} for job in jobs]
+
+    def status(self, host: str, job: str) -> dict:
+        run = next(run for run in self.runs[host] if run["job"] == job)
+        return {"result": "ok", "run": run["run"], "pin": run["pin"]}
+
+    def __call__(self, *arguments: str) -> str:
+        self.calls.append(arguments)
+        if arguments[0] == "check":
+            for run in self.runs.get(arguments[2], []):
+                run["verified"] = self.verified
+        if arguments[0] == "runs":
+            return json.dumps({"runs": self.runs.get(arguments[2], [])})
+        return "{}"
+
+    def holds(self) -> list[str]:
+        return [call[0] for call in self.calls if call[0] in ("hold", "release")]
+
+
+def make_upgrade(web_rules=None, db_rules=None, verified=True) -> tuple[Upgrade, FakeHost, FakeHost, FakeVault]:
+    vault = FakeVault(verified)
+    rules = {
+        "sha256sum": f"{'1' * 64}  {OLD_WHEEL}",
+        "print installed-wheel": OLD_WHEEL,
+        "alembic heads": "0002 (head)",
+    }
+    web = FakeHost("web2", ["files"], vault, {**rules, **(web_rules or {})})
+    db = FakeHost("db1", ["db-links"], vault, db_rules)
+    plan = Plan(
+        host="web2",
+        app={"name": "links"},
+        target=Release("2.0.0", NEW_WHEEL, "2" * 64, "migrated-2"),
+        reason="pre-upgrade web2",
+        timers={"web2": ["phoenix-backup-files.timer"], "db1": ["phoenix-backup-db-links.timer"]},
+        database_host="db1",
+        database_job="db-links",
+        file_paths=["/var/lib/links/uploads"],
+        smoke_commands={"health": "curl health", "smoke": "curl smoke"},
+        expected_schema_command="alembic heads",
+        commands={
+            "install": "pip install {wheel}",
+            "migrate": "alembic upgrade head",
+            "start": "systemctl restart links",
+            "stop": "systemctl stop links",
+            "health_wait": "wait-for-health",
+            "installed_wheel": "print installed-wheel",
+        },
+        markers={"installed": "/srv/links/.installed-release", "migrated": "/srv/links/.migrated-release"},
+    )
+    lines: list[str] = []
+    runner = Upgrade(plan=plan, shells={"web2": web, "db1": db}, vault=vault, say=lines.append)
+    runner.lines = lines
+    return runner, web, db, vault
+
+
+def history_records(host: FakeHost) -> list[dict]:
+    records = []
+    for command in host.ran(upgrade.HISTORY):
+        text = command.split("printf '%s\\n' ", 1)[1].rsplit(" >> ", 1)[0]
+        records.append(json.loads(text.strip("'")))
+    return records
+
+
+def test_an_upgrade_pauses_backs_up_pins_waits_for_the_vault_then_installs_migrates_and_resumes():
+    runner, web, db, vault = make_upgrade()
+    record = runner.run()
+    assert record["outcome"] == "upgraded"
+    order = [c for c in web.commands if c.split()[0] in ("systemctl", "phoenix-backup", "pip", "alembic")]
+    assert order[:3] == ["systemctl stop phoenix-backup-files.timer", "systemctl stop links", order[2]]
+    assert order[2].startswith("phoenix-backup run all --trigger pre-upgrade --pin")
+    assert web.ran(f"pip install {NEW_WHEEL}") and web.ran("alembic upgrade head")
+    assert db.ran("systemctl stop phoenix-backup-db-links.timer") and db.ran("systemctl start phoenix-backup-db-links")
+    assert web.ran("systemctl start phoenix-backup-files.timer")
+    assert vault.holds() == ["hold", "hold", "release", "release"]
+    assert ("check", "--client", "db1") in vault.calls
+    assert record["pinned_runs"] == {"web2/files": "run-web2-files", "db1/db-links": "run-db1-db-links"}
+    assert web.in_progress == "" and history_records(web)[-1]["outcome"] == "upgraded"
+
+
+def test_without_a_verified_pre_upgrade_backup_nothing_is_installed_and_the_old_release_runs_again():
+    runner, web, db, vault = make_upgrade(verified=False)
+    with pytest.raises(StepFailed, match="not verified"):
+        runner.run()
+    assert not web.ran("pip install") and not web.ran("alembic upgrade")
+    assert web.ran("systemctl restart links")
+    assert runner.record["outcome"] == "not upgraded"
+    assert web.ran("systemctl start phoenix-backup-files.timer") and db.ran("systemctl start phoenix-backup-db-links")
+    assert vault.holds()[-1] == "release" and web.in_progress == ""
+
+
+def test_a_failed_migration_reinstalls_the_old_release_and_restores_the_pinned_runs():
+    failure = StepFailed("web2: `alembic upgrade head` failed:\nRuntimeError: broken halfway")
+    runner, web, db, vault = make_upgrade(web_rules={"alembic upgrade head": failure})
+    with pytest.raises(StepFailed, match="ROLLED BACK to 1.0.0: .*broken halfway"):
+        runner.run()
+    installs = web.ran("pip install")
+    assert installs == [f"pip install {NEW_WHEEL}", f"pip install {OLD_WHEEL}"]
+    assert db.ran("phoenix-backup restore-db db-links --run run-db1-db-links --force")
+    assert web.ran("phoenix-backup restore-files --run run-web2-files --paths /var/lib/links/uploads --owner links")
+    record = history_records(web)[-1]
+    assert (record["outcome"], record["rolled_back_to"]) == ("rolled back", "1.0.0")
+    assert "broken halfway" in record["error"]
+    assert web.ran("systemctl start phoenix-backup-files.timer") and vault.holds()[-1] == "release"
+    assert "ROLLED BACK" in "\n".join(runner.lines)
+
+
+def test_a_failed_rollback_keeps_the_in_progress_record_for_the_next_run():
+    runner, web, db, vault = make_upgrade(
+        web_rules={"alembic upgrade head": StepFailed("migration failed")},
+        db_rules={"phoenix-backup restore-db": StepFailed("db1: restore-db failed")},
+    )
+    with pytest.raises(StepFailed, match="restore-db failed"):
+        runner.run()
+    kept = json.loads(web.in_progress)
+    assert kept["phase"] == "upgrading" and kept["pinned_runs"]["db1/db-links"] == "run-db1-db-links"
+    assert history_records(web)[-1]["outcome"] == "failed"
+    assert web.ran("systemctl start phoenix-backup-files.timer")  # timers resume even so
+
+
+def test_the_next_run_rolls_back_an_upgrade_killed_while_installing_then_upgrades():
+    runner, web, db, vault = make_upgrade()
+    web.in_progress = json.dumps(
+        {
+            "host": "web2",
+            "app": "links",
+            "from": "1.0.0",
+            "to": "2.0.0",
+            "from_wheel": OLD_WHEEL,
+            "previous_migrated_marker": "migrated-1",
+            "started": "2026-11-21T09:00:00+00:00",
+            "phase": "upgrading",
+            "timers": {"web2": ["phoenix-backup-files.timer"], "db1": ["phoenix-backup-db-links.timer"]},
+            "pinned_runs": {"web2/files": "killed-files", "db1/db-links": "killed-db"},
+            "steps": {},
+        }
+    )
+    record = runner.run()
+    outcomes = [entry["outcome"] for entry in history_records(web)]
+    assert outcomes == ["rolled back after an interruption", "upgraded"]
+    assert db.ran("restore-db db-links --run killed-db --force")
+    first_start = web.commands.index("systemctl start phoenix-backup-files.timer")
+    assert first_start < web.commands.index(web.ran("phoenix-backup run all")[0])  # resumed before anything else
+    assert record["outcome"] == "upgraded"
+
+
+def test_the_same_release_again_changes_nothing():
+    runner, web, db, vault = make_upgrade(web_rules={"sha256sum": f"{'2' * 64}  {OLD_WHEEL}"})
+    assert runner.run()["outcome"] == "unchanged"
+    assert vault.calls == [] and not web.ran("systemctl")
+
+
+def test_describe_says_what_happened_and_why_in_a_few_lines():
+    record = {
+        "host": "web1",
+        "app": "links",
+        "from": "1.0.0",
+        "to": "2.1.0",
+        "outcome": "rolled back",
+        "pin": "pre-upgrade web1",
+        "pinned_runs": {"web1/db-links": "R1"},
+        "error": "web1: `alembic upgrade head` failed:\n  File x\nRuntimeError: broken",
+        "steps": {"install 2.1.0": 1.0, "migrate the database": 0.5},
+    }
+    text = upgrade.describe(record)
+    assert text.splitlines()[0] == (
+        "web1: ROLLED BACK: the upgrade of links to 2.1.0 failed; 1.0.0 runs again on the pre-upgrade data"
+    )
+    assert "reason: web1: `alembic upgrade head` failed: ... RuntimeError: broken" in text
+    assert "web1/db-links run R1" in text and "total: 1.5s" in text
