@@ -50,7 +50,7 @@ def run_on_vault(environment: Environment, *arguments: str, timeout: int = 120) 
     except subprocess.TimeoutExpired as error:
         raise PhoenixError(f"{vault}: {what} did not answer within {timeout}s") from error
     if result.returncode != 0:
-        raise PhoenixError(f"{vault}: {what} failed: {result.stderr.strip()[-500:]}")
+        raise PhoenixError(f"{vault}: {what} failed: {(result.stderr.strip() or result.stdout.strip())[-500:]}")
     return result.stdout
 
 

@@ -124,8 +124,10 @@ def verify_run(restic: Restic, run: Run) -> str:
     """Returns "" when the run's data matches its manifest, else what is wrong."""
     manifest = json.loads(restic.run("dump", run.manifest["id"], "/manifest.json").stdout)
     if run.kind != "db":
-        # restic 0.14's backup summary gives the short id
-        matches = run.data["id"].startswith(manifest.get("data_snapshot") or "-")
+        # restic 0.14's backup summary gives the short id; `restic tag` (unpin) rewrites a snapshot
+        # under a new id and keeps the first one as "original"
+        named = manifest.get("data_snapshot") or "-"
+        matches = any(snapshot_id.startswith(named) for snapshot_id in (run.data["id"], run.data.get("original") or ""))
         return "" if matches else "manifest names another snapshot"
     paths = run.data.get("paths") or []
     digest = hashlib.sha256()

@@ -81,3 +81,25 @@ def test_the_backup_summary_is_found_among_restic_status_lines():
     )
 
     assert summary_of(output)["snapshot_id"] == "1a2b3c4d"
+
+
+def test_a_files_run_whose_pin_was_released_still_verifies_against_its_manifest():
+    """`restic tag --remove` (unpin) rewrites the data snapshot under a new id, keeping the first as "original"."""
+    from types import SimpleNamespace
+
+    from phoenix.remote.vault import verify_run
+
+    files_job = {"name": "files", "kind": "files"}
+    listing = [
+        {"id": "new-id", "original": "d1aaaaaa", "time": "2026-11-21T10:00:00Z", "hostname": "web1"},
+        {"id": "m1", "time": "2026-11-21T10:00:05Z", "hostname": "web1"},
+    ]
+    for entry, part in zip(listing, ("data", "manifest"), strict=True):
+        entry["tags"] = run_tags("web1", files_job, "manual", "r1", part, "")
+    (run,) = runs_from_listing(listing)
+    manifest = SimpleNamespace(stdout='{"data_snapshot": "d1aaaaaa"}')
+    restic = SimpleNamespace(run=lambda *arguments: manifest)
+
+    assert verify_run(restic, run) == ""
+    manifest.stdout = '{"data_snapshot": "ffffffff"}'
+    assert verify_run(restic, run) == "manifest names another snapshot"

@@ -8,6 +8,7 @@ import shlex
 import pytest
 
 from phoenix import upgrade
+from phoenix.errors import PhoenixError
 from phoenix.upgrade import IN_PROGRESS, Plan, Release, StepFailed, Upgrade
 
 OLD_WHEEL = "/srv/links/releases/phoenix_links-1.0.0-py3-none-any.whl"
@@ -60,6 +61,7 @@ class FakeVault:
     def __init__(self, verified: bool = True):
         self.calls: list[tuple[str, ...]] = []
         self.verified = verified
+        self.check_problem = ""  # the check also found a bad run (an older one, say)
         self.runs: dict[str, list[dict]] = {}
 
     def backed_up(self, host: str, jobs: list[str], pin: str) -> None:
@@ -74,6 +76,8 @@ class FakeVault:
         if arguments[0] == "check":
             for run in self.runs.get(arguments[2], []):
                 run["verified"] = self.verified
+            if self.check_problem:
+                raise PhoenixError(f"vault1: `phoenix-vault check` failed: {self.check_problem}")
         if arguments[0] == "runs":
             return json.dumps({"runs": self.runs.get(arguments[2], [])})
         return "{}"
@@ -151,6 +155,19 @@ def test_without_a_verified_pre_upgrade_backup_nothing_is_installed_and_the_old_
     assert runner.record["outcome"] == "not upgraded"
     assert web.ran("systemctl start phoenix-backup-files.timer") and db.ran("systemctl start phoenix-backup-db-links")
     assert vault.holds()[-1] == "release" and web.in_progress == ""
+
+
+def test_a_problem_the_check_finds_in_an_older_run_does_not_block_verified_pre_upgrade_runs():
+    runner, web, db, vault = make_upgrade()
+    vault.check_problem = "run 2026-old NOT verified: manifest names another snapshot"
+    assert runner.run()["outcome"] == "upgraded"
+
+
+def test_unverified_pre_upgrade_runs_stop_the_upgrade_with_what_the_check_said():
+    runner, web, db, vault = make_upgrade(verified=False)
+    vault.check_problem = "restic check failed: pack abc is damaged"
+    with pytest.raises(StepFailed, match="not verified and pinned there; the vault's check: .*pack abc is damaged"):
+        runner.run()
 
 
 def test_a_failed_migration_reinstalls_the_old_release_and_restores_the_pinned_runs():
