@@ -22,7 +22,7 @@ from pyinfra.operations import files, python
 from phoenix import restore_plan, status
 from phoenix import upgrade as safe_upgrade
 from phoenix.errors import PhoenixError
-from phoenix.wheel import file_sha256, wheel_for
+from phoenix.wheel import file_sha256, wheel_for, wheel_version
 from roles import app, backup
 
 
@@ -53,8 +53,9 @@ def timer_units(data) -> list[str]:
     return [f"{backup.unit_name(job)}.timer" for job in data.backup_jobs]
 
 
-def plan_for(data) -> safe_upgrade.Plan:
-    """Given the app host's pyinfra data, returns what its upgrade does; PhoenixError when it cannot be safe."""
+def plan_for(data, wheel: Path) -> safe_upgrade.Plan:
+    """Given the app host's pyinfra data and the new release's wheel, returns what its upgrade does;
+    PhoenixError when it cannot be safe."""
     settings, name = data.app, data.phoenix_host
     if not data.backup_jobs or not data.backup_target["vault"]:
         raise PhoenixError(
@@ -65,12 +66,11 @@ def plan_for(data) -> safe_upgrade.Plan:
     database_job = f"db-{settings['database']['name']}"
     if database_job not in [job["name"] for job in database_data.backup_jobs]:
         raise PhoenixError(f"{name}: its database is not backed up by {database_host} (no job {database_job})")
-    wheel = wheel_for(release_source(settings))
     where = app.paths(settings)
     release = file_sha256(wheel)
     config_text = app.render_config(settings, data.database_address, data.secrets)
     target = safe_upgrade.Release(
-        version=app.wheel_version(wheel.name),
+        version=wheel_version(wheel.name),
         wheel=f"{where['releases']}/{wheel.name}",
         sha256=release,
         migrated_marker=app.migration_marker(release, config_text),
@@ -129,7 +129,8 @@ def run_upgrade(state, host, plan: safe_upgrade.Plan, inventory: str) -> bool:
 
 if "app" in host.data.roles:
     try:
-        PLAN = plan_for(host.data)
+        WHEEL = wheel_for(release_source(host.data.app))
+        PLAN = plan_for(host.data, WHEEL)
     except PhoenixError as error:
         print(
             f"phoenix: upgrade.py stopped before changing anything on {host.data.phoenix_host}:\n{error}",
@@ -138,7 +139,7 @@ if "app" in host.data.roles:
         raise SystemExit(2) from None
     files.put(
         name=f"Upload {Path(PLAN.target.wheel).name}",
-        src=str(wheel_for(release_source(host.data.app))),
+        src=str(WHEEL),
         dest=PLAN.target.wheel,
         mode="0644",
     )

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from phoenix.errors import PhoenixError
+from phoenix.wheel import wheel_version
 
 STATE_DIRECTORY = "/var/lib/phoenix/upgrade"
 IN_PROGRESS = f"{STATE_DIRECTORY}/in-progress.json"
@@ -115,6 +116,7 @@ class Upgrade:
             "from": previous.version,
             "to": plan.target.version,
             "from_wheel": previous.wheel,
+            "from_sha256": previous.sha256,
             "to_wheel": plan.target.wheel,
             "previous_migrated_marker": previous.migrated_marker,
             "reason": plan.reason,
@@ -132,7 +134,7 @@ class Upgrade:
         failure: PhoenixError | None = None
         try:
             self._save()
-            self._pause()
+            self._step("pause backups", self._pause_timers)
             self.record["phase"] = PHASE_STOPPED
             self._save()
             self._step("stop the app", lambda: app_host.run(plan.commands["stop"]))
@@ -191,11 +193,7 @@ class Upgrade:
             )
         sha = shell.run(f"sha256sum {shlex.quote(wheel)}").split()[0]
         marker = shell.run(f"cat {self.plan.markers['migrated']} 2>/dev/null || true").strip()
-        version = wheel.rsplit("/", 1)[-1].split("-")[1]
-        return Release(version=version, wheel=wheel, sha256=sha, migrated_marker=marker)
-
-    def _pause(self) -> None:
-        self._step("pause backups", self._pause_timers)
+        return Release(version=wheel_version(wheel), wheel=wheel, sha256=sha, migrated_marker=marker)
 
     def _pause_timers(self) -> None:
         for name, units in self.plan.timers.items():
@@ -294,8 +292,9 @@ class Upgrade:
         """Back to the record's previous release and its pinned data; raises StepFailed when that fails too."""
         plan = self.plan
         shell = self.shells[plan.host]
-        previous_sha = shell.run(f"sha256sum {shlex.quote(record['from_wheel'])}").split()[0]
-        previous = Release(record["from"], record["from_wheel"], previous_sha, record["previous_migrated_marker"])
+        previous = Release(
+            record["from"], record["from_wheel"], record["from_sha256"], record["previous_migrated_marker"]
+        )
 
         def restore_data() -> None:
             shell.run(plan.commands["stop"] + " || true")

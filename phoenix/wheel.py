@@ -42,6 +42,11 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def wheel_version(wheel: str) -> str:
+    """Given a wheel's file name or path (…/dist-version-tags.whl), returns its version."""
+    return Path(wheel).name.split("-")[1]
+
+
 def wheel_for(source: str) -> Path:
     """Given a .whl path or a source directory with pyproject.toml, returns a wheel file.
 

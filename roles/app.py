@@ -16,7 +16,7 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from phoenix.wheel import file_sha256, wheel_for
+from phoenix.wheel import file_sha256, wheel_for, wheel_version
 from roles import supervisor
 from roles.operations import command_once_per_value, secret_file
 
@@ -34,11 +34,6 @@ def paths(app: dict) -> dict:
         "installed_marker": f"{home}/.installed-release",  # the installed wheel's SHA-256
         "migrated_marker": f"{home}/.migrated-release",  # migration_marker() of the last migration
     }
-
-
-def wheel_version(wheel_name: str) -> str:
-    """Given a wheel's file name (dist-version-tags.whl), returns its version."""
-    return wheel_name.split("-")[1]
 
 
 def install_command(app: dict, remote_wheel: str) -> str:

@@ -26,15 +26,32 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
 
 
+def pyinfra_argv(*arguments: str) -> list[str]:
+    return [str(Path(sys.executable).with_name("pyinfra")), "-y", *arguments]
+
+
 def run_pyinfra(*arguments: str) -> subprocess.CompletedProcess:
     """Runs pyinfra against the e2e sandbox's inventory; returns the finished process."""
     return subprocess.run(
-        [str(Path(sys.executable).with_name("pyinfra")), "-y", *arguments],
+        pyinfra_argv(*arguments),
         cwd=REPOSITORY,
         env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX_NAME),
         capture_output=True,
         text=True,
         timeout=900,
+    )
+
+
+def start_pyinfra(*arguments: str) -> subprocess.Popen:
+    """Starts pyinfra like run_pyinfra, in its own process group (a test can kill it with its children)."""
+    return subprocess.Popen(
+        pyinfra_argv(*arguments),
+        cwd=REPOSITORY,
+        env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX_NAME),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -107,3 +124,9 @@ def generated_secrets():
 
 def container(name: str) -> str:
     return sandbox_state.container_name(SANDBOX_NAME, name)
+
+
+def live_host(name: str) -> dict:
+    """A sandbox host as it is now (a test may have replaced its container): its address and testinfra host."""
+    info = sandbox_state.read(SANDBOX_NAME)["hosts"][name]
+    return {"address": info["address"], "testinfra": testinfra.get_host(f"docker://{info['container']}")}

@@ -14,13 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import testinfra
 
-from phoenix import sandbox, sandbox_state
+from phoenix import sandbox
 from phoenix.inventory import load_environment
 from phoenix.status import ask_vault
-from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME, run_phoenix
-from tests.e2e.test_recovery import post_json, sh, upload, web1
+from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME, live_host, run_phoenix
+from tests.e2e.test_recovery import post_json, sh, upload
 
 DRILL_SANDBOX = "drill-sandbox"  # drill-<environment name>
 
@@ -29,19 +28,18 @@ def phoenix(*arguments: str, drill_dir: Path, timeout: int = 900) -> subprocess.
     return run_phoenix(*arguments, timeout=timeout, PHOENIX_DRILL_DIR=str(drill_dir))
 
 
-def web2() -> dict:
-    info = sandbox_state.read(SANDBOX_NAME)["hosts"]["web2"]
-    return {"address": info["address"], "testinfra": testinfra.get_host(f"docker://{info['container']}")}
-
-
 @pytest.fixture(scope="module")
 def drill(converged, tmp_path_factory):
     """Writes records and an upload, backs up and verifies every host, runs the drill; returns what it saw."""
     written = {
-        "web1": post_json(web1(), "/api/links", {"url": "https://example.org/drill1", "note": f"drill-{uuid.uuid4()}"}),
-        "web2": post_json(web2(), "/api/links", {"url": "https://example.org/drill2", "note": f"drill-{uuid.uuid4()}"}),
+        "web1": post_json(
+            live_host("web1"), "/api/links", {"url": "https://example.org/drill1", "note": f"drill-{uuid.uuid4()}"}
+        ),
+        "web2": post_json(
+            live_host("web2"), "/api/links", {"url": "https://example.org/drill2", "note": f"drill-{uuid.uuid4()}"}
+        ),
     }
-    upload(web1(), written["web1"]["id"], uuid.uuid4().bytes * 512)
+    upload(live_host("web1"), written["web1"]["id"], uuid.uuid4().bytes * 512)
     backup_started = datetime.now(UTC)
     for host in ("web1", "web2", "db1"):
         assert sh(host, "phoenix-backup run all --trigger scheduled").returncode == 0

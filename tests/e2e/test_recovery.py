@@ -11,18 +11,12 @@ import time
 import uuid
 
 import pytest
-import testinfra
 
-from phoenix import sandbox, sandbox_state
-from tests.e2e.conftest import SANDBOX_NAME, container, run_pyinfra
+from phoenix import sandbox
+from tests.e2e.conftest import SANDBOX_NAME, container, live_host, run_pyinfra
 from tests.e2e.test_blueprint import request
 
 RESTORE_REPORT = "/tmp/phoenix-e2e-restore-web1.json"
-
-
-def web1() -> dict:
-    info = sandbox_state.read(SANDBOX_NAME)["hosts"]["web1"]
-    return {"address": info["address"], "testinfra": testinfra.get_host(f"docker://{info['container']}")}
 
 
 def sh(host: str, command: str) -> subprocess.CompletedProcess:
@@ -57,7 +51,7 @@ def restore(*data: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def incident(converged):
     """Writes records and an upload, backs up, destroys web1, restores it; returns what the test needs."""
-    before = web1()
+    before = live_host("web1")
     notes = [f"incident-{uuid.uuid4()}" for _ in range(3)]
     links = [post_json(before, "/api/links", {"url": f"https://example.org/{n}", "note": n}) for n in notes]
     content = uuid.uuid4().bytes * 2048
@@ -88,7 +82,7 @@ def test_restore_py_rebuilds_a_destroyed_server(incident):
 
 
 def test_every_record_and_the_upload_are_back_and_served_over_https(incident):
-    host = web1()
+    host = live_host("web1")
     for link in incident["links"]:
         status, _, body = request(host, "GET", f"/api/links/{link['id']}")
         assert status == 200 and json.loads(body)["note"] == link["note"]
@@ -114,7 +108,7 @@ def test_reported_rpo_and_rto_are_true(incident):
 
 
 def test_restore_refuses_to_overwrite_live_data_in_one_clear_line(incident):
-    host = web1()
+    host = live_host("web1")
     late = post_json(host, "/api/links", {"url": "https://example.org/late", "note": "written after the restore"})
 
     process = restore()

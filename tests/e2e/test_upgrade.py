@@ -13,15 +13,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-import testinfra
 
-from phoenix import sandbox_state
-from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME, container, run_pyinfra
+from tests.e2e.conftest import container, live_host, run_pyinfra, start_pyinfra
 from tests.e2e.releases import broken_release
 from tests.e2e.test_blueprint import request
 from tests.e2e.test_recovery import post_json, sh
@@ -32,13 +28,8 @@ TIMERS = {"web1": ["phoenix-backup-db-links.timer", "phoenix-backup-files.timer"
 AGGRESSIVE_RETENTION = "--keep-within-hours 0 --hourly 0 --daily 1 --weekly 0 --monthly 0 --minimum-verified 1"
 
 
-def web(name: str) -> dict:
-    info = sandbox_state.read(SANDBOX_NAME)["hosts"][name]
-    return {"address": info["address"], "testinfra": testinfra.get_host(f"docker://{info['container']}")}
-
-
 def get_json(name: str, path: str) -> dict:
-    status, _, body = request(web(name), "GET", path)
+    status, _, body = request(live_host(name), "GET", path)
     assert status == 200, body
     return json.loads(body)
 
@@ -49,16 +40,7 @@ def upgrade_arguments(name: str, *data: str) -> list[str]:
 
 
 def start_upgrade(name: str, *data: str) -> subprocess.Popen:
-    """Starts upgrade.py in its own process group (so that the test can kill it with its children)."""
-    return subprocess.Popen(
-        [str(Path(sys.executable).with_name("pyinfra")), "-y", *upgrade_arguments(name, *data)],
-        cwd=REPOSITORY,
-        env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX_NAME),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    return start_pyinfra(*upgrade_arguments(name, *data))
 
 
 def in_progress(name: str) -> dict:
@@ -105,7 +87,9 @@ def web2_upgrade(converged):
     """web2 upgraded to 2.0.0; while it runs, db1's scheduled backup fires, and afterwards the
     vault checks db1's repository and keeps only its newest verified run (plus pins)."""
     saved = [
-        post_json(web("web2"), "/api/links", {"url": f"https://Host{i}.Example.NET:8443/page?q={i}", "note": f"n{i}"})
+        post_json(
+            live_host("web2"), "/api/links", {"url": f"https://Host{i}.Example.NET:8443/page?q={i}", "note": f"n{i}"}
+        )
         for i in range(3)
     ]
     older = sh("db1", "phoenix-backup run db-links --trigger manual")  # one unpinned run older than the pin
@@ -139,7 +123,7 @@ def test_upgrade_1_to_2_migrates_and_serves_the_data_with_the_pre_upgrade_backup
     for i, link in enumerate(web2_upgrade["saved"]):
         served = get_json("web2", f"/api/links/{link['id']}")
         assert (served["note"], served["domain"]) == (f"n{i}", f"host{i}.example.net")  # backfilled by 0002
-    new = post_json(web("web2"), "/api/links", {"url": "http://After.Upgrade.test/", "note": "2.0.0"})
+    new = post_json(live_host("web2"), "/api/links", {"url": "http://After.Upgrade.test/", "note": "2.0.0"})
     assert new["domain"] == "after.upgrade.test"
     last = history("web2")[-1]
     assert last["outcome"] == "upgraded" and set(last["pinned_runs"]) == {"web2/files", "db1/db-links", "db1/files"}
@@ -169,7 +153,7 @@ def test_the_incident_a_scheduled_backup_and_retention_during_the_upgrade_keep_t
 @pytest.fixture(scope="module")
 def web1_links(converged):
     for i in range(2):
-        post_json(web("web1"), "/api/links", {"url": f"https://Web1-{i}.example.org/", "note": f"kept {i}"})
+        post_json(live_host("web1"), "/api/links", {"url": f"https://Web1-{i}.example.org/", "note": f"kept {i}"})
     return get_json("web1", "/api/links")["links"]
 
 

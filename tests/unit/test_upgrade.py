@@ -208,6 +208,7 @@ def test_the_next_run_rolls_back_an_upgrade_killed_while_installing_then_upgrade
             "from": "1.0.0",
             "to": "2.0.0",
             "from_wheel": OLD_WHEEL,
+            "from_sha256": "1" * 64,
             "previous_migrated_marker": "migrated-1",
             "started": "2026-11-21T09:00:00+00:00",
             "phase": "upgrading",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from phoenix.errors import PhoenixError
-from phoenix.wheel import source_hash, wheel_for
+from phoenix.wheel import source_hash, wheel_for, wheel_version
 
 PYPROJECT = """\
 [build-system]
@@ -126,3 +126,8 @@ def test_parallel_host_preparation_builds_one_wheel_without_deadlock(tmp_path):
     )
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.split() == ["1", "3"]  # one wheel, all three builds succeeded
+
+
+def test_a_wheels_version_comes_from_its_file_name_not_from_the_directories_above_it():
+    assert wheel_version("phoenix_links-2.0.0-py3-none-any.whl") == "2.0.0"
+    assert wheel_version("/srv/my-shop/releases/my_shop-1.10.0-py3-none-any.whl") == "1.10.0"
