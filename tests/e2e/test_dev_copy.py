@@ -10,8 +10,8 @@ import pytest
 
 from phoenix import sandbox, sandbox_state
 from phoenix.drill_checks import Target, https_get
-from tests.e2e.conftest import SANDBOX_NAME, run_phoenix
-from tests.e2e.test_recovery import post_json, sh, web1
+from tests.e2e.conftest import SANDBOX_NAME, live_host, run_phoenix
+from tests.e2e.test_recovery import post_json, sh
 
 DEV_SANDBOX = f"{SANDBOX_NAME}-dev"
 
@@ -19,7 +19,7 @@ DEV_SANDBOX = f"{SANDBOX_NAME}-dev"
 @pytest.fixture(scope="module")
 def dev_copy(converged):
     """A record written on the sandbox's web1 and backed up; then the dev copy is made from it."""
-    link = post_json(web1(), "/api/links", {"url": "https://example.org/dev", "note": f"dev-{uuid.uuid4()}"})
+    link = post_json(live_host("web1"), "/api/links", {"url": "https://example.org/dev", "note": f"dev-{uuid.uuid4()}"})
     assert sh("web1", "phoenix-backup run all --trigger manual").returncode == 0
     process = run_phoenix("up", "dev", "--with-data", "--from", "inventories/sandbox.py", "--sandbox", DEV_SANDBOX)
     try:
