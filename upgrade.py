@@ -2,7 +2,7 @@
 
     --data version=2.0.0        install release 2.0.0 of app.releases (default: app.source)
     --data source=PATH          install this directory or .whl instead (a release not in the inventory)
-    --data reason="..."         why, said in the pin (default: "pre-upgrade <host>: <app> <from> -> <to>")
+    --data reason="..."         why, said in the pin (default: "pre-upgrade <host>: <app> to <version>")
 
 On each app host: pause the backup timers (its own and its database host's) and hold
 retention on the vault; stop the app; back up every job of those hosts, tagged pre-upgrade and

@@ -81,7 +81,7 @@ def _unknown(key: str, label: str, known: dict[str, dict]) -> str:
     names = ", ".join(known)
     if elsewhere:
         return f"--data {key}: a flag of {', '.join(elsewhere['entry_points'])}, not of {label} (known: {names})"
-    closest = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    closest = difflib.get_close_matches(key.lower(), known, n=1, cutoff=0.6)
     hint = f"; did you mean '{closest[0]}'?" if closest else ""
     return f"--data {key}: unknown flag for {label}{hint} (known: {names})"
 

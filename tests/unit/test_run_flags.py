@@ -44,6 +44,7 @@ def refusal(entry_point: str, given) -> str:
             "--data snapshott: unknown flag for restore.py; did you mean 'snapshot'?",
         ),
         ("upgrade.py", {"versoin": "2.0.0"}, "--data versoin: unknown flag for upgrade.py; did you mean 'version'?"),
+        ("backup.py", {"PIN": "x"}, "--data PIN: unknown flag for backup.py; did you mean 'pin'?"),
         (
             "deploy.py",
             {"colour": "blue"},
@@ -77,6 +78,12 @@ def test_every_entry_point_takes_its_own_flags_and_the_connection_ones():
         "upgrade.py": ["version", "source", "reason", *CONNECTION_FLAGS],
     }
     assert list(run_flags.flags_for("exec")) == CONNECTION_FLAGS
+
+
+def test_the_entry_point_is_the_deploy_files_name_or_else_the_pyinfra_command():
+    assert run_flags.entry_points_of(["../phoenix/restore.py"]) == ["restore.py"]
+    assert run_flags.entry_points_of(["exec", "--", "uptime"]) == ["exec"]
+    assert run_flags.from_command_line(NOW) == dict.fromkeys(CONNECTION_FLAGS)  # outside pyinfra: no --data
 
 
 def test_without_flags_every_flag_takes_its_default():
