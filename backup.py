@@ -16,5 +16,5 @@ from roles.backup import now_command
 if host.data.backup_jobs:
     server.shell(
         name="Back up now: " + ", ".join(job["name"] for job in host.data.backup_jobs),
-        commands=[now_command(host.data.get("backup_trigger") or "manual", host.data.get("pin") or "")],
+        commands=[now_command(host.data.run_flags["backup_trigger"], host.data.run_flags["pin"] or "")],
     )

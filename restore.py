@@ -30,7 +30,7 @@ try:
 except PhoenixError as error:
     print(f"phoenix: restore.py stopped before changing anything on {NAME}:\n{error}", file=sys.stderr)
     raise SystemExit(2) from None
-FORCE = " --force" if str(host.data.get("force_restore") or "").lower() in ("yes", "true", "1") else ""
+FORCE = " --force" if host.data.run_flags["force_restore"] else ""
 clock = restore_plan.Clock()
 
 
@@ -96,5 +96,5 @@ python.call(
     function=report,
     host_name=NAME,
     chosen={job["name"]: CHOSEN[job["name"]] for job in database_jobs + file_jobs},
-    report_path=str(host.data.get("restore_report") or ""),
+    report_path=host.data.run_flags["restore_report"] or "",
 )

@@ -2,7 +2,7 @@
 
     --data version=2.0.0        install release 2.0.0 of app.releases (default: app.source)
     --data source=PATH          install this directory or .whl instead (a release not in the inventory)
-    --data reason="..."         why, said in the pin (default: "pre-upgrade <host>: <app> <from> -> <to>")
+    --data reason="..."         why, said in the pin (default: "pre-upgrade <host>: <app> to <version>")
 
 On each app host: pause the backup timers (its own and its database host's) and hold
 retention on the vault; stop the app; back up every job of those hosts, tagged pre-upgrade and
@@ -28,9 +28,10 @@ from roles import app, backup
 
 def release_source(settings: dict) -> str:
     """The source of the release to install: --data source, --data version (from app.releases), or app.source."""
-    if host.data.get("source"):
-        return str(host.data.source)
-    version = str(host.data.get("version") or "")
+    flags = host.data.run_flags
+    if flags["source"]:
+        return flags["source"]
+    version = flags["version"]
     if not version:
         return settings["source"]
     if version not in settings["releases"]:
@@ -81,7 +82,7 @@ def plan_for(data, wheel: Path) -> safe_upgrade.Plan:
         host=name,
         app=settings,
         target=target,
-        reason=str(data.get("reason") or f"pre-upgrade {name}: {settings['name']} to {target.version}"),
+        reason=data.run_flags["reason"] or f"pre-upgrade {name}: {settings['name']} to {target.version}",
         timers=timers,
         database_host=database_host,
         database_job=database_job,

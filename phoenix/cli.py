@@ -103,6 +103,13 @@ def run_schema_doc(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def run_flags_doc(arguments: argparse.Namespace) -> int:
+    from phoenix.flags_doc import markdown
+
+    print(markdown(), end="")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """Returns the argument parser of the `phoenix` command."""
     top = argparse.ArgumentParser(prog="phoenix", description="Phoenix: your server as code, recoverable.")
@@ -170,6 +177,8 @@ def parser() -> argparse.ArgumentParser:
 
     schema_doc = verbs.add_parser("schema-doc", help="print the inventory reference as Markdown")
     schema_doc.set_defaults(run=run_schema_doc)
+    flags_doc = verbs.add_parser("flags-doc", help="print the run flags (--data) reference as Markdown")
+    flags_doc.set_defaults(run=run_flags_doc)
     return top
 
 

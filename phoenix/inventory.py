@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from phoenix import backup_plan, sandbox_state
+from phoenix import backup_plan, run_flags, sandbox_state
 from phoenix.errors import PhoenixError
 from phoenix.secrets import Secrets, load_secrets
 
@@ -233,7 +233,9 @@ def pyinfra_hosts(
     """Returns the (pyinfra name, host data) pairs for an environment, secrets included.
 
     `addresses` replaces the hosts' own (phoenix/stand_in.py puts hosts into another sandbox).
+    Raises PhoenixError for bad `--data` flags on pyinfra's command line (phoenix/run_flags.py).
     """
+    flags = run_flags.from_command_line()
     addresses = addresses or host_addresses(environment)
     clients = _database_clients(environment, addresses)
     connection_type = environment.connection["type"]
@@ -261,6 +263,7 @@ def pyinfra_hosts(
             "vault_server_name": backup_plan.vault_server_name(name, host, connection_type),
             "secrets": secrets,
             "stand_in": "",  # phoenix/stand_in.py: "<env>/<host>" when this host takes another's place
+            "run_flags": flags,
         }
         result.append((_connection_name(environment, name), data))
     return result

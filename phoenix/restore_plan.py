@@ -10,7 +10,7 @@ A bad id, an unreachable vault or a repository the vault cannot open stops resto
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment, load_environment
@@ -30,16 +30,11 @@ def vault_runs(environment: Environment, host_name: str) -> list[dict]:
     return ask_vault(environment, "runs", "--client", host_name, timeout=300)["runs"]
 
 
-def parse_moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.strip().replace(" ", "T", 1))
-    except ValueError as error:
-        raise PhoenixError(f'--data at={text!r}: expected a time like "2026-11-20 18:00"') from error
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def choose(runs: list[dict], jobs: list[str], host_name: str, snapshot: str = "", at: str = "") -> dict[str, dict]:
-    """Returns {job: run} to restore; raises PhoenixError saying why a choice is impossible."""
+def choose(
+    runs: list[dict], jobs: list[str], host_name: str, snapshot: str = "", at: datetime | None = None
+) -> dict[str, dict]:
+    """Returns {job: run} to restore (`at`: the newest at or before it); raises PhoenixError saying why a
+    choice is impossible."""
     complete = [run for run in runs if run["complete"]]
     chosen: dict[str, dict] = {}
     if snapshot and snapshot != "latest":
@@ -49,13 +44,12 @@ def choose(runs: list[dict], jobs: list[str], host_name: str, snapshot: str = ""
         if not match[0]["complete"]:
             raise PhoenixError(f"--data snapshot={snapshot}: run {match[0]['run']} has no manifest (it did not finish)")
         chosen[match[0]["job"]] = match[0]
-    limit = parse_moment(at) if at else None
     for job in jobs:
         if job in chosen:
             continue
         candidates = [run for run in complete if run["job"] == job]
-        if limit is not None:
-            candidates = [run for run in candidates if datetime.fromisoformat(run["time"]) <= limit]
+        if at is not None:
+            candidates = [run for run in candidates if datetime.fromisoformat(run["time"]) <= at]
         elif snapshot != "latest":
             candidates = [run for run in candidates if run["verified"]]
         if not candidates:
@@ -64,9 +58,9 @@ def choose(runs: list[dict], jobs: list[str], host_name: str, snapshot: str = ""
     return chosen
 
 
-def _nothing_to_restore(host_name: str, job: str, at: str, snapshot: str) -> str:
-    if at:
-        return f"{host_name}/{job}: no complete backup at or before {at}"
+def _nothing_to_restore(host_name: str, job: str, at: datetime | None, snapshot: str) -> str:
+    if at is not None:
+        return f"{host_name}/{job}: no complete backup at or before {at:%Y-%m-%d %H:%M %Z}"
     if snapshot == "latest":
         return f"{host_name}/{job}: no complete backup in the repository"
     return (
@@ -85,7 +79,8 @@ def for_host(data) -> dict[str, dict]:
     environment = environment_of(data.phoenix_inventory)
     runs = vault_runs(environment, data.phoenix_host)
     jobs = [job["name"] for job in data.backup_jobs]
-    return choose(runs, jobs, data.phoenix_host, str(data.get("snapshot") or ""), str(data.get("at") or ""))
+    flags = data.run_flags
+    return choose(runs, jobs, data.phoenix_host, flags["snapshot"] or "", flags["at"])
 
 
 class Clock:

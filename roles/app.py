@@ -190,7 +190,7 @@ def _refuse_downgrade(app: dict, wheel_name: str) -> None:
     """deploy.py never installs an older release than the one running: its data may have migrated past it."""
     output = host.get_fact(Command, command=f"{installed_wheel_command(app)} || true")
     running = (output or "").strip()
-    if not running or str(host.data.get("allow_downgrade") or "") == "yes":
+    if not running or host.data.run_flags["allow_downgrade"]:
         return
     if Version(wheel_version(running)) > Version(wheel_version(wheel_name)):
         print(

@@ -165,12 +165,19 @@ def test_backup_py_backs_up_every_data_host_and_pins_its_snapshots(converged):
             assert latest["pin"] == "before the 2.0 upgrade", (host, job, latest)
 
 
-def test_backup_py_rejects_an_unknown_trigger_before_touching_a_host(converged):
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("backup_trigger=whenever", "--data backup_trigger='whenever': expected one of scheduled, manual, pre-upgrade"),
+        ("pinn=before the 2.0 upgrade", "--data pinn: unknown flag for backup.py; did you mean 'pin'?"),
+    ],
+)
+def test_backup_py_rejects_a_bad_flag_before_touching_a_host(converged, argument, message):
     before = len(runs("web2"))
-    process = run_pyinfra("inventories/sandbox.py", "backup.py", "--data", "backup_trigger=whenever")
+    process = run_pyinfra("inventories/sandbox.py", "backup.py", "--data", argument)
 
-    assert process.returncode != 0
-    assert "backup_trigger='whenever': expected one of scheduled, manual, pre-upgrade" in process.stderr
+    assert process.returncode == 2
+    assert message in process.stderr and "Connecting to hosts" not in process.stderr
     assert len(runs("web2")) == before
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from phoenix.errors import PhoenixError
@@ -40,8 +42,8 @@ def test_a_snapshot_id_prefix_picks_its_run_and_the_other_jobs_keep_their_defaul
 
 
 def test_at_picks_the_newest_complete_run_at_or_before_that_time():
-    assert picked(at="2026-11-19 12:00") == {"db-links": "r2", "files": "f1"}
-    assert picked(at="2026-11-20T15:00:00+01:00") == {"db-links": "r3", "files": "f1"}
+    assert picked(at=datetime(2026, 11, 19, 12, 0, tzinfo=UTC)) == {"db-links": "r2", "files": "f1"}
+    assert picked(at=datetime.fromisoformat("2026-11-20T15:00:00+01:00")) == {"db-links": "r3", "files": "f1"}
 
 
 @pytest.mark.parametrize(
@@ -49,8 +51,10 @@ def test_at_picks_the_newest_complete_run_at_or_before_that_time():
     [
         ({"snapshot": "zz9"}, "--data snapshot=zz9: no such run or snapshot in web1's repository"),
         ({"snapshot": "r4"}, "--data snapshot=r4: run r4 has no manifest (it did not finish)"),
-        ({"at": "2026-11-17 00:00"}, "web1/db-links: no complete backup at or before 2026-11-17 00:00"),
-        ({"at": "yesterday"}, "--data at='yesterday': expected a time like"),
+        (
+            {"at": datetime(2026, 11, 17, tzinfo=UTC)},
+            "web1/db-links: no complete backup at or before 2026-11-17 00:00 UTC",
+        ),
     ],
 )
 def test_impossible_choices_say_why(options, message):

@@ -30,7 +30,7 @@ COMPUTED_HOST_DATA = {
     "vault_server_name",
     "secrets",
     "stand_in",
-    "get",  # a run's own --data (deploy.py --data allow_downgrade=yes), not an inventory setting
+    "run_flags",  # the run's own --data flags (phoenix/run_flags.yaml), not inventory settings
 }
 
 # Variable names the roles and phoenix/ give to parts of a host's settings, and where each lives in $defs.host.
