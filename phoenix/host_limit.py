@@ -75,7 +75,9 @@ def check_limit(argv: list[str], inventory_file: str, connection_names: dict[str
     """Returns the short-name groups for an inventory file; raises PhoenixError when a --limit matches no host."""
     taken = file_groups(inventory_file)
     groups = short_name_groups(connection_names, taken)
-    errors = unmatched_limit_errors(limit_patterns(argv), connection_names, taken | groups.keys(), inventory_file)
+    connectors = {name.split("/")[0] for name in connection_names.values() if name.startswith("@")}  # pyinfra's too
+    known = taken | groups.keys() | connectors
+    errors = unmatched_limit_errors(limit_patterns(argv), connection_names, known, inventory_file)
     if errors:
         raise PhoenixError("\n".join(errors))
     return groups

@@ -242,7 +242,8 @@ def test_a_limit_matching_no_host_stops_before_connecting(sandbox_hosts):
     assert result.returncode == 2
     assert "phoenix: inventory not loaded, no host was touched:" in result.stderr
     assert "--limit 'web9' matches no host of inventories/sandbox.py: expected a host's short name" in result.stderr
-    assert "(web1, web2, db1, vault1)" in result.stderr and f"@docker/{container('web1')}" in result.stderr
+    assert "(web1, web2, db1, vault1), a group (@docker, all, sandbox, servers)" in result.stderr
+    assert f"or a pyinfra host name (@docker/{container('web1')}, " in result.stderr
     assert "Connecting to hosts" not in result.stderr
 
 

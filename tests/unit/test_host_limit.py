@@ -115,3 +115,12 @@ def test_pyinfra_debug_inventory_as_json_has_every_host_with_its_short_name_grou
     generated = (Path(hosts["web1"]["data"]["secrets"].split()[2].rstrip(":"))).read_text()
     password = generated.split("session_secret: ")[1].split()[0]
     assert password not in result.stdout + result.stderr
+
+
+def test_the_connectors_group_is_a_known_group(tmp_path):
+    inventory = tmp_path / "sandbox.py"
+    inventory.write_text("servers = []\n")
+
+    groups = host_limit.check_limit(["pyinfra", "--limit", "@docker", "x.py"], str(inventory), SANDBOX_NAMES)
+
+    assert sorted(groups) == ["db1", "web1"]
