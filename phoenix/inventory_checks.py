@@ -1,9 +1,9 @@
 """Inventory checks beyond JSON Schema's own keywords, reported like schema errors.
 
 The schema names a `format` for addresses, time zones, OnCalendar schedules and absolute paths;
-FORMAT_CHECKER checks them (phoenix/inventory.py validates with it). host_errors() checks what
-needs a host's merged settings: port_clash_errors() (ports that clash on one host) and, for
-runs that build the app, source_errors() (app sources that do not exist).
+FORMAT_CHECKER checks them (phoenix/inventory.py validates with it). Checks that need a host's
+merged settings: port_clash_errors() (ports that clash on one host) and, for runs that build
+the app, source_errors() (app sources that do not exist).
 """
 
 from __future__ import annotations

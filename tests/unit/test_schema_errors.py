@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from phoenix.errors import PhoenixError
 from phoenix.inventory import load_environment
+from phoenix.inventory_checks import FORMAT_CHECKER
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 ENVIRONMENT = "environment:\n  name: shop\n"
@@ -359,3 +361,10 @@ def test_two_services_on_one_port_of_a_host_are_refused(write_inventory, setting
     path = write_inventory(ONE_HOST + f"    {settings}\n")
 
     assert load_error(path) == f"{path}: {message}"
+
+
+def test_every_format_the_schema_names_is_checked():
+    schema_text = (REPOSITORY / "phoenix" / "schema.yaml").read_text()
+    named = set(re.findall(r"format: ([a-z0-9-]+)", schema_text))
+
+    assert named and named <= set(FORMAT_CHECKER.checkers)  # jsonschema ignores a format it does not know
