@@ -34,9 +34,10 @@ def run_sandbox(arguments: argparse.Namespace) -> int:
 
 
 def run_check(arguments: argparse.Namespace) -> int:
-    from phoenix.inventory import load_environment
+    from phoenix.inventory import check_app_sources, load_environment
 
     environment = load_environment(arguments.inventory)
+    check_app_sources(environment)
     print(f"{environment.path}: valid, hosts: {', '.join(environment.hosts)}")
     return 0
 

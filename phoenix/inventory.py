@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from phoenix import backup_plan, run_flags, sandbox_state
+from phoenix import backup_plan, host_limit, inventory_checks, run_flags, sandbox_state, strict_yaml
 from phoenix.errors import PhoenixError
 from phoenix.secrets import Secrets, load_secrets
 
@@ -31,13 +31,16 @@ def load_schema() -> dict:
 
 
 def read_yaml(path: Path) -> Any:
-    """Given a YAML file, returns its content; raises PhoenixError naming file, line and problem."""
+    """Given a YAML file, returns its content; raises PhoenixError naming file, line and problem.
+
+    A key defined twice in one mapping is a problem too (strict_yaml).
+    """
     try:
         text = path.read_text()
     except OSError as error:
         raise PhoenixError(f"{path}: cannot read: {error.strerror}") from error
     try:
-        return yaml.safe_load(text)
+        return strict_yaml.load(text, str(path))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -50,10 +53,16 @@ def _key_path(parts) -> str:
 
 
 def schema_errors(data: Any, schema: dict, filename: str) -> list[str]:
-    """Given parsed data, returns one message per schema violation, ordered by key path."""
-    validator = jsonschema.Draft202012Validator(schema)
+    """Given parsed data, returns one message per schema violation, ordered by key path.
+
+    Formats (addresses, time zones, schedules, paths) are checked too: see inventory_checks.
+    """
+    validator = jsonschema.Draft202012Validator(schema, format_checker=inventory_checks.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(data), key=lambda error: list(map(str, error.absolute_path)))
-    return [f"{filename}: at '{_key_path(error.absolute_path)}': {error.message}" for error in errors]
+    return [
+        f"{filename}: at '{_key_path(error.absolute_path)}': {inventory_checks.format_message(error)}"
+        for error in errors
+    ]
 
 
 def apply_defaults(schema: dict, data: Any, root: dict | None = None) -> Any:
@@ -153,15 +162,19 @@ def load_environment(path: str | Path) -> Environment:
     Raises PhoenixError listing every problem found, each with file and key path.
     """
     path = Path(path).with_suffix(".yml")
-    raw = read_yaml(path)
+    try:
+        raw, errors = read_yaml(path), []
+    except strict_yaml.DuplicateKeys as duplicates:
+        raw, errors = duplicates.data, duplicates.messages  # reported with the schema's errors, all at once
     schema = load_schema()
-    errors = schema_errors(raw, schema, str(path))
+    errors += schema_errors(raw, schema, str(path))
     if errors:
         raise PhoenixError("\n".join(errors))
     hosts = _merge_hosts(raw, schema)  # host defaults apply after merging, so they never mask `defaults`
     environment = apply_defaults(schema["properties"]["environment"], raw["environment"], schema)
     connection = apply_defaults(schema["properties"]["connection"], raw.get("connection", {}), schema)
     errors = cross_host_errors(str(path), connection, hosts)
+    errors += inventory_checks.port_clash_errors(str(path), hosts)
     if errors:
         raise PhoenixError("\n".join(errors))
     return Environment(
@@ -269,12 +282,27 @@ def pyinfra_hosts(
     return result
 
 
+def check_app_sources(environment: Environment) -> None:
+    """Raises PhoenixError naming every app source that is missing from pyinfra's directory (as wheel_for reads it)."""
+    errors = inventory_checks.source_errors(str(environment.path), environment.hosts, Path.cwd())
+    if errors:
+        raise PhoenixError("\n".join(errors))
+
+
 def hosts_for(inventory_file: str) -> list[tuple[str, dict]]:
-    """For use inside inventories/<env>.py: returns its hosts, or prints the problems and exits 2."""
+    """For use inside inventories/<env>.py: returns its hosts, or prints the problems and exits 2.
+
+    Also defines a pyinfra group per short host name in the calling inventory file, so that
+    `--limit web1` works; a --limit of pyinfra's that matches no host is one of the problems.
+    """
     try:
         environment = load_environment(inventory_file)
-        secrets = load_secrets(environment)
-        return pyinfra_hosts(environment, secrets)
+        names = {name: _connection_name(environment, name) for name in environment.hosts}
+        groups = host_limit.check_limit(sys.argv if "pyinfra_cli" in sys.modules else [], inventory_file, names)
+        check_app_sources(environment)
+        hosts = pyinfra_hosts(environment, load_secrets(environment))
     except PhoenixError as error:
         print(f"phoenix: inventory not loaded, no host was touched:\n{error}", file=sys.stderr)
         sys.exit(2)
+    sys._getframe(1).f_globals.update(groups)  # pyinfra makes a group of each list the inventory file defines
+    return hosts

@@ -76,6 +76,17 @@ def _summary(option: dict, required: bool, defaults_path: str | None = None) -> 
     return lines
 
 
+# The formats phoenix/inventory_checks.py checks, in words.
+FORMAT_WORDS = {
+    "ip-address": "an IPv4 or IPv6 address",
+    "host-or-address": "a host name or an IP address",
+    "ipv4-network": "an IPv4 address or network (CIDR, no host bits set)",
+    "timezone": "a zoneinfo time zone",
+    "systemd-calendar": "a systemd OnCalendar expression",
+    "absolute-path": "an absolute path",
+}
+
+
 def type_text(option: dict) -> str:
     """Given one option's schema, returns its type and constraints in words, e.g. "integer from 1 to 65535"."""
     if "$ref" in option:
@@ -96,6 +107,8 @@ def type_text(option: dict) -> str:
     text = {"string": "string", "integer": "integer", "boolean": "`true` or `false`"}.get(kind, str(kind))
     if "pattern" in option:
         text += f" matching `{option['pattern']}`"
+    if "format" in option:
+        text += f", {FORMAT_WORDS[option['format']]}"
     if "minimum" in option and "maximum" in option:
         text += f" from {option['minimum']} to {option['maximum']}"
     elif "minimum" in option:

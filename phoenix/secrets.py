@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pyrage
 import yaml
 
-from phoenix import backup_plan
+from phoenix import backup_plan, strict_yaml
 from phoenix.errors import PhoenixError
 from phoenix.sandbox_state import state_root
 
@@ -40,6 +40,10 @@ class Secrets:
         return f"<Secrets from {self.source}: {', '.join(sorted(self._values))}>"
 
     __str__ = __repr__
+
+    def to_json(self) -> str:
+        """What `pyinfra ... debug-inventory` prints for the secrets: their source and names, never values."""
+        return repr(self)
 
     def get(self, key: str) -> str:
         """Returns the secret `key` (dotted for nested: restic_passwords.web1); raises PhoenixError when missing."""
@@ -140,14 +144,19 @@ def decrypt_yaml(encrypted: Path, identity: pyrage.x25519.Identity) -> dict:
 
 
 def parse_secrets_yaml(text: str, source: str) -> dict:
-    """Returns the mapping in decrypted secrets text; raises PhoenixError without echoing values."""
+    """Returns the mapping in decrypted secrets text; raises PhoenixError without echoing values.
+
+    A secret defined twice is refused (strict_yaml), naming its key and lines, never its value.
+    """
     try:
-        values = yaml.safe_load(text)
+        values = strict_yaml.load(text, source)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         # The YAML error text quotes the offending line, which may hold a secret: leave it out.
         raise PhoenixError(f"{source}: invalid YAML at{where or ' an unknown line'}") from None
+    except strict_yaml.DuplicateKeys as duplicates:
+        raise PhoenixError(str(duplicates)) from None  # without the values it carries
     if values is None:
         return {}
     if not isinstance(values, dict):

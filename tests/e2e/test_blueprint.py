@@ -220,9 +220,11 @@ def test_secrets_never_reach_the_output(first_converge, second_converge, generat
     password = generated_secrets.database_password("links")
     assert password in converged["web1"]["testinfra"].file("/etc/links/production.ini").content_string
     converged["web1"]["testinfra"].run("rm /etc/links/production.ini")
-    diff_run = run_pyinfra("--diff", "--limit", f"@docker/{container('web1')}", "inventories/sandbox.py", "deploy.py")
+    diff_run = run_pyinfra("--diff", "--limit", "web1", "inventories/sandbox.py", "deploy.py")
     assert diff_run.returncode == 0, diff_run.stderr[-3000:]
     assert "production.ini" in diff_run.stderr  # the file was really re-uploaded
+    assert f"[@docker/{container('web1')}]" in diff_run.stderr  # --limit's short name: web1, and web1 alone
+    assert not any(container(other) in diff_run.stderr for other in ("web2", "db1", "vault1"))
     secrets = [
         password,
         generated_secrets.get("session_secret"),
@@ -232,6 +234,17 @@ def test_secrets_never_reach_the_output(first_converge, second_converge, generat
     for process in (first_converge[1], second_converge[1], diff_run):
         for secret in secrets:
             assert secret not in process.stdout + process.stderr
+
+
+def test_a_limit_matching_no_host_stops_before_connecting(sandbox_hosts):
+    result = run_pyinfra("--limit", "web9", "inventories/sandbox.py", "deploy.py")
+
+    assert result.returncode == 2
+    assert "phoenix: inventory not loaded, no host was touched:" in result.stderr
+    assert "--limit 'web9' matches no host of inventories/sandbox.py: expected a host's short name" in result.stderr
+    assert "(web1, web2, db1, vault1), a group (@docker, all, sandbox, servers)" in result.stderr
+    assert f"or a pyinfra host name (@docker/{container('web1')}, " in result.stderr
+    assert "Connecting to hosts" not in result.stderr
 
 
 def test_sandbox_down_removes_only_its_own_containers(sandbox_hosts):

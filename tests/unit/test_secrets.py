@@ -374,3 +374,18 @@ def test_secrets_edit_reencrypts_for_a_recipient_added_since_the_last_save(repos
     assert main(["secrets", "edit", "shop"]) == 0
 
     assert decrypt_yaml(encrypted, colleague) == original
+
+
+def test_a_secret_defined_twice_is_refused_with_both_lines_and_without_its_values(tmp_path):
+    encrypted = write_encrypted(
+        tmp_path / "shop.yml.age",
+        "database_passwords:\n  links: hunter2-first\nsession_secret: s\n"
+        "database_passwords:\n  links: hunter2-second\n",
+        operator_identity(),
+    )
+
+    with pytest.raises(PhoenixError) as caught:
+        decrypt_yaml(encrypted, read_identity(identity_path()))
+
+    assert str(caught.value) == f"{encrypted}: at 'database_passwords': defined twice (lines 1 and 4)"
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
