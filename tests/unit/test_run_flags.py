@@ -233,9 +233,12 @@ from phoenix import inventory
 from phoenix.secrets import Secrets
 
 inventory.load_secrets = lambda environment: Secrets({}, "none")
+_hosts = inventory.hosts_for(__file__)
+for _, _data in _hosts:
+    globals().pop(_data["phoenix_host"], None)  # hosts_for's short-name groups: this inventory runs @local only
 servers = [
     ("@local", {key: value for key, value in data.items() if key != "_sudo"})
-    for _, data in inventory.hosts_for(__file__)
+    for _, data in _hosts
     if data["phoenix_host"] == "web1"
 ]
 """
@@ -253,6 +256,8 @@ def pyinfra_run(tmp_path, write_inventory):
     inventory = write_inventory().with_suffix(".py")
     inventory.write_text(INVENTORY_MODULE)
     record = tmp_path / "flags.json"
+    (tmp_path / "app").mkdir()  # the inventory's app.source, which the loader checks exists
+    (tmp_path / "app" / "pyproject.toml").write_text("")
 
     def run(entry_point: str, *arguments: str) -> tuple[subprocess.CompletedProcess, dict | None]:
         (tmp_path / entry_point).write_text(RECORDING_DEPLOY)
