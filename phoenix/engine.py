@@ -11,12 +11,16 @@ import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 from phoenix.errors import PhoenixError
 from phoenix.progress import say
 
 DOCKERD_LOG = "/var/log/phoenix-dockerd.log"
 ENGINE_WAIT_SECONDS = 60
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+# every container runs systemd, which holds several inotify instances: Debian's 128 stalls boots past ~10 containers
+INOTIFY_INSTANCES_WANTED = 1024
 
 
 def engine_answers() -> bool:
@@ -46,8 +50,19 @@ def install_debian_packages(*packages: str) -> None:
             )
 
 
+def raise_inotify_limit() -> None:
+    """Raises the kernel's per-user inotify instance limit to INOTIFY_INSTANCES_WANTED when it is lower (root only)."""
+    try:
+        if int(INOTIFY_INSTANCES.read_text()) < INOTIFY_INSTANCES_WANTED:
+            INOTIFY_INSTANCES.write_text(str(INOTIFY_INSTANCES_WANTED))
+            say(f"raised fs.inotify.max_user_instances to {INOTIFY_INSTANCES_WANTED} for the sandbox's systemd hosts")
+    except (OSError, ValueError):
+        pass  # not root, or no such knob: containers still start, only fewer at once
+
+
 def ensure_engine() -> None:
     """Given any Debian machine, returns once a Docker engine answers; raises PhoenixError otherwise."""
+    raise_inotify_limit()
     if engine_answers():
         return
     if shutil.which("dockerd") is None:
