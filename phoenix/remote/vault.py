@@ -332,7 +332,7 @@ def client_status(vault: Vault, client: str) -> dict:
             run.job,
             {
                 "kind": run.kind, "host": run.host, "latest": None, "latest_verified": None, "latest_failed": None,
-                "pins": [], "incomplete": 0,
+                "unverified_since": None, "pins": [], "incomplete": 0,
             },
         )  # fmt: skip
         summary = {"run": run.id, "time": run.time.isoformat(), "trigger": run.trigger}
@@ -342,8 +342,12 @@ def client_status(vault: Vault, client: str) -> dict:
         entry["latest"] = summary
         if run.id in state["verified"]:
             entry["latest_verified"] = summary
-        elif run.id in state["failed"]:
-            entry["latest_failed"] = {**summary, "problem": state["failed"][run.id]["problem"]}
+            entry["unverified_since"] = entry["latest_failed"] = None  # only what is newer matters to a restore
+        else:
+            # the time of the oldest complete run newer than the latest verified one: how long data waits
+            entry["unverified_since"] = entry["unverified_since"] or summary["time"]
+            if run.id in state["failed"]:
+                entry["latest_failed"] = {**summary, "problem": state["failed"][run.id]["problem"]}
         if run.pin:
             entry["pins"].append({**summary, "reason": run.pin})
     last_check = state["checks"][0] if state["checks"] else None
