@@ -1,15 +1,22 @@
 """Rebuild a server and bring its data back: `pyinfra inventories/prod.py restore.py [--limit HOST]`.
 
-    --data snapshot=ID          a run id or snapshot id (`phoenix status`); `latest` = newest complete
+    --data snapshot=ID          a run id or snapshot id (`phoenix status`); `latest` = the default
     --data at="2026-11-20 18:00"  the newest complete backup at or before that time (UTC by default)
+    --data allow_older=yes      when the vault's check found the newest complete run bad, restore the
+                                newest good one (refused otherwise, before anything changes)
     --data force_restore=yes    replace a database that holds data (refused otherwise)
     --data restore_report=PATH  also write the timings and what was restored as JSON ({host} in PATH: per host)
 
-Default: each job's latest verified backup. The order: the blueprint up to PostgreSQL and the
-backup tools, then the database (pg_restore --clean --if-exists --exit-on-error, ANALYZE) and
-the app's data directories, each checked against the run's manifest, and only then the app
-and nginx. /etc is in the backups but not restored: the blueprint rebuilds it from code.
-The host restores with its own vault login, which can read and add but never delete.
+Default: each job's newest complete run (it has its manifest), verified by the vault or not yet:
+its data are checked against the manifest while restoring, and a run that does not match stops
+restore.py on that host before the app starts, naming the run. A run the vault found bad is never
+restored silently: falling back to an older one needs allow_older=yes and is said on one line.
+
+The order: the blueprint up to PostgreSQL and the backup tools, then the database (pg_restore
+--clean --if-exists --exit-on-error, ANALYZE) and the app's data directories, each checked against
+the run's manifest, and only then the app and nginx. /etc is in the backups but not restored: the
+blueprint rebuilds it from code. The host restores with its own vault login, which can read and
+add but never delete.
 """
 
 import json
@@ -30,6 +37,8 @@ try:
 except PhoenixError as error:
     print(f"phoenix: restore.py stopped before changing anything on {NAME}:\n{error}", file=sys.stderr)
     raise SystemExit(2) from None
+for fallback in [run["fallback"] for run in CHOSEN.values() if run.get("fallback")]:
+    print(f"phoenix: {fallback}: restoring that one (allow_older=yes)", file=sys.stderr)
 FORCE = " --force" if host.data.run_flags["force_restore"] else ""
 clock = restore_plan.Clock()
 
@@ -46,7 +55,7 @@ def report(host_name: str, chosen: dict, report_path: str) -> None:
     lines.append(f"  total: {sum(steps.values()):.1f}s")
     print(f"\n{host_name}: restored\n" + "\n".join(lines) + "\n", file=sys.stderr, flush=True)
     if report_path:
-        document = {"host": host_name, "steps": steps, "restored": restored}
+        document = {"host": host_name, "steps": steps, "restored": restored, "chosen": chosen}
         Path(report_path.replace("{host}", host_name)).write_text(json.dumps(document, indent=2))
 
 
@@ -67,7 +76,7 @@ database_jobs = [job for job in host.data.backup_jobs if job["kind"] == "db"]
 for job in database_jobs:
     run = CHOSEN[job["name"]]
     server.shell(
-        name=f"Restore {job['name']} from run {run['run']} ({run['time'][:16]})",
+        name=f"Restore {job['name']} from run {restore_plan.title(run)}",
         commands=[f"phoenix-backup restore-db {job['name']} --run {run['run']}{FORCE}"],
     )
 file_jobs = [job for job in host.data.backup_jobs if job["kind"] == "files" and backup_plan.restorable_paths(job)]
@@ -78,7 +87,7 @@ for job in file_jobs:
     run = CHOSEN[job["name"]]
     paths = shlex.join(backup_plan.restorable_paths(job))
     server.shell(
-        name=f"Restore {job['name']} from run {run['run']} ({run['time'][:16]})",
+        name=f"Restore {job['name']} from run {restore_plan.title(run)}",
         commands=[f"phoenix-backup restore-files --run {run['run']} --paths {paths}{owner}"],
     )
 python.call(name="Restore: time the data restore", function=clock.lap, host_name=NAME, step="restore data")

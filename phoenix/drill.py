@@ -2,7 +2,8 @@
 
 1. create hosts: a throwaway sandbox (drill-<env>) with a container per data host;
 2. restore: restore.py against them, with the environment's real vault and each host's own
-   login (read and add, never delete), choosing each job's latest verified run;
+   login (read and add, never delete), choosing each job's newest complete run as restore.py
+   does by default (verified by the vault or not yet; the report says which);
 3. verify: the drill checks (phoenix/drill_checks.py) on every restored host.
 
 RTO is the sum of the three, each timed; RPO is the age of the oldest restored data at drill
@@ -144,7 +145,8 @@ def _read_restore_reports(pattern: Path, names: list[str]) -> dict[str, dict]:
 
 
 def _restored_data(hosts: dict[str, dict], at: datetime) -> list[dict]:
-    """Returns, per restored job, its run, snapshot and the age of its data at drill time."""
+    """Returns, per restored job, its run, snapshot, the age of its data at drill time and whether the
+    vault had verified the run when restore.py chose it."""
     entries = []
     for name, host in sorted(hosts.items()):
         for job, restored in sorted(host.get("restored", {}).items()):
@@ -159,6 +161,7 @@ def _restored_data(hosts: dict[str, dict], at: datetime) -> list[dict]:
                     "age_seconds": round((at - taken).total_seconds()),
                     "bytes": restored.get("bytes", 0),
                     "restore_seconds": restored.get("seconds"),
+                    "verified": bool(host.get("chosen", {}).get(job, {}).get("verified")),
                 }
             )
     return entries
@@ -202,12 +205,13 @@ def render_markdown(report: dict) -> str:
         "",
         "## Restored",
         "",
-        "| host | job | run | snapshot | taken | age | bytes | restore |",
-        "|---|---|---|---|---|---|---|---|",
+        "| host | job | run | verified | snapshot | taken | age | bytes | restore |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in report["data"]:
         lines.append(
-            f"| {entry['host']} | {entry['job']} | {entry['run']} | {entry['snapshot'][:8]} |"
+            f"| {entry['host']} | {entry['job']} | {entry['run']} | {'yes' if entry.get('verified') else 'not yet'} |"
+            f" {entry['snapshot'][:8]} |"
             f" {entry['snapshot_time'][:19]} | {duration(entry['age_seconds'])} | {entry['bytes']:,} |"
             f" {duration(entry['restore_seconds'])} |"
         )

@@ -1,16 +1,20 @@
 """Which runs restore.py restores on a host, decided on the control machine before any change.
 
 The vault is asked (over the inventory's own connection) for the host's runs. By default each
-job's latest verified run is chosen; `--data snapshot=ID` picks one run (by run id or snapshot
-id; `latest` means each job's newest complete run, verified or not), `--data at="2026-11-20
-18:00"` the newest complete run at or before that time (UTC unless an offset is given).
-A bad id, an unreachable vault or a repository the vault cannot open stops restore.py here.
+job's newest complete run is chosen (complete: it has its manifest; its data are checked against
+that manifest while restoring), verified by the vault or not yet. A run the vault's check found
+bad is never chosen silently: when the newest complete run is one, restore.py stops with one line
+giving both runs' ages, unless `--data allow_older=yes` lets it restore the newest good one.
+`--data snapshot=ID` picks one run (by run id or snapshot id; `latest` is the default),
+`--data at="2026-11-20 18:00"` the newest complete run at or before that time (UTC unless an
+offset is given). A bad id, an unreachable vault or a repository the vault cannot open stops
+restore.py here.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment, load_environment
@@ -25,17 +29,34 @@ def environment_of(path: str) -> Environment:
     return _environments[path]
 
 
-def vault_runs(environment: Environment, host_name: str) -> list[dict]:
-    """Returns the host's runs as the vault lists them (oldest first)."""
-    return ask_vault(environment, "runs", "--client", host_name, timeout=300)["runs"]
+def vault_runs(environment: Environment, host_name: str) -> dict:
+    """Returns `phoenix-vault runs` for the host: {"now": vault's clock, "runs": [...] oldest first}."""
+    return ask_vault(environment, "runs", "--client", host_name, timeout=300)
+
+
+def format_age(seconds: float) -> str:
+    """Given an age in seconds, returns it as people read it: "12 min", "3.1 h", "2.5 d"."""
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
 
 
 def choose(
-    runs: list[dict], jobs: list[str], host_name: str, snapshot: str = "", at: datetime | None = None
+    runs: list[dict],
+    jobs: list[str],
+    host_name: str,
+    snapshot: str = "",
+    at: datetime | None = None,
+    allow_older: bool = False,
+    now: datetime | None = None,
 ) -> dict[str, dict]:
-    """Returns {job: run} to restore (`at`: the newest at or before it); raises PhoenixError saying why a
-    choice is impossible."""
-    complete = [run for run in runs if run["complete"]]
+    """Given the vault's runs of a host, returns {job: run} to restore (`at`: the newest at or before it;
+    a run restored instead of a newer bad one carries the line saying so as "fallback"); raises
+    PhoenixError saying why a choice is impossible, or, without `allow_older`, that only an older run
+    than the newest complete one is good."""
+    now = now or datetime.now(UTC)
     chosen: dict[str, dict] = {}
     if snapshot and snapshot != "latest":
         match = [run for run in runs if run["run"] == snapshot or any(s.startswith(snapshot) for s in run["snapshots"])]
@@ -43,30 +64,43 @@ def choose(
             raise PhoenixError(f"--data snapshot={snapshot}: no such run or snapshot in {host_name}'s repository")
         if not match[0]["complete"]:
             raise PhoenixError(f"--data snapshot={snapshot}: run {match[0]['run']} has no manifest (it did not finish)")
+        if match[0].get("failed"):
+            raise PhoenixError(
+                f"--data snapshot={snapshot}: run {match[0]['run']} failed the vault's check"
+                f" ({match[0]['failed']}); choose another run (`phoenix status`)"
+            )
         chosen[match[0]["job"]] = match[0]
     for job in jobs:
         if job in chosen:
             continue
-        candidates = [run for run in complete if run["job"] == job]
+        candidates = [run for run in runs if run["complete"] and run["job"] == job]
         if at is not None:
             candidates = [run for run in candidates if datetime.fromisoformat(run["time"]) <= at]
-        elif snapshot != "latest":
-            candidates = [run for run in candidates if run["verified"]]
         if not candidates:
-            raise PhoenixError(_nothing_to_restore(host_name, job, at, snapshot))
-        chosen[job] = candidates[-1]
+            where = f"at or before {at:%Y-%m-%d %H:%M %Z}" if at is not None else "in the repository"
+            raise PhoenixError(f"{host_name}/{job}: no complete backup {where}")
+        chosen[job] = _newest_good(candidates, f"{host_name}/{job}", allow_older, now)
     return chosen
 
 
-def _nothing_to_restore(host_name: str, job: str, at: datetime | None, snapshot: str) -> str:
-    if at is not None:
-        return f"{host_name}/{job}: no complete backup at or before {at:%Y-%m-%d %H:%M %Z}"
-    if snapshot == "latest":
-        return f"{host_name}/{job}: no complete backup in the repository"
-    return (
-        f"{host_name}/{job}: no verified backup yet (the vault's check marks them);"
-        " restore the newest complete one with --data snapshot=latest"
-    )
+def _newest_good(candidates: list[dict], name: str, allow_older: bool, now: datetime) -> dict:
+    """Given a job's complete runs (oldest first), returns the newest one, or the newest the vault
+    did not find bad when `allow_older`; raises PhoenixError (one line, both ages) otherwise."""
+    newest = candidates[-1]
+    if not newest.get("failed"):
+        return newest
+    good = [run for run in candidates if not run.get("failed")]
+
+    def age(run: dict) -> str:
+        return format_age((now - datetime.fromisoformat(run["time"])).total_seconds())
+
+    line = f"{name}: the newest run {newest['run']} ({age(newest)} old) failed the vault's check ({newest['failed']})"
+    if not good:
+        raise PhoenixError(f"{line}; no older complete run passed it: nothing good to restore")
+    line += f"; the newest good one is {good[-1]['run']} ({age(good[-1])} old)"
+    if not allow_older:
+        raise PhoenixError(f"{line}: to restore it, run again with --data allow_older=yes")
+    return {**good[-1], "fallback": line}
 
 
 def for_host(data) -> dict[str, dict]:
@@ -77,10 +111,23 @@ def for_host(data) -> dict[str, dict]:
         target = data.backup_target["url"]
         raise PhoenixError(f"{data.phoenix_host}: restore.py restores from a Phoenix vault, not from {target}")
     environment = environment_of(data.phoenix_inventory)
-    runs = vault_runs(environment, data.phoenix_host)
+    listing = vault_runs(environment, data.phoenix_host)
     jobs = [job["name"] for job in data.backup_jobs]
     flags = data.run_flags
-    return choose(runs, jobs, data.phoenix_host, flags["snapshot"] or "", flags["at"])
+    return choose(
+        listing["runs"],
+        jobs,
+        data.phoenix_host,
+        snapshot=flags["snapshot"] or "",
+        at=flags["at"],
+        allow_older=flags["allow_older"],
+        now=datetime.fromisoformat(listing["now"]),
+    )
+
+
+def title(run: dict) -> str:
+    """A run as restore.py's operations name it: id, time, and whether the vault has verified it yet."""
+    return f"{run['run']} ({run['time'][:16]}, {'verified' if run.get('verified') else 'not verified yet'})"
 
 
 class Clock:

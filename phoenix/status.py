@@ -2,8 +2,10 @@
 
 Asks the vault (phoenix-vault status, over the inventory's own connection) for every job's
 latest complete and latest verified run, pins and the last integrity check, then flags what is
-older than the host's backup.max_age_hours, missing, or failed. Exit status 1 when anything is
-flagged, so a cron job or monitoring can run it.
+older than the host's backup.max_age_hours, missing, or failed. The GAP column is how long the
+runs newer than the latest verified one have waited for the vault's verify ("-": none waits);
+longer than the vault's verify_alert_hours is flagged, and so is a run the vault found bad.
+Exit status 1 when anything is flagged, so a cron job or monitoring can run it.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class Row:
     incomplete: int
     age_hours: float | None
     flags: list[str] = field(default_factory=list)
+    unverified_hours: float | None = None  # how long the runs newer than latest_verified have waited
 
 
 def _age_hours(entry: dict | None, now: datetime) -> float | None:
@@ -81,6 +84,8 @@ def evaluate(environment: Environment, report: dict) -> tuple[list[Row], list[st
     """Given the vault's report, returns a row per backed-up host and job, and the vault-wide flags."""
     now = datetime.fromisoformat(report["now"])
     rows, vault_flags = [], []
+    vault_name = backup_plan.vault_host(environment.hosts)
+    alert_hours = environment.hosts[vault_name]["vault"]["verify_alert_hours"] if vault_name else None
     for name, host in environment.hosts.items():
         if not backup_plan.uses_vault(host):
             continue
@@ -107,29 +112,47 @@ def evaluate(environment: Environment, report: dict) -> tuple[list[Row], list[st
                 row.flags.append("no complete backup")
             elif row.age_hours > limit:
                 row.flags.append(f"older than {limit:g}h")
+            if found.get("unverified_since"):
+                row.unverified_hours = _age_hours({"time": found["unverified_since"]}, now)
+                if alert_hours is not None and row.unverified_hours > alert_hours:
+                    row.flags.append(
+                        f"not verified for {_hours(row.unverified_hours)} (vault.verify_alert_hours: {alert_hours:g}):"
+                        " is the vault's verify timer running?"
+                    )
+            failed = found.get("latest_failed")
+            if failed:
+                when = _time(failed["time"])
+                row.flags.append(f"run {failed['run']} ({when}) failed the vault's check: {failed['problem']}")
             rows.append(row)
     return rows, vault_flags
+
+
+def _hours(hours: float) -> str:
+    return f"{hours * 60:.0f}m" if hours < 1 else f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"
+
+
+def _time(text: str) -> str:
+    return text[:16].replace("T", " ")
 
 
 def _when(entry: dict | None, now: datetime) -> str:
     if not entry:
         return "none"
-    hours = _age_hours(entry, now)
-    age = f"{hours * 60:.0f}m" if hours < 1 else f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"
-    return f"{entry['time'][:16].replace('T', ' ')} ({age} ago)"
+    return f"{_time(entry['time'])} ({_hours(_age_hours(entry, now))} ago)"
 
 
 def render(rows: list[Row], vault_flags: list[str], report: dict) -> str:
     """Returns the human-readable status table."""
     now = datetime.fromisoformat(report["now"])
-    lines = [f"{'HOST':8} {'JOB':14} {'LATEST':28} {'LATEST VERIFIED':28} PINS / FLAGS"]
+    lines = [f"{'HOST':8} {'JOB':14} {'LATEST':28} {'LATEST VERIFIED':28} {'GAP':6} PINS / FLAGS"]
     for row in rows:
         pins = [f"pin '{pin['reason']}' {pin['time'][:16].replace('T', ' ')}" for pin in row.pins]
         notes = pins + [f"!! {flag}" for flag in row.flags]
         if row.incomplete:
             notes.append(f"{row.incomplete} incomplete run(s), never counted as good")
+        gap = "-" if row.unverified_hours is None else _hours(row.unverified_hours)
         lines.append(
-            f"{row.host:8} {row.job:14} {_when(row.latest, now):28} {_when(row.latest_verified, now):28}"
+            f"{row.host:8} {row.job:14} {_when(row.latest, now):28} {_when(row.latest_verified, now):28} {gap:6}"
             f" {'; '.join(notes)}"
         )
     for client, entry in sorted(report["clients"].items()):

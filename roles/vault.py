@@ -18,9 +18,10 @@ from roles.operations import secret_file
 
 USER = "phoenix-vault"
 CONFIG_DIRECTORY = "/etc/phoenix-vault"
-TASKS = {
-    "check": ("check_schedule", "integrity check; marks runs verified"),
-    "retain": ("retention_schedule", "retention: logged dry run, forget, prune"),
+TASKS = {  # unit phoenix-vault-<task>: (its schedule's option, description, phoenix-vault arguments)
+    "check": ("check_schedule", "integrity check; marks runs verified", "check"),
+    "verify": ("verify_schedule", "new runs against their manifests, minutes after they land", "check --new"),
+    "retain": ("retention_schedule", "retention: logged dry run, forget, prune", "retain --scheduled"),
 }
 
 
@@ -79,8 +80,8 @@ def apply() -> None:
     if missing:
         server.shell(name=f"Create repositories: {', '.join(missing)}", commands=["/usr/local/sbin/phoenix-vault init"])
     _server_unit(vault, restart=any_changed(*secured))
-    for task, (schedule_key, description) in TASKS.items():
-        _task_units(task, vault[schedule_key], description)
+    for task, (schedule_key, description, command) in TASKS.items():
+        _task_units(task, vault[schedule_key], description, command)
 
 
 def _server_unit(vault: dict, restart) -> None:
@@ -104,7 +105,7 @@ def _server_unit(vault: dict, restart) -> None:
     )
 
 
-def _task_units(task: str, schedule: str, description: str) -> None:
+def _task_units(task: str, schedule: str, description: str, command: str) -> None:
     timers.scheduled_service(
         f"phoenix-vault-{task}",
         service_template="templates/vault/etc/systemd/system/phoenix-vault-task.service.j2",
@@ -112,6 +113,7 @@ def _task_units(task: str, schedule: str, description: str) -> None:
         schedule=schedule,
         task=task,
         description=description,
+        command=command,
         service_user=USER,
     )
 

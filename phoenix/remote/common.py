@@ -86,9 +86,10 @@ class Restic:
     cacert: str = ""
     extra_environment: dict = field(default_factory=dict)
     cache: bool = True
+    flags: list[str] = field(default_factory=list)  # global flags for every command (--no-lock)
 
     def command(self, *arguments: str) -> list[str]:
-        base = ["restic"]
+        base = ["restic", *self.flags]
         if self.cacert:
             base += ["--cacert", self.cacert]
         if not self.cache:

@@ -104,11 +104,35 @@ def run_report(run: Run) -> dict:
     }
 
 
-def finish(report: dict, began: float, name: str) -> int:
+def finish(report: dict, began: float, name: str, in_place: bool = True) -> int:
+    """Keeps and prints the report; returns 0 when it matched its manifest, else says so on stderr
+    (for a restore in place, with what to do: restore.py stops on this host before the app starts)."""
     report["seconds"] = round(time.monotonic() - began, 2)
     write_json(REPORT_DIRECTORY / f"{name}.json", report)
     print(json.dumps(report, indent=2, sort_keys=True))
-    return 0 if report["ok"] else 1
+    if report["ok"]:
+        return 0
+    line = f"run {report['run']} of {report['job']} was restored but DOES NOT match its manifest: {mismatch(report)}"
+    if in_place:
+        line += (
+            "; the restored data may be damaged, so the app is not started. Have the vault check the run"
+            " (`phoenix-vault check`), then restore an older run on purpose:"
+            " restore.py --data snapshot=RUN force_restore=yes (runs: `phoenix status`)"
+        )
+    print(f"phoenix-backup: {line}", file=sys.stderr, flush=True)
+    return 1
+
+
+def mismatch(report: dict) -> str:
+    """Given a restore report that does not match its manifest, returns what differs, briefly."""
+    if "missing_or_different" in report:
+        missing = report["missing_or_different"]
+        count = f"{len(missing)}{'+' if len(missing) >= 20 else ''}"
+        return f"{count} file(s) missing or of another size ({missing[0]}, ...)"
+    problems = [] if report["checksum_matches"] else ["the dump's checksum differs"]
+    if report["mismatched_tables"]:
+        problems.append(f"row counts differ in {', '.join(sorted(report['mismatched_tables']))}")
+    return "; ".join(problems)
 
 
 def command_verify_restore(config: Config, arguments: argparse.Namespace) -> int:
@@ -126,7 +150,8 @@ def command_verify_restore(config: Config, arguments: argparse.Namespace) -> int
         restored = live_rows(scratch)
     finally:
         subprocess.run([*POSTGRES, "dropdb", "--if-exists", scratch], check=False)
-    return finish({**run_report(run), **compare(manifest, checksum, size, restored)}, began, f"verify-{arguments.job}")
+    report = {**run_report(run), **compare(manifest, checksum, size, restored)}
+    return finish(report, began, f"verify-{arguments.job}", in_place=False)
 
 
 def command_restore_db(config: Config, arguments: argparse.Namespace) -> int:

@@ -3,28 +3,36 @@
     phoenix-vault init                         make the repositories that do not exist yet
     phoenix-vault check [--client C]           restic check --read-data-subset, then each new
                                                run's manifest; a pass marks runs verified
+    phoenix-vault check --new [--client C]     the frequent pass (minutes after a run lands): each
+                                               run neither verified nor failed yet, against its
+                                               manifest; a mismatch marks the run failed
     phoenix-vault retain [--client C] [--dry-run] [--now ISO] [policy overrides]
                                                log what retention would remove, then forget
                                                exactly those snapshots by id and prune
     phoenix-vault status                       per client and job: latest, verified, pins,
                                                last check (JSON)
-    phoenix-vault runs --client C              every run of a client, verified or not (JSON)
+    phoenix-vault runs --client C              every run of a client, verified, failed or neither (JSON)
     phoenix-vault pins [--client C]            every pinned run and its reason (JSON)
     phoenix-vault unpin RUN --reason WHY [--by WHO]
                                                release one pin; the retention log keeps who and why
 
 Run as root it re-runs itself as the vault's user, so every repository file stays readable by
-the rclone server. Exit status: 0 done, 1 something failed, 2 bad usage.
+the rclone server. check, retain and unpin take turns (one lock file); `check --new` skips its
+pass while another holds it, so the weekly check never waits for it, nor it for a long check.
+Exit status: 0 done, 1 something failed, 2 bad usage.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -60,8 +68,11 @@ class Vault:
         self.policy = policy_from(values["retention"])
         self.check_subset = values["check_read_data_subset"]
 
-    def restic(self, client: str) -> Restic:
-        return Restic(repository=str(self.repository(client)), password=self.clients[client], cache=False)
+    def restic(self, client: str, lock: bool = True) -> Restic:
+        """`lock=False` reads without restic's lock: safe only while holding the vault's work lock
+        (no prune can run then, and clients only add)."""
+        extra = [] if lock else ["--no-lock"]
+        return Restic(repository=str(self.repository(client)), password=self.clients[client], cache=False, flags=extra)
 
     def repository(self, client: str) -> Path:
         return self.data_dir / "repos" / client
@@ -70,18 +81,41 @@ class Vault:
         return self.data_dir / "state" / f"{client}.json"
 
     def state(self, client: str) -> dict:
-        return read_json(self.state_path(client), {"verified": {}, "checks": []})
+        return {"failed": {}, **read_json(self.state_path(client), {"verified": {}, "checks": []})}
 
     def save_state(self, client: str, state: dict) -> None:
         write_json(self.state_path(client), state, mode=0o640)
+
+    def update_state(self, client: str, change: Callable[[dict], None]) -> dict:
+        """Reads the client's state afresh, applies `change` and saves it, all under the state lock,
+        so a long check does not write back a state read before a hold or another pass changed it."""
+        with self.lock("state") as _:
+            state = self.state(client)
+            change(state)
+            self.save_state(client, state)
+        return state
+
+    @contextmanager
+    def lock(self, name: str, wait: bool = True) -> Iterator[bool]:
+        """Holds the vault's lock `name` (a file under state/); yields False at once when `wait` is
+        False and someone else holds it."""
+        path = self.data_dir / "state" / f".{name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
 
     def chosen(self, client: str) -> list[str]:
         if client and client not in self.clients:
             raise JobError(f"no client '{client}' on this vault (clients: {', '.join(self.clients)})")
         return [client] if client else sorted(self.clients)
 
-    def runs(self, client: str) -> list[Run]:
-        return runs_from_listing(self.restic(client).json("snapshots"))
+    def runs(self, client: str, lock: bool = True) -> list[Run]:
+        return runs_from_listing(self.restic(client, lock).json("snapshots"))
 
 
 def policy_from(settings: dict) -> Policy:
@@ -144,31 +178,71 @@ def verify_run(restic: Restic, run: Run) -> str:
 
 
 def command_check(vault: Vault, arguments: argparse.Namespace) -> int:
+    if arguments.new:
+        return check_new_runs(vault, arguments.client)
     failed = 0
     subset = arguments.subset or vault.check_subset
-    for client in vault.chosen(arguments.client):
-        restic = vault.restic(client)
-        state = vault.state(client)
-        started = now()
-        log(f"[{client}] restic check --read-data-subset={subset}")
-        restic.run("unlock", check=False)  # stale locks only (a killed client's, say)
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        result = retry_while_locked(
-            lambda restic=restic: _checked(restic, subset), deadline, f"[{client}] check", pause=10
-        )
-        record = {"time": started.isoformat(), "ok": result.returncode == 0, "subset": subset}
-        if result.returncode != 0:
-            record["message"] = (result.stdout + result.stderr).strip().splitlines()[-5:]
-            failed += 1
-            log(f"[{client}] check FAILED: {' | '.join(record['message'])}")
-        else:
-            newly, problems = _verify_new_runs(restic, vault.runs(client), state)
-            record.update(verified_runs=newly, problems=problems)
-            failed += bool(problems)
-            log(f"[{client}] check passed; {len(newly)} run(s) newly verified, {len(problems)} problem(s)")
-        state["checks"] = [record, *state["checks"]][:CHECK_HISTORY]
-        vault.save_state(client, state)
+    with vault.lock("work"):
+        for client in vault.chosen(arguments.client):
+            failed += _check_client(vault, client, subset)
     return 1 if failed else 0
+
+
+def _check_client(vault: Vault, client: str, subset: str) -> int:
+    """The weekly check of one client: restic check, then every run not verified yet (runs that
+    failed a check are tried again); returns 1 when something failed."""
+    restic = vault.restic(client)
+    started = now()
+    log(f"[{client}] restic check --read-data-subset={subset}")
+    restic.run("unlock", check=False)  # stale locks only (a killed client's, say)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    result = retry_while_locked(lambda restic=restic: _checked(restic, subset), deadline, f"[{client}] check", pause=10)
+    record = {"time": started.isoformat(), "ok": result.returncode == 0, "subset": subset}
+    outcome: dict = {}
+    if result.returncode != 0:
+        record["message"] = (result.stdout + result.stderr).strip().splitlines()[-5:]
+        log(f"[{client}] check FAILED: {' | '.join(record['message'])}")
+    else:
+        outcome = _verify_new_runs(restic, vault.runs(client), vault.state(client), retry_failed=True)
+        record.update(verified_runs=sorted(outcome["verified"]), problems=outcome["failed"])
+        counts = f"{len(outcome['verified'])} run(s) newly verified, {len(outcome['failed'])} problem(s)"
+        log(f"[{client}] check passed; {counts}")
+
+    def change(state: dict) -> None:
+        _record_outcome(state, outcome)
+        state["checks"] = [record, *state["checks"]][:CHECK_HISTORY]
+
+    vault.update_state(client, change)
+    return int(not record["ok"] or bool(outcome.get("failed")))
+
+
+def check_new_runs(vault: Vault, client: str = "") -> int:
+    """The frequent pass: verifies each complete run neither verified nor failed yet against its
+    manifest, reading without restic's lock (backups go on meanwhile). Skipped while a check,
+    retention or unpin holds the vault's work lock; returns 1 when a run failed."""
+    failed = 0
+    with vault.lock("work", wait=False) as mine:
+        if not mine:
+            log("check --new: another check, retention or unpin is running; this pass is skipped")
+            return 0
+        for chosen in vault.chosen(client):
+            restic, runs = vault.restic(chosen, lock=False), vault.runs(chosen, lock=False)
+            outcome = _verify_new_runs(restic, runs, vault.state(chosen))
+            if outcome["verified"] or outcome["failed"]:
+                vault.update_state(chosen, lambda state, outcome=outcome: _record_outcome(state, outcome, new=True))
+                log(f"[{chosen}] {len(outcome['verified'])} new run(s) verified, {len(outcome['failed'])} failed")
+            failed += bool(outcome["failed"])
+    return 1 if failed else 0
+
+
+def _record_outcome(state: dict, outcome: dict, new: bool = False) -> None:
+    state["verified"].update(outcome.get("verified", {}))
+    for run_id in outcome.get("verified", {}):
+        state["failed"].pop(run_id, None)
+    for run_id, problem in outcome.get("failed", {}).items():
+        state["failed"][run_id] = {"time": now().isoformat(), "problem": problem}
+    if new:
+        state["last_new_check"] = {"time": now().isoformat(), **{key: sorted(value) for key, value in outcome.items()}}
 
 
 def _checked(restic: Restic, subset: str):
@@ -178,19 +252,20 @@ def _checked(restic: Restic, subset: str):
     return result
 
 
-def _verify_new_runs(restic: Restic, runs: list[Run], state: dict) -> tuple[list[str], dict]:
-    newly, problems = [], {}
+def _verify_new_runs(restic: Restic, runs: list[Run], state: dict, retry_failed: bool = False) -> dict:
+    """Verifies each complete run not verified yet (nor failed, unless `retry_failed`); returns
+    {"verified": {run: time}, "failed": {run: problem}}."""
+    verified, failed = {}, {}
     for run in runs:
-        if not run.complete or run.id in state["verified"]:
+        if not run.complete or run.id in state["verified"] or (run.id in state["failed"] and not retry_failed):
             continue
         problem = verify_run(restic, run)
         if problem:
-            problems[run.id] = problem
+            failed[run.id] = problem
             log(f"run {run.id} ({run.job}) NOT verified: {problem}")
             continue
-        state["verified"][run.id] = now().isoformat()
-        newly.append(run.id)
-    return newly, problems
+        verified[run.id] = now().isoformat()
+    return {"verified": verified, "failed": failed}
 
 
 def effective_policy(vault: Vault, arguments: argparse.Namespace) -> Policy:
@@ -205,6 +280,11 @@ def effective_policy(vault: Vault, arguments: argparse.Namespace) -> Policy:
 
 
 def command_retain(vault: Vault, arguments: argparse.Namespace) -> int:
+    with vault.lock("work"):
+        return _retain(vault, arguments)
+
+
+def _retain(vault: Vault, arguments: argparse.Namespace) -> int:
     policy = effective_policy(vault, arguments)
     moment = datetime.fromisoformat(arguments.now) if arguments.now else now()
     for client in vault.chosen(arguments.client):
@@ -233,10 +313,14 @@ def command_retain(vault: Vault, arguments: argparse.Namespace) -> int:
         audit(vault, f"[{client}] forgot {len(doomed)} run(s): {' '.join(ids)}")
         retry_while_locked(lambda restic=restic: restic.run("prune"), deadline, f"[{client}] prune")
         audit(vault, f"[{client}] pruned")
-        for run in doomed:
-            state["verified"].pop(run.id, None)
-        vault.save_state(client, state)
+        vault.update_state(client, lambda state, doomed=doomed: _forget_marks(state, [run.id for run in doomed]))
     return 0
+
+
+def _forget_marks(state: dict, run_ids: list[str]) -> None:
+    for run_id in run_ids:
+        state["verified"].pop(run_id, None)
+        state["failed"].pop(run_id, None)
 
 
 def client_status(vault: Vault, client: str) -> dict:
@@ -246,8 +330,11 @@ def client_status(vault: Vault, client: str) -> dict:
     for run in runs:
         entry = jobs.setdefault(
             run.job,
-            {"kind": run.kind, "host": run.host, "latest": None, "latest_verified": None, "pins": [], "incomplete": 0},
-        )
+            {
+                "kind": run.kind, "host": run.host, "latest": None, "latest_verified": None, "latest_failed": None,
+                "unverified_since": None, "pins": [], "incomplete": 0,
+            },
+        )  # fmt: skip
         summary = {"run": run.id, "time": run.time.isoformat(), "trigger": run.trigger}
         if not run.complete:
             entry["incomplete"] += 1
@@ -255,10 +342,16 @@ def client_status(vault: Vault, client: str) -> dict:
         entry["latest"] = summary
         if run.id in state["verified"]:
             entry["latest_verified"] = summary
+            entry["unverified_since"] = entry["latest_failed"] = None  # only what is newer matters to a restore
+        else:
+            # the time of the oldest complete run newer than the latest verified one: how long data waits
+            entry["unverified_since"] = entry["unverified_since"] or summary["time"]
+            if run.id in state["failed"]:
+                entry["latest_failed"] = {**summary, "problem": state["failed"][run.id]["problem"]}
         if run.pin:
             entry["pins"].append({**summary, "reason": run.pin})
     last_check = state["checks"][0] if state["checks"] else None
-    return {"jobs": jobs, "last_check": last_check, "runs": len(runs)}
+    return {"jobs": jobs, "last_check": last_check, "last_new_check": state.get("last_new_check"), "runs": len(runs)}
 
 
 def command_status(vault: Vault, arguments: argparse.Namespace) -> int:
@@ -299,10 +392,11 @@ def command_unpin(vault: Vault, arguments: argparse.Namespace) -> int:
     client, run = matches[0]
     restic = vault.restic(client)
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    for snapshot in run.snapshot_ids:
-        retry_while_locked(
-            lambda snapshot=snapshot: restic.run("tag", "--remove", f"pin={run.pin}", snapshot), deadline, "unpin"
-        )
+    with vault.lock("work"):  # `restic tag` rewrites the snapshots a `check --new` may be reading
+        for snapshot in run.snapshot_ids:
+            retry_while_locked(
+                lambda snapshot=snapshot: restic.run("tag", "--remove", f"pin={run.pin}", snapshot), deadline, "unpin"
+            )
     who = arguments.by or "unknown"
     audit(vault, f"unpinned {client}/{run.job} run {run.id} (pin '{run.pin}') by {who}: {reason}", to_stderr=True)
     print(json.dumps({"client": client, "run": run.id, "released_pin": run.pin, "by": arguments.by, "reason": reason}))
@@ -312,9 +406,8 @@ def command_unpin(vault: Vault, arguments: argparse.Namespace) -> int:
 def command_hold(vault: Vault, arguments: argparse.Namespace) -> int:
     """Puts a client on hold (upgrade.py, for the upgrade's duration): scheduled retention skips it."""
     (client,) = vault.chosen(arguments.client)
-    state = vault.state(client)
-    state["hold"] = {"reason": arguments.reason, "since": now().isoformat(timespec="seconds")}
-    vault.save_state(client, state)
+    hold = {"reason": arguments.reason, "since": now().isoformat(timespec="seconds")}
+    state = vault.update_state(client, lambda state: state.update(hold=hold))
     audit(vault, f"[{client}] on hold: {arguments.reason}", to_stderr=True)
     print(json.dumps({"client": client, "hold": state["hold"]}))
     return 0
@@ -323,20 +416,28 @@ def command_hold(vault: Vault, arguments: argparse.Namespace) -> int:
 def command_release(vault: Vault, arguments: argparse.Namespace) -> int:
     """Ends a client's hold; scheduled retention covers it again."""
     (client,) = vault.chosen(arguments.client)
-    state = vault.state(client)
-    hold = state.pop("hold", None)
+    released = []
+    vault.update_state(client, lambda state: released.append(state.pop("hold", None)))
+    hold = released[0]
     if hold:
-        vault.save_state(client, state)
         audit(vault, f"[{client}] hold released ({hold['reason']})", to_stderr=True)
     print(json.dumps({"client": client, "released": hold}))
     return 0
 
 
 def command_runs(vault: Vault, arguments: argparse.Namespace) -> int:
-    """Prints every run of one client, oldest first, with whether it is verified (restore.py picks from these)."""
+    """Prints every run of one client, oldest first, with whether it is verified and, when a check
+    found it bad, what is wrong with it (restore.py picks from these)."""
     (client,) = vault.chosen(arguments.client)
-    verified = vault.state(client)["verified"]
-    runs = [{**run.summary(), "verified": run.complete and run.id in verified} for run in vault.runs(client)]
+    state = vault.state(client)
+    runs = [
+        {
+            **run.summary(),
+            "verified": run.complete and run.id in state["verified"],
+            "failed": state["failed"].get(run.id, {}).get("problem", ""),
+        }
+        for run in vault.runs(client)
+    ]
     print(json.dumps({"now": now().isoformat(), "runs": runs}, indent=2))
     return 0
 
@@ -347,6 +448,7 @@ def parser() -> argparse.ArgumentParser:
     verbs.add_parser("init", help="make missing repositories")
     check = verbs.add_parser("check", help="integrity check; a pass marks runs verified")
     check.add_argument("--client", default="")
+    check.add_argument("--new", action="store_true", help="only the runs not checked yet, against their manifests")
     check.add_argument("--subset", default="", help="restic --read-data-subset (default: from the inventory)")
     retain = verbs.add_parser("retain", help="apply the retention policy (logged dry run, then forget and prune)")
     retain.add_argument("--client", default="")

@@ -1,5 +1,6 @@
-"""`phoenix drill` end to end: fresh records and an upload are backed up and verified, then the
-drill restores web1, web2 and db1 into throwaway hosts from vault1 and checks them.
+"""`phoenix drill` end to end: fresh records and an upload are backed up, then the drill restores
+web1, web2 and db1 into throwaway hosts from vault1 and checks them. Nothing here runs the vault's
+check: the drill takes the newest complete runs, whether the vault's verify has reached them yet.
 
 Runs after the blueprint and backup tests, before the incident (which replaces web1).
 """
@@ -30,7 +31,7 @@ def phoenix(*arguments: str, drill_dir: Path, timeout: int = 900) -> subprocess.
 
 @pytest.fixture(scope="module")
 def drill(converged, tmp_path_factory):
-    """Writes records and an upload, backs up and verifies every host, runs the drill; returns what it saw."""
+    """Writes records and an upload, backs up every host, runs the drill; returns what it saw."""
     written = {
         "web1": post_json(
             live_host("web1"), "/api/links", {"url": "https://example.org/drill1", "note": f"drill-{uuid.uuid4()}"}
@@ -44,7 +45,6 @@ def drill(converged, tmp_path_factory):
     for host in ("web1", "web2", "db1"):
         assert sh(host, "phoenix-backup run all --trigger scheduled").returncode == 0
     backed_up = datetime.now(UTC)
-    assert sh("vault1", "phoenix-vault check").returncode == 0  # marks the new runs verified
 
     drill_dir = tmp_path_factory.mktemp("drills")
     started = time.monotonic()
@@ -90,15 +90,18 @@ def test_the_drill_serves_the_newest_record_and_counts_rows_and_files(drill):
     assert files["ok"] and not files["detail"].startswith("0 files")  # the upload came back
 
 
-def test_the_drill_restored_each_jobs_latest_verified_run(drill):
+def test_the_drill_restored_each_jobs_newest_complete_run_the_one_this_backup_made(drill):
     environment = load_environment(REPOSITORY / "inventories" / "sandbox.yml")
     environment.sandbox_name = SANDBOX_NAME
+    started = datetime.fromisoformat(drill["report"]["started"])
     restored = {(entry["host"], entry["job"]): entry["run"] for entry in drill["report"]["data"]}
     assert set(restored) == {("web1", "db-links"), ("web1", "files"), ("web2", "files"), ("db1", "db-links")}
     for (host, job), run in restored.items():
         runs = ask_vault(environment, "runs", "--client", host)["runs"]
-        verified = [entry["run"] for entry in runs if entry["job"] == job and entry["complete"] and entry["verified"]]
-        assert run == verified[-1], (host, job)
+        complete = [entry for entry in runs if entry["job"] == job and entry["complete"]]
+        newest = [entry for entry in complete if datetime.fromisoformat(entry["time"]) <= started][-1]
+        assert run == newest["run"], (host, job)
+        assert datetime.fromisoformat(newest["time"]) >= drill["backup_started"], (host, job)  # not an older one
 
 
 def test_the_reported_rpo_and_rto_are_true(drill):

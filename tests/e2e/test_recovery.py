@@ -1,6 +1,8 @@
 """The first incident, replayed: web1 is destroyed and restore.py brings it back from vault1.
 
-Runs after the blueprint and backup tests (it replaces web1's container).
+The disaster strikes seconds after the backup, before any check of the vault has looked at the
+new runs: the newest data must come back all the same. Runs after the blueprint and backup
+tests (it replaces web1's container).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import json
 import subprocess
 import time
 import uuid
+from datetime import datetime
 
 import pytest
 
@@ -17,6 +20,7 @@ from tests.e2e.conftest import SANDBOX_NAME, container, live_host, run_pyinfra
 from tests.e2e.test_blueprint import request
 
 RESTORE_REPORT = "/tmp/phoenix-e2e-restore-web1.json"
+VERIFY_TIMER, VERIFY_SERVICE = "phoenix-vault-verify.timer", "phoenix-vault-verify.service"
 
 
 def sh(host: str, command: str) -> subprocess.CompletedProcess:
@@ -51,25 +55,36 @@ def restore(*data: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def incident(converged):
     """Writes records and an upload, backs up, destroys web1, restores it; returns what the test needs."""
-    before = live_host("web1")
-    notes = [f"incident-{uuid.uuid4()}" for _ in range(3)]
-    links = [post_json(before, "/api/links", {"url": f"https://example.org/{n}", "note": n}) for n in notes]
-    content = uuid.uuid4().bytes * 2048
-    upload(before, links[0]["id"], content)
-    assert sh("web1", "phoenix-backup run all --trigger scheduled").returncode == 0
-    backed_up_at = time.time()
-    assert sh("vault1", "phoenix-vault check --client web1").returncode == 0  # the weekly check verifies it
+    # The vault's frequent verify could reach the new runs in the seconds between the backup and the
+    # restore; paused here, so the restore meets them unverified, as after a disaster that struck
+    # first (it resumes once restore.py has chosen; the weekly check is not due either).
+    assert sh("vault1", f"systemctl stop {VERIFY_TIMER} {VERIFY_SERVICE}").returncode == 0
+    try:
+        before = live_host("web1")
+        notes = [f"incident-{uuid.uuid4()}" for _ in range(3)]
+        links = [post_json(before, "/api/links", {"url": f"https://example.org/{n}", "note": n}) for n in notes]
+        content = uuid.uuid4().bytes * 2048
+        upload(before, links[0]["id"], content)
+        backup_started = time.time()
+        assert sh("web1", "phoenix-backup run all --trigger scheduled").returncode == 0
+        backed_up_at = time.time()
 
-    subprocess.run(["docker", "rm", "-f", container("web1")], check=True, capture_output=True)
-    sandbox.up(SANDBOX_NAME, ["web1"])
-    started = time.monotonic()
-    process = restore(f"restore_report={RESTORE_REPORT}")
-    wall_seconds = time.monotonic() - started
+        subprocess.run(["docker", "rm", "-f", container("web1")], check=True, capture_output=True)
+        sandbox.up(SANDBOX_NAME, ["web1"])
+        restore_started = time.time()
+        started = time.monotonic()
+        process = restore(f"restore_report={RESTORE_REPORT}")
+        wall_seconds = time.monotonic() - started
+        restored_at = time.time()
+    finally:
+        sh("vault1", f"systemctl start {VERIFY_TIMER}")
     return {
         "links": links,
         "content": content,
+        "backup_started": backup_started,
         "backed_up_at": backed_up_at,
-        "restored_at": time.time(),
+        "restore_started": restore_started,
+        "restored_at": restored_at,
         "process": process,
         "wall_seconds": wall_seconds,
     }
@@ -79,6 +94,16 @@ def test_restore_py_rebuilds_a_destroyed_server(incident):
     process = incident["process"]
     assert process.returncode == 0, process.stderr[-4000:]
     assert "web1: restored" in process.stderr and "matches its manifest" in process.stderr
+
+
+def test_the_newest_run_is_restored_even_when_the_weekly_check_has_not_run_yet(incident):
+    chosen = json.loads(open(RESTORE_REPORT).read())["chosen"]
+    for job in ("db-links", "files"):
+        # the runs this backup made, unverified when restore.py chose them (as its report and operations say)
+        assert datetime.fromisoformat(chosen[job]["time"]).timestamp() >= incident["backup_started"] - 1, job
+        assert chosen[job]["verified"] is False, job
+        assert f"from run {chosen[job]['run']} (" in incident["process"].stderr
+    assert "not verified yet)" in incident["process"].stderr
 
 
 def test_every_record_and_the_upload_are_back_and_served_over_https(incident):
@@ -95,9 +120,10 @@ def test_every_record_and_the_upload_are_back_and_served_over_https(incident):
 def test_reported_rpo_and_rto_are_true(incident):
     report = json.loads(open(RESTORE_REPORT).read())
     database = report["restored"]["db-links"]
-    # RPO: the restored data's age when restored, against the clock of this test
-    true_age = incident["restored_at"] - incident["backed_up_at"]
-    assert true_age - 60 <= database["age_seconds"] <= true_age + 5
+    # RPO: the data were taken during the backup and their age measured during the restore
+    youngest = incident["restore_started"] - incident["backed_up_at"]
+    oldest = incident["restored_at"] - incident["backup_started"]
+    assert youngest - 1 <= database["age_seconds"] <= oldest + 1  # age_seconds is rounded
     assert database["ok"] and database["rows"] == database["manifest_rows"]
     files = report["restored"]["files"]
     assert files["ok"] and files["files"] >= 1 and files["bytes"] >= len(incident["content"])  # the upload

@@ -10,9 +10,12 @@ from phoenix.errors import PhoenixError
 from phoenix.restore_plan import choose
 
 
-def run(run_id: str, job: str, time: str, complete: bool = True, verified: bool = False) -> dict:
+def run(run_id: str, job: str, time: str, complete: bool = True, verified: bool = False, failed: str = "") -> dict:
     snapshots = [f"{run_id}aaaa", f"{run_id}bbbb"] if complete else [f"{run_id}aaaa"]
-    return {"run": run_id, "job": job, "time": time, "complete": complete, "verified": verified, "snapshots": snapshots}
+    return {
+        "run": run_id, "job": job, "time": time, "complete": complete, "verified": verified, "failed": failed,
+        "snapshots": snapshots,
+    }  # fmt: skip
 
 
 RUNS = [
@@ -23,18 +26,66 @@ RUNS = [
     run("r4", "db-links", "2026-11-20T14:00:00+00:00", complete=False),  # its dump failed
 ]
 JOBS = ["db-links", "files"]
+NOW = datetime.fromisoformat("2026-11-20T14:12:00+00:00")
+BAD = "checksum mismatch: stored 10 bytes, manifest says 12"
+# r5 landed 12 minutes ago, complete, and the vault's frequent check found it bad
+WITH_A_BAD_RUN = [*RUNS, run("r5", "db-links", "2026-11-20T14:00:00+00:00", failed=BAD)]
 
 
-def picked(**options) -> dict[str, str]:
-    return {job: chosen["run"] for job, chosen in choose(RUNS, JOBS, "web1", **options).items()}
+def picked(runs: list[dict] = RUNS, **options) -> dict[str, str]:
+    return {job: chosen["run"] for job, chosen in choose(runs, JOBS, "web1", now=NOW, **options).items()}
 
 
-def test_the_default_is_each_jobs_latest_verified_run():
-    assert picked() == {"db-links": "r2", "files": "f1"}
+def test_the_default_is_each_jobs_newest_complete_run_even_when_not_verified_yet():
+    assert picked() == {"db-links": "r3", "files": "f1"}
 
 
-def test_latest_takes_the_newest_complete_run_never_an_incomplete_one():
-    assert picked(snapshot="latest") == {"db-links": "r3", "files": "f1"}
+def test_without_any_verified_run_the_default_restores_the_newest_complete_one():
+    unverified = [dict(entry, verified=False) for entry in RUNS]
+
+    assert picked(unverified) == {"db-links": "r3", "files": "f1"}
+
+
+def test_latest_is_the_default_the_newest_complete_run_never_an_incomplete_one():
+    assert picked(snapshot="latest") == picked() == {"db-links": "r3", "files": "f1"}
+
+
+def test_a_run_the_vault_found_bad_stops_the_restore_in_one_line_with_both_ages():
+    with pytest.raises(PhoenixError) as refusal:
+        choose(WITH_A_BAD_RUN, JOBS, "web1", now=NOW)
+
+    message = str(refusal.value)
+    assert "\n" not in message
+    assert message == (
+        f"web1/db-links: the newest run r5 (12 min old) failed the vault's check ({BAD});"
+        " the newest good one is r3 (11.9 h old): to restore it, run again with --data allow_older=yes"
+    )
+
+
+def test_allow_older_restores_the_newest_good_run_and_says_so():
+    chosen = choose(WITH_A_BAD_RUN, JOBS, "web1", allow_older=True, now=NOW)
+
+    assert chosen["db-links"]["run"] == "r3" and chosen["files"]["run"] == "f1"
+    assert chosen["db-links"]["fallback"].startswith("web1/db-links: the newest run r5 (12 min old) failed")
+    assert "fallback" not in chosen["files"]
+
+
+def test_a_bad_run_is_skipped_only_for_an_older_good_one_never_for_nothing():
+    every_run_bad = [dict(entry, failed=BAD) if entry["job"] == "db-links" else entry for entry in WITH_A_BAD_RUN]
+
+    with pytest.raises(PhoenixError, match="no older complete run passed it: nothing good to restore"):
+        choose(every_run_bad, JOBS, "web1", allow_older=True, now=NOW)
+
+
+def test_at_a_time_whose_newest_run_is_bad_also_needs_allow_older():
+    assert picked(WITH_A_BAD_RUN, at=datetime(2026, 11, 20, 14, 5, tzinfo=UTC), allow_older=True)["db-links"] == "r3"
+    with pytest.raises(PhoenixError, match="the newest run r5 .* --data allow_older=yes"):
+        picked(WITH_A_BAD_RUN, at=datetime(2026, 11, 20, 14, 5, tzinfo=UTC))
+
+
+def test_a_run_the_vault_found_bad_is_never_restored_by_its_id():
+    with pytest.raises(PhoenixError, match="--data snapshot=r5: run r5 failed the vault's check"):
+        picked(WITH_A_BAD_RUN, snapshot="r5")
 
 
 def test_a_snapshot_id_prefix_picks_its_run_and_the_other_jobs_keep_their_default():
@@ -62,8 +113,6 @@ def test_impossible_choices_say_why(options, message):
         choose(RUNS, JOBS, "web1", **options)
 
 
-def test_without_any_verified_run_the_default_says_how_to_restore_anyway():
-    unverified = [dict(entry, verified=False) for entry in RUNS]
-
-    with pytest.raises(PhoenixError, match="no verified backup yet .* --data snapshot=latest"):
-        choose(unverified, JOBS, "web1")
+def test_a_job_without_any_complete_run_says_so():
+    with pytest.raises(PhoenixError, match="web1/files: no complete backup in the repository"):
+        choose([entry for entry in RUNS if entry["job"] != "files"], JOBS, "web1")
