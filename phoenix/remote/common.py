@@ -86,6 +86,18 @@ class Restic:
     cacert: str = ""
     extra_environment: dict = field(default_factory=dict)
     cache: bool = True
+    running: set = field(default_factory=set, repr=False, compare=False)  # for kill_all
+
+    def kill_all(self) -> None:
+        """Kills every restic this object started that still runs (a watchdog's last resort: SIGINT
+        would make restic retry removing its lock from a vault that does not answer)."""
+        for process in list(self.running):
+            if process.poll() is None:
+                process.kill()
+
+    def _started(self, process: subprocess.Popen) -> subprocess.Popen:
+        self.running = {known for known in self.running if known.poll() is None} | {process}
+        return process
 
     def command(self, *arguments: str) -> list[str]:
         base = ["restic"]
@@ -105,14 +117,18 @@ class Restic:
 
     def run(self, *arguments: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         """Runs restic to completion; raises JobError naming the command when it fails and `check`."""
-        result = subprocess.run(
-            self.command(*arguments),
-            env=self.environment(),
-            input=input,
-            stdin=None if input is not None else subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
+        process = self._started(
+            subprocess.Popen(
+                self.command(*arguments),
+                env=self.environment(),
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         )
+        stdout, stderr = process.communicate(input)
+        result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         if check and result.returncode != 0:
             reason = redact(last_lines(result.stderr))
             raise JobError(f"restic {arguments[0]} failed (exit {result.returncode}): {reason}")
@@ -123,11 +139,13 @@ class Restic:
 
     def popen_dump(self, snapshot_id: str, path: str) -> subprocess.Popen:
         """Starts `restic dump`, the file's bytes on the process's stdout."""
-        return subprocess.Popen(
-            self.command("dump", snapshot_id, path),
-            env=self.environment(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+        return self._started(
+            subprocess.Popen(
+                self.command("dump", snapshot_id, path),
+                env=self.environment(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
         )
 
     def start(self, *arguments: str, output_dir: Path) -> tuple[subprocess.Popen, Path]:
@@ -141,7 +159,7 @@ class Restic:
                 stdout=sink,
                 stderr=subprocess.STDOUT,
             )
-        return process, output
+        return self._started(process), output
 
 
 def is_locked(message: str) -> bool:

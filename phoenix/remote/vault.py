@@ -2,7 +2,10 @@
 
     phoenix-vault init                         make the repositories that do not exist yet
     phoenix-vault check [--client C]           restic check --read-data-subset, then each new
-                                               run's manifest; a pass marks runs verified
+                                               run's manifest; a pass marks runs verified. An
+                                               object restic cannot read (a snapshot or index
+                                               file a client wrote as garbage) is moved to the
+                                               quarantine directory and the rest checked again
     phoenix-vault retain [--client C] [--dry-run] [--now ISO] [policy overrides]
                                                log what retention would remove, then forget
                                                exactly those snapshots by id and prune
@@ -10,8 +13,15 @@
                                                last check (JSON)
     phoenix-vault runs --client C              every run of a client, verified or not (JSON)
     phoenix-vault pins [--client C]            every pinned run and its reason (JSON)
+    phoenix-vault pin RUN --reason WHY [--by WHO] [--client C]
+                                               pin one run (backup.py, upgrade.py, `phoenix pin`)
     phoenix-vault unpin RUN --reason WHY [--by WHO]
                                                release one pin; the retention log keeps who and why
+    phoenix-vault space                        free space of the repositories' file system (JSON)
+
+Pins live in the vault's own state (data_dir/state/CLIENT.pins.json), outside the repositories the
+clients write to: a `pin=` tag a server writes into its own snapshot is a request that pins
+nothing (`status` lists it as ignored).
 
 Run as root it re-runs itself as the vault's user, so every repository file stays readable by
 the rclone server. Exit status: 0 done, 1 something failed, 2 bad usage.
@@ -23,6 +33,8 @@ import argparse
 import hashlib
 import json
 import os
+import re
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -47,6 +59,16 @@ from phoenix.retention import Policy, select
 CONFIG_PATH = Path(os.environ.get("PHOENIX_VAULT_CONFIG", "/etc/phoenix-vault/vault.json"))
 LOCK_WAIT_SECONDS = 1800
 CHECK_HISTORY = 20
+QUARANTINE_ROUNDS = 5  # restic check runs again after each quarantine, at most this often
+ADOPTED = "the vault, from the run's pin tag, when pins moved into the vault's state"
+# restic 0.14's words for an object it cannot load: `load <snapshot/0123456789>: ...`,
+# `could not load snapshot 01234567: ...`, `error loading index 0123...: ...`
+UNREADABLE_OBJECT = re.compile(
+    r"load <(?P<kind>snapshot|index)/(?P<a>[0-9a-f]{6,64})>"
+    r"|could not load (?P<kind2>snapshot) (?P<b>[0-9a-f]{6,64})"
+    r"|error loading (?P<kind3>index) (?P<c>[0-9a-f]{6,64})"
+)
+FOLDERS = {"snapshot": "snapshots", "index": "index"}
 
 
 class Vault:
@@ -72,6 +94,9 @@ class Vault:
     def state(self, client: str) -> dict:
         return read_json(self.state_path(client), {"verified": {}, "checks": []})
 
+    def quarantine_dir(self, client: str) -> Path:
+        return self.data_dir / "quarantine" / client
+
     def save_state(self, client: str, state: dict) -> None:
         write_json(self.state_path(client), state, mode=0o640)
 
@@ -81,7 +106,32 @@ class Vault:
         return [client] if client else sorted(self.clients)
 
     def runs(self, client: str) -> list[Run]:
-        return runs_from_listing(self.restic(client).json("snapshots"))
+        """Returns the client's runs, each pinned only when this vault's state records the pin."""
+        runs = runs_from_listing(self.restic(client).json("snapshots"))
+        pins = self.pins(client, runs)
+        for run in runs:
+            run.pin = pins.get(run.id, {}).get("reason", "")
+        return runs
+
+    def pins_path(self, client: str) -> Path:
+        return self.data_dir / "state" / f"{client}.pins.json"
+
+    def pins(self, client: str, runs: list[Run]) -> dict[str, dict]:
+        """Returns the client's recorded pins {run id: {reason, by, since}}.
+
+        A vault that has no pin record yet (its repositories predate recorded pins) adopts the
+        runs' pin tags once, so that no pin made before is lost; from then on only `pin` adds one."""
+        pins = read_json(self.pins_path(client))
+        if pins is None:
+            since = now().isoformat(timespec="seconds")
+            pins = {run.id: {"reason": run.pin_tag, "by": ADOPTED, "since": since} for run in runs if run.pin_tag}
+            self.save_pins(client, pins)
+            if pins:
+                audit(self, f"[{client}] adopted {len(pins)} pin(s) from the runs' tags", to_stderr=True)
+        return pins
+
+    def save_pins(self, client: str, pins: dict[str, dict]) -> None:
+        write_json(self.pins_path(client), pins, mode=0o640)
 
 
 def policy_from(settings: dict) -> Policy:
@@ -116,6 +166,7 @@ def command_init(vault: Vault, arguments: argparse.Namespace) -> int:
             continue
         vault.repository(client).parent.mkdir(parents=True, exist_ok=True)
         vault.restic(client).run("init")
+        vault.save_pins(client, {})  # a new repository has no pin tags to adopt
         log(f"created the repository of {client}")
     return 0
 
@@ -153,10 +204,20 @@ def command_check(vault: Vault, arguments: argparse.Namespace) -> int:
         log(f"[{client}] restic check --read-data-subset={subset}")
         restic.run("unlock", check=False)  # stale locks only (a killed client's, say)
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        result = retry_while_locked(
-            lambda restic=restic: _checked(restic, subset), deadline, f"[{client}] check", pause=10
-        )
+        quarantined = []
+        for _ in range(QUARANTINE_ROUNDS):
+            result = retry_while_locked(
+                lambda restic=restic: _checked(restic, subset), deadline, f"[{client}] check", pause=10
+            )
+            unreadable = [] if result.returncode == 0 else unreadable_objects(vault.repository(client), result)
+            if not unreadable:
+                break
+            quarantined += [quarantine(vault, client, path, problem) for path, problem in unreadable]
+            log(f"[{client}] checking again without the quarantined object(s)")
         record = {"time": started.isoformat(), "ok": result.returncode == 0, "subset": subset}
+        if quarantined:
+            record["quarantined"] = quarantined
+            state["quarantined"] = [*state.get("quarantined", []), *quarantined]
         if result.returncode != 0:
             record["message"] = (result.stdout + result.stderr).strip().splitlines()[-5:]
             failed += 1
@@ -169,6 +230,34 @@ def command_check(vault: Vault, arguments: argparse.Namespace) -> int:
         state["checks"] = [record, *state["checks"]][:CHECK_HISTORY]
         vault.save_state(client, state)
     return 1 if failed else 0
+
+
+def unreadable_objects(repository: Path, result) -> list[tuple[Path, str]]:
+    """Given a failed `restic check`, returns the snapshot and index files it could not load, with
+    restic's words for each; empty when the failure is of another kind (damaged data stays a failure)."""
+    found: dict[Path, str] = {}
+    for line in (result.stdout + "\n" + result.stderr).splitlines():
+        match = UNREADABLE_OBJECT.search(line)
+        if not match:
+            continue
+        kind = match["kind"] or match["kind2"] or match["kind3"]
+        prefix = match["a"] or match["b"] or match["c"]
+        candidates = sorted((repository / FOLDERS[kind]).glob(f"{prefix}*"))
+        if len(candidates) == 1:
+            found.setdefault(candidates[0], line.strip().removeprefix("error: "))
+    return list(found.items())
+
+
+def quarantine(vault: Vault, client: str, path: Path, problem: str) -> dict:
+    """Moves one unreadable object out of the client's repository into the vault's quarantine
+    directory (outside anything the rclone server serves); logs and returns what was moved."""
+    moment = now()
+    target = vault.quarantine_dir(client) / f"{moment.strftime('%Y%m%dT%H%M%SZ')}-{path.parent.name}-{path.name}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(path, target)
+    what = f"{path.parent.name}/{path.name}"
+    audit(vault, f"[{client}] QUARANTINED {what}: restic cannot read it ({problem}); moved to {target}")
+    return {"object": what, "problem": problem, "time": moment.isoformat(timespec="seconds"), "path": str(target)}
 
 
 def _checked(restic: Restic, subset: str):
@@ -258,11 +347,30 @@ def client_status(vault: Vault, client: str) -> dict:
         if run.pin:
             entry["pins"].append({**summary, "reason": run.pin})
     last_check = state["checks"][0] if state["checks"] else None
-    return {"jobs": jobs, "last_check": last_check, "runs": len(runs)}
+    ignored = [{**run.summary(), "tag": run.pin_tag} for run in runs if run.pin_tag and not run.pin]
+    quarantined = [entry for entry in state.get("quarantined", []) if Path(entry["path"]).exists()]
+    return {
+        "jobs": jobs,
+        "last_check": last_check,
+        "runs": len(runs),
+        "ignored_pin_tags": ignored,
+        "quarantined": quarantined,
+    }
+
+
+def disk_space(vault: Vault) -> dict:
+    """Returns the free and total bytes of the file system that holds the repositories."""
+    usage = shutil.disk_usage(vault.data_dir)
+    return {"path": str(vault.data_dir), "free_bytes": usage.free, "total_bytes": usage.total}
+
+
+def command_space(vault: Vault, arguments: argparse.Namespace) -> int:
+    print(json.dumps(disk_space(vault)))
+    return 0
 
 
 def command_status(vault: Vault, arguments: argparse.Namespace) -> int:
-    report = {"now": now().isoformat(), "clients": {}}
+    report = {"now": now().isoformat(), "clients": {}, "disk": disk_space(vault)}
     for client in vault.chosen(arguments.client):
         try:
             report["clients"][client] = client_status(vault, client)
@@ -281,9 +389,39 @@ def command_pins(vault: Vault, arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _matches(run: Run, wanted: str) -> bool:
+    return run.id == wanted or any(snapshot.startswith(wanted) for snapshot in run.snapshot_ids)
+
+
+def command_pin(vault: Vault, arguments: argparse.Namespace) -> int:
+    """Pins one complete run: the vault records it in its own state, which no client can write.
+    Only the control machine asks (backup.py --data pin=..., upgrade.py, `phoenix pin`)."""
+    reason = arguments.reason.strip()
+    if not reason:
+        raise JobError("pin: --reason is required: say why this run must be kept")
+    matches = [
+        (client, run) for client in vault.chosen(arguments.client) for run in vault.runs(client)
+        if _matches(run, arguments.run)
+    ]  # fmt: skip
+    if len(matches) != 1:
+        found = "no run" if not matches else f"{len(matches)} runs"
+        raise JobError(f"pin: {found} matches '{arguments.run}' (`phoenix-vault runs --client C` lists them)")
+    client, run = matches[0]
+    if not run.complete:
+        raise JobError(f"pin: run {run.id} of {client} has no manifest: it did not finish, so it cannot be pinned")
+    who = arguments.by or "unknown"
+    pins = vault.pins(client, [])
+    pins[run.id] = {"reason": reason, "by": who, "since": now().isoformat(timespec="seconds")}
+    vault.save_pins(client, pins)
+    audit(vault, f"pinned {client}/{run.job} run {run.id} ('{reason}') by {who}", to_stderr=True)
+    print(json.dumps({"client": client, "run": run.id, "pin": reason, "by": who}))
+    return 0
+
+
 def command_unpin(vault: Vault, arguments: argparse.Namespace) -> int:
-    """Releases one pin, the only way a pin ever goes: its tag leaves the run's snapshots, and
-    the retention log says who released it and why. The run itself stays until retention decides."""
+    """Releases one pin, the only way a pin ever goes: the vault's record goes (and the run's pin
+    tag, if any), and the retention log says who released it and why. The run itself stays until
+    retention decides."""
     reason = arguments.reason.strip()
     if not reason:
         raise JobError("unpin: --reason is required: say why this snapshot may be forgotten")
@@ -291,18 +429,24 @@ def command_unpin(vault: Vault, arguments: argparse.Namespace) -> int:
         (client, run)
         for client in vault.chosen(arguments.client)
         for run in vault.runs(client)
-        if run.pin and (run.id == arguments.run or any(s.startswith(arguments.run) for s in run.snapshot_ids))
+        if run.pin and _matches(run, arguments.run)
     ]
     if len(matches) != 1:
         found = "no pinned run" if not matches else f"{len(matches)} pinned runs"
         raise JobError(f"unpin: {found} matches '{arguments.run}' (`phoenix-vault pins` lists them)")
     client, run = matches[0]
-    restic = vault.restic(client)
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    for snapshot in run.snapshot_ids:
-        retry_while_locked(
-            lambda snapshot=snapshot: restic.run("tag", "--remove", f"pin={run.pin}", snapshot), deadline, "unpin"
-        )
+    pins = vault.pins(client, [])
+    pins.pop(run.id, None)
+    vault.save_pins(client, pins)
+    if run.pin_tag:  # else `status` would list the left-over request as an ignored pin tag
+        restic = vault.restic(client)
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        for snapshot in run.snapshot_ids:
+            retry_while_locked(
+                lambda snapshot=snapshot: restic.run("tag", "--remove", f"pin={run.pin_tag}", snapshot),
+                deadline,
+                "unpin",
+            )
     who = arguments.by or "unknown"
     audit(vault, f"unpinned {client}/{run.job} run {run.id} (pin '{run.pin}') by {who}: {reason}", to_stderr=True)
     print(json.dumps({"client": client, "run": run.id, "released_pin": run.pin, "by": arguments.by, "reason": reason}))
@@ -368,6 +512,12 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--client", default="")
     pins = verbs.add_parser("pins", help="every pinned run, with its reason (JSON)")
     pins.add_argument("--client", default="")
+    pin = verbs.add_parser("pin", help="pin one complete run (recorded in the vault's state, logged)")
+    pin.add_argument("run", help="run id or snapshot id (prefix)")
+    pin.add_argument("--reason", required=True, help="why the run must be kept (logged)")
+    pin.add_argument("--by", default="", help="who pins it (logged)")
+    pin.add_argument("--client", default="")
+    verbs.add_parser("space", help="free space of the repositories' file system (JSON)")
     unpin = verbs.add_parser("unpin", help="release one pin (logged with who and why)")
     unpin.add_argument("run", help="run id or snapshot id (prefix)")
     unpin.add_argument("--reason", required=True, help="why the pin may go (logged)")
@@ -383,7 +533,9 @@ COMMANDS = {
     "status": command_status,
     "runs": command_runs,
     "pins": command_pins,
+    "pin": command_pin,
     "unpin": command_unpin,
+    "space": command_space,
     "hold": command_hold,
     "release": command_release,
 }
