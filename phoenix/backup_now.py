@@ -39,14 +39,14 @@ def back_up_now(shell: Shell, command: str, environment: Environment, client: st
     if not failures or not any(entry.get("result") == "failed" for entry in statuses.values()):
         failures = [f"{client}: {(stderr.strip() or stdout.strip())[-800:]}"]
     if any(DISK_FULL in failure for failure in failures):
-        failures.append(vault_space_line(environment))
+        failures.append(vault_space_line(environment, client))
     raise PhoenixError("\n".join(lines + failures))
 
 
-def vault_space_line(environment: Environment) -> str:
-    """Returns the vault's free space in words, or why it is not known."""
+def vault_space_line(environment: Environment, client: str) -> str:
+    """Returns the free space where the vault keeps `client`'s repository, in words, or why it is not known."""
     try:
-        space = ask_vault(environment, "space", timeout=60)
+        space = ask_vault(environment, "space", "--client", client, timeout=60)
     except PhoenixError as error:
         return f"{DISK_FULL}? the vault's free space is unknown: {error}"
     return (

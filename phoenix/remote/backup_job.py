@@ -288,11 +288,11 @@ def stream_dump(config: Config, database: str, snapshot: str, tags: list[str], s
     """
     dump_errors = scratch / "pg_dump.err"
     with dump_errors.open("w") as error_sink:
-        dump = subprocess.Popen(
+        dump = config.restic.watch(subprocess.Popen(
             ["runuser", "-u", "postgres", "--", "pg_dump", "--format=custom", "--compress=0",
              f"--snapshot={snapshot}", database],
             stdout=subprocess.PIPE, stderr=error_sink,
-        )  # fmt: skip
+        ))  # fmt: skip
     restic, output = config.restic.start(
         "backup", "--json", "--host", config.host, "--stdin", "--stdin-filename", f"{database}.dump",
         *tag_arguments(tags),

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 LOCKED_MARKERS = ("repository is already locked", "unable to create lock")
+# the REST server refused to store an object: a full vault disk, mostly (never a lock held by another)
+REFUSED_MARKERS = ("403 Forbidden", "500 Internal Server Error", "507 Insufficient Storage")
 
 
 class JobError(Exception):
@@ -89,13 +91,15 @@ class Restic:
     running: set = field(default_factory=set, repr=False, compare=False)  # for kill_all
 
     def kill_all(self) -> None:
-        """Kills every restic this object started that still runs (a watchdog's last resort: SIGINT
-        would make restic retry removing its lock from a vault that does not answer)."""
+        """Kills every process of a run still going: the restic this object started and what feeds
+        them (a watchdog's last resort: SIGINT would make restic retry removing its lock from a
+        vault that does not answer)."""
         for process in list(self.running):
             if process.poll() is None:
                 process.kill()
 
-    def _started(self, process: subprocess.Popen) -> subprocess.Popen:
+    def watch(self, process: subprocess.Popen) -> subprocess.Popen:
+        """Returns `process`, which kill_all will also stop (a pg_dump feeding restic, say)."""
         self.running = {known for known in self.running if known.poll() is None} | {process}
         return process
 
@@ -117,7 +121,7 @@ class Restic:
 
     def run(self, *arguments: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         """Runs restic to completion; raises JobError naming the command when it fails and `check`."""
-        process = self._started(
+        process = self.watch(
             subprocess.Popen(
                 self.command(*arguments),
                 env=self.environment(),
@@ -139,7 +143,7 @@ class Restic:
 
     def popen_dump(self, snapshot_id: str, path: str) -> subprocess.Popen:
         """Starts `restic dump`, the file's bytes on the process's stdout."""
-        return self._started(
+        return self.watch(
             subprocess.Popen(
                 self.command("dump", snapshot_id, path),
                 env=self.environment(),
@@ -159,12 +163,13 @@ class Restic:
                 stdout=sink,
                 stderr=subprocess.STDOUT,
             )
-        return self._started(process), output
+        return self.watch(process), output
 
 
 def is_locked(message: str) -> bool:
     """True when restic failed because another process holds the repository lock."""
-    return any(marker in message for marker in LOCKED_MARKERS)
+    refused = any(marker in message for marker in REFUSED_MARKERS)  # a lock it could not write
+    return not refused and any(marker in message for marker in LOCKED_MARKERS)
 
 
 def summary_of(output: str) -> dict:

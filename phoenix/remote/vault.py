@@ -17,7 +17,7 @@
                                                pin one run (backup.py, upgrade.py, `phoenix pin`)
     phoenix-vault unpin RUN --reason WHY [--by WHO]
                                                release one pin; the retention log keeps who and why
-    phoenix-vault space                        free space of the repositories' file system (JSON)
+    phoenix-vault space [--client C]           free space of the repositories' file system (JSON)
 
 Pins live in the vault's own state (data_dir/state/CLIENT.pins.json), outside the repositories the
 clients write to: a `pin=` tag a server writes into its own snapshot is a request that pins
@@ -358,19 +358,21 @@ def client_status(vault: Vault, client: str) -> dict:
     }
 
 
-def disk_space(vault: Vault) -> dict:
-    """Returns the free and total bytes of the file system that holds the repositories."""
-    usage = shutil.disk_usage(vault.data_dir)
-    return {"path": str(vault.data_dir), "free_bytes": usage.free, "total_bytes": usage.total}
+def disk_space(path: Path) -> dict:
+    """Returns the free and total bytes of the file system that holds `path`."""
+    usage = shutil.disk_usage(path)
+    return {"path": str(path), "free_bytes": usage.free, "total_bytes": usage.total}
 
 
 def command_space(vault: Vault, arguments: argparse.Namespace) -> int:
-    print(json.dumps(disk_space(vault)))
+    """Prints the free space where the client's repository is (or all repositories, without --client)."""
+    (client,) = vault.chosen(arguments.client) if arguments.client else ("",)
+    print(json.dumps(disk_space(vault.repository(client) if client else vault.data_dir / "repos")))
     return 0
 
 
 def command_status(vault: Vault, arguments: argparse.Namespace) -> int:
-    report = {"now": now().isoformat(), "clients": {}, "disk": disk_space(vault)}
+    report = {"now": now().isoformat(), "clients": {}, "disk": disk_space(vault.data_dir / "repos")}
     for client in vault.chosen(arguments.client):
         try:
             report["clients"][client] = client_status(vault, client)
@@ -517,7 +519,8 @@ def parser() -> argparse.ArgumentParser:
     pin.add_argument("--reason", required=True, help="why the run must be kept (logged)")
     pin.add_argument("--by", default="", help="who pins it (logged)")
     pin.add_argument("--client", default="")
-    verbs.add_parser("space", help="free space of the repositories' file system (JSON)")
+    space = verbs.add_parser("space", help="free space of the repositories' file system (JSON)")
+    space.add_argument("--client", default="", help="where this client's repository is")
     unpin = verbs.add_parser("unpin", help="release one pin (logged with who and why)")
     unpin.add_argument("run", help="run id or snapshot id (prefix)")
     unpin.add_argument("--reason", required=True, help="why the pin may go (logged)")

@@ -19,12 +19,11 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlsplit, urlunsplit
 
-from phoenix.remote.common import Restic, log
+from phoenix.remote.common import REFUSED_MARKERS, Restic, log
 
 PROBE_TIMEOUT_SECONDS = 5
 PROBE_INTERVAL_SECONDS = 2
 UNREACHABLE_AFTER_SECONDS = 15
-REFUSED_MARKERS = ("403 Forbidden", "500 Internal Server Error", "507 Insufficient Storage")
 DISK_FULL = "vault disk full"
 
 

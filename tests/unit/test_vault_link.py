@@ -68,7 +68,7 @@ def test_the_watchdog_stops_restic_when_the_vault_goes_silent_and_says_so(answer
     monkeypatch.setattr(vault_link, "PROBE_TIMEOUT_SECONDS", 1)
     url = f"http://127.0.0.1:{answering_server.server_port}/web1/"
     restic = Restic(repository=f"rest:{url}", password="x")
-    stand_in = restic._started(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]))
+    stand_in = restic.watch(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]))
 
     with vault_link.Watchdog(restic, after=1) as watchdog:
         time.sleep(0.5)

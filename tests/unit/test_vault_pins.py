@@ -49,6 +49,7 @@ def web1_vault(tmp_path, monkeypatch):
         "check_read_data_subset": "5%",
     }  # fmt: skip
     (tmp_path / "vault.json").write_text(json.dumps(settings))
+    (tmp_path / "repos" / "web1").mkdir(parents=True)  # as the vault role and init leave them
     repository = FakeRestic(
         [
             snapshot("a1", 1, "r-old", "data"), snapshot("a2", 1, "r-old", "manifest"),
