@@ -12,6 +12,7 @@ that into words. The vault's free space is known only on the vault: backup.py as
 
 from __future__ import annotations
 
+import re
 import ssl
 import threading
 import time
@@ -106,7 +107,11 @@ def refused_storage(message: str) -> bool:
 
 
 def disk_full_message(message: str) -> str:
+    """Given restic's failure, returns it in words: what the vault refused, and that nothing of the run counts."""
+    marker = next((marker for marker in REFUSED_MARKERS if marker in message), "an error")
+    saved = re.search(r"Save\(<([a-z]+/[0-9a-f]+)>\)", message)
+    what = f" on saving {saved[1]}" if saved else ""
     return (
-        f"{DISK_FULL}: the vault refused to store this run's data ({message}); nothing of this run counts."
-        " `phoenix status` shows the vault's free space"
+        f"{DISK_FULL}: the vault refused to store this run's data (HTTP {marker}{what}); nothing of this run"
+        " counts. `phoenix status` shows the vault's free space"
     )
