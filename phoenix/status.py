@@ -115,7 +115,7 @@ def evaluate(environment: Environment, report: dict) -> tuple[list[Row], list[st
 def quarantine_flag(client: str, entry: dict) -> str:
     """Returns the flag for one object the vault's check moved out of a client's repository."""
     return (
-        f"{client}: QUARANTINED {entry['object'][:24]}... at {entry['time'][:16].replace('T', ' ')}: the check could"
+        f"{client}: QUARANTINED {entry['object']} at {entry['time'][:16].replace('T', ' ')}: the check could"
         f" not read it ({entry['problem']}); the rest was checked. It is kept on the vault as {entry['path']}:"
         " delete it there once reviewed"
     )

@@ -113,5 +113,5 @@ def disk_full_message(message: str) -> str:
     what = f" on saving {saved[1]}" if saved else ""
     return (
         f"{DISK_FULL}: the vault refused to store this run's data (HTTP {marker}{what}); nothing of this run"
-        " counts. `phoenix status` shows the vault's free space"
+        " counts; phoenix status shows the vault's free space"
     )

@@ -88,3 +88,10 @@ def test_a_refused_write_is_reported_as_a_full_vault_disk():
     assert vault_link.refused_storage(restic_said)
     assert vault_link.disk_full_message(restic_said).startswith("vault disk full: the vault refused to store")
     assert not vault_link.refused_storage("restic backup failed (exit 3): some files could not be read")
+
+
+def test_a_lock_the_vault_refused_to_store_is_not_mistaken_for_a_lock_held_by_another():
+    from phoenix.remote.common import is_locked
+
+    assert is_locked("unable to create lock in backend: repository is already locked by PID 12 on web1")
+    assert not is_locked("unable to create lock in backend: server response unexpected: 403 Forbidden (403)")

@@ -105,3 +105,24 @@ def test_damage_restic_names_no_object_for_stays_a_failed_check(vault_with_garba
     assert vault.main_with(vault_with_garbage, ["check", "--client", "web1"]) == 1
     assert not vault_with_garbage.state("web1")["checks"][0]["ok"]
     assert not (vault_with_garbage.data_dir / "quarantine").exists()
+
+
+def test_phoenix_status_flags_a_quarantined_object_and_lists_an_ignored_pin_tag():
+    from phoenix import status
+
+    entry = {
+        "object": f"snapshots/{GARBAGE}",
+        "problem": "load <snapshot/0000000000>: invalid data returned",
+        "time": "2026-11-30T06:03:46+00:00",
+        "path": f"/var/lib/phoenix-vault/quarantine/web1/20261130T060346Z-snapshots-{GARBAGE}",
+    }
+    assert status.quarantine_flag("web1", entry) == (
+        f"web1: QUARANTINED snapshots/{GARBAGE} at 2026-11-30 06:03: the check could not read it"
+        " (load <snapshot/0000000000>: invalid data returned); the rest was checked. It is kept on the vault as"
+        f" /var/lib/phoenix-vault/quarantine/web1/20261130T060346Z-snapshots-{GARBAGE}: delete it there once reviewed"
+    )
+    report = {"clients": {"web1": {"ignored_pin_tags": [{"job": "files", "run": "r-1", "tag": "attacker"}]}}}
+    assert status.ignored_pin_lines(report) == [
+        "web1/files run r-1: pin tag 'attacker' written by the server itself is ignored"
+        " (not a pin: pins are made from the control machine, `phoenix pin`)"
+    ]
