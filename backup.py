@@ -6,7 +6,7 @@
 Runs each host's jobs with phoenix-backup, the program the nightly timers run. One backup runs
 at a time per host: this waits for a scheduled run in progress instead of racing it, and both
 runs keep their own snapshots. The pin is recorded by the vault, asked from here
-(phoenix/backup_now.py): a server cannot pin its own backups.
+(phoenix/backup_now.py): a server cannot pin its own backups. Each job's report is printed.
 """
 
 import sys

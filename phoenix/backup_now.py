@@ -28,7 +28,7 @@ def back_up_now(shell: Shell, command: str, environment: Environment, client: st
     succeeded, stdout, stderr = shell(command)
     listed, status_text, _ = shell("phoenix-backup status")
     statuses = json.loads(status_text) if listed else {}
-    lines = []
+    lines = [line for line in stdout.splitlines() if line.strip()]  # each job's report
     for job, entry in sorted(statuses.items()):
         if pin and entry.get("result") == "ok" and entry.get("pin") == pin:
             pinned = pin_run(environment, client, entry["run"], pin, by)

@@ -19,7 +19,8 @@ def host_shell(result: bool, statuses: dict):
         if command == "phoenix-backup status":
             return True, json.dumps(statuses), ""
         assert command == COMMAND
-        return result, "", "" if result else "phoenix-backup: failed"
+        report = "[files] done: snapshot 3e64c922 + manifest 51dea9c7\n"
+        return result, report, "" if result else "phoenix-backup: failed"
 
     return shell
 
@@ -53,9 +54,10 @@ def test_each_run_made_with_a_pin_is_pinned_by_the_vault_with_who(vault_calls):
         ("pin", "web1", "r2", "before 2.0", "ana@laptop"),
     ]
     assert lines == [
+        "[files] done: snapshot 3e64c922 + manifest 51dea9c7",
         "web1/db-links: run r1 pinned on the vault: before 2.0",
         "web1/files: run r2 pinned on the vault: before 2.0",
-    ]  # noqa: E501
+    ]
 
 
 def test_a_full_vault_disk_is_reported_with_its_free_space_and_the_good_run_still_pinned(vault_calls):
@@ -75,5 +77,7 @@ def test_a_full_vault_disk_is_reported_with_its_free_space_and_the_good_run_stil
 
 def test_without_a_pin_nothing_is_asked_of_the_vault(vault_calls):
     statuses = {"files": {"result": "ok", "run": "r2", "pin": ""}}
-    assert backup_now.back_up_now(host_shell(True, statuses), COMMAND, None, "web1", "", "ana@laptop") == []
+    assert backup_now.back_up_now(host_shell(True, statuses), COMMAND, None, "web1", "", "ana@laptop") == [
+        "[files] done: snapshot 3e64c922 + manifest 51dea9c7"
+    ]
     assert vault_calls == []
