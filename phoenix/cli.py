@@ -91,6 +91,12 @@ def run_pins(arguments: argparse.Namespace) -> int:
     return pins.list_pins(arguments.inventory)
 
 
+def run_pin(arguments: argparse.Namespace) -> int:
+    from phoenix import pins
+
+    return pins.pin(arguments.inventory, arguments.run_id, arguments.reason)
+
+
 def run_unpin(arguments: argparse.Namespace) -> int:
     from phoenix import pins
 
@@ -149,6 +155,11 @@ def parser() -> argparse.ArgumentParser:
     pins_parser = verbs.add_parser("pins", help="pinned backups, with their reasons and ages")
     pins_parser.add_argument("inventory", help="inventories/<env>.py or .yml")
     pins_parser.set_defaults(run=run_pins)
+    pin_parser = verbs.add_parser("pin", help="pin one backup run on the vault; retention never removes it")
+    pin_parser.add_argument("inventory", help="inventories/<env>.py or .yml")
+    pin_parser.add_argument("run_id", metavar="RUN", help="run id or snapshot id (phoenix-backup runs lists them)")
+    pin_parser.add_argument("--reason", required=True, help="why the run must be kept (logged on the vault)")
+    pin_parser.set_defaults(run=run_pin)
     unpin_parser = verbs.add_parser("unpin", help="release one pin; the vault logs who and why")
     unpin_parser.add_argument("inventory", help="inventories/<env>.py or .yml")
     unpin_parser.add_argument("run_id", metavar="RUN", help="run id or snapshot id, as `phoenix pins` shows")

@@ -1,8 +1,11 @@
-"""`phoenix pins inventories/<env>.py` and `phoenix unpin inventories/<env>.py ID --reason WHY`.
+"""`phoenix pins inventories/<env>.py`, `phoenix pin inventories/<env>.py RUN --reason WHY` and
+`phoenix unpin inventories/<env>.py RUN --reason WHY`.
 
-A pin (backup.py --data pin="reason", or the pre-upgrade backup) keeps a run whatever the
-retention policy says. Only `unpin` releases one, on the vault, which logs who and why in its
-retention log; the run then ages out like any other.
+A pin (backup.py --data pin="reason", the pre-upgrade backup, or `phoenix pin`) keeps a run
+whatever the retention policy says. Pins are decided here, on the control machine, and recorded
+by the vault in its own state: a pin= tag a server writes into its own snapshot pins nothing.
+Only `unpin` releases one, on the vault, which logs who and why in its retention log; the run
+then ages out like any other.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from datetime import datetime
 
 from phoenix.drill import duration
 from phoenix.errors import PhoenixError
-from phoenix.inventory import load_environment
+from phoenix.inventory import Environment, load_environment
 from phoenix.status import ask_vault
 
 
@@ -35,10 +38,28 @@ def list_pins(inventory: str) -> int:
     return 0
 
 
+def who_am_i() -> str:
+    """Returns user@host of the control machine, as the vault logs it for a pin or an unpin."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def pin_run(environment: Environment, client: str, run: str, reason: str, by: str) -> dict:
+    """Asks the environment's vault to pin one run of `client`; returns its answer; PhoenixError when refused."""
+    return ask_vault(environment, "pin", run, "--client", client, "--reason", reason, "--by", by)
+
+
+def pin(inventory: str, run: str, reason: str) -> int:
+    if not reason.strip():
+        raise PhoenixError("pin: --reason must say why the run must be kept; it is logged on the vault")
+    pinned = ask_vault(load_environment(inventory), "pin", run, "--reason", reason, "--by", who_am_i())
+    print(f"pinned {pinned['client']} run {pinned['run']}: '{pinned['pin']}' (logged on the vault: by {pinned['by']})")
+    return 0
+
+
 def unpin(inventory: str, run: str, reason: str) -> int:
     if not reason.strip():
         raise PhoenixError("unpin: --reason must say why the pin may go; it is logged on the vault")
-    who = f"{getpass.getuser()}@{socket.gethostname()}"
+    who = who_am_i()
     released = ask_vault(load_environment(inventory), "unpin", run, "--reason", reason, "--by", who)
     print(
         f"released pin '{released['released_pin']}' of {released['client']} run {released['run']}"

@@ -101,6 +101,7 @@ def evaluate(environment: Environment, report: dict) -> tuple[list[Row], list[st
             vault_flags.append(f"{name}: the repository was never checked")
         elif not check["ok"] or check.get("problems"):
             vault_flags.append(f"{name}: the last check ({check['time']}) FAILED")
+        vault_flags += [quarantine_flag(name, entry) for entry in client.get("quarantined", [])]
         for job in expected:
             found = client["jobs"].get(job, {})
             row = Row(
@@ -135,6 +136,25 @@ def _time(text: str) -> str:
     return text[:16].replace("T", " ")
 
 
+def quarantine_flag(client: str, entry: dict) -> str:
+    """Returns the flag for one object the vault's check moved out of a client's repository."""
+    return (
+        f"{client}: QUARANTINED {entry['object']} at {entry['time'][:16].replace('T', ' ')}: the check could"
+        f" not read it ({entry['problem']}); the rest was checked. It is kept on the vault as {entry['path']}:"
+        " delete it there once reviewed"
+    )
+
+
+def ignored_pin_lines(report: dict) -> list[str]:
+    """Returns a line per run whose pin= tag the server wrote itself: a request the vault did not record."""
+    return [
+        f"{client}/{run['job']} run {run['run']}: pin tag '{run['tag']}' written by the server itself is ignored"
+        " (not a pin: pins are made from the control machine, `phoenix pin`)"
+        for client, entry in sorted(report["clients"].items())
+        for run in entry.get("ignored_pin_tags", [])
+    ]
+
+
 def _when(entry: dict | None, now: datetime) -> str:
     if not entry:
         return "none"
@@ -160,8 +180,21 @@ def render(rows: list[Row], vault_flags: list[str], report: dict) -> str:
         if check:
             result = "passed" if check["ok"] and not check.get("problems") else "FAILED"
             lines.append(f"check of {client}'s repository: {result} at {check['time'][:16].replace('T', ' ')}")
+    disk = report.get("disk")
+    if disk:
+        lines.append(f"vault disk: {human_bytes(disk['free_bytes'])} free of {human_bytes(disk['total_bytes'])}")
+    lines += ignored_pin_lines(report)
     lines += [f"!! {flag}" for flag in vault_flags]
     return "\n".join(lines)
+
+
+def human_bytes(count: float) -> str:
+    """Returns a byte count as people read it: 512 B, 1.5 MiB, 12.0 GiB."""
+    units = ["B", "KiB", "MiB", "GiB"]
+    while count >= 1024 and len(units) > 1:
+        count /= 1024
+        units.pop(0)
+    return f"{count:.0f} B" if units[0] == "B" else f"{count:.1f} {units[0]}"
 
 
 def run(inventory: str, as_json: bool) -> int:
@@ -178,5 +211,6 @@ def run(inventory: str, as_json: bool) -> int:
     else:
         print(render(rows, vault_flags, report))
         print(drill_line + "".join(f"\n!! {flag}" for flag in drill_flags))
-    flagged = any(row.flags for row in rows) or any("FAILED" in flag for flag in vault_flags) or drill_flags
+    failing = ("FAILED", "QUARANTINED")
+    flagged = any(row.flags for row in rows) or any(w in flag for flag in vault_flags for w in failing) or drill_flags
     return 1 if flagged else 0

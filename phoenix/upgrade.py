@@ -218,6 +218,9 @@ class Upgrade:
             for job, entry in status.items():
                 if entry.get("result") != "ok" or entry.get("pin") != pin:
                     raise StepFailed(f"{name}/{job}: the pre-upgrade backup did not finish ({entry.get('result')})")
+                # the vault records the pin: the server's own --pin only tags its snapshots
+                by = f"upgrade.py ({self.plan.host})"
+                self.vault("pin", entry["run"], "--client", name, "--reason", pin, "--by", by)
                 self.record["pinned_runs"][f"{name}/{job}"] = entry["run"]
         self.say(
             f"{self.plan.host}: pinned " + ", ".join(f"{k} run {v}" for k, v in self.record["pinned_runs"].items())

@@ -19,6 +19,7 @@ MODULES = [
     "phoenix/remote/common.py",
     "phoenix/remote/runs.py",
     "phoenix/remote/backup_job.py",
+    "phoenix/remote/vault_link.py",
     "phoenix/remote/vault.py",
     "phoenix/remote/restore.py",
 ]

@@ -1,6 +1,8 @@
 """phoenix-backup: a data host's backup jobs (run by systemd timers, backup.py, or by hand).
 
     phoenix-backup run JOB|all [--trigger scheduled|manual|pre-upgrade] [--pin REASON]
+                                               (--pin only asks: the control machine has the
+                                               vault pin the run, see phoenix/pins.py)
     phoenix-backup status                      last result of each job (JSON)
     phoenix-backup runs [--job JOB]            the runs in the repository (JSON)
     phoenix-backup verify-restore JOB [--run RUN]
@@ -50,6 +52,7 @@ from phoenix.remote.common import (
     write_json,
 )
 from phoenix.remote.runs import Run, run_tags, runs_from_listing
+from phoenix.remote.vault_link import Watchdog, disk_full_message, endpoint, probe, refused_storage, unreachable
 
 CONFIG_PATH = Path(os.environ.get("PHOENIX_BACKUP_CONFIG", "/etc/phoenix/backup.json"))
 LOCK_PATH = Path("/run/lock/phoenix-backup.lock")
@@ -179,6 +182,10 @@ def new_run_id() -> str:
 
 def check_repository(restic: Restic) -> None:
     """Fails fast and clearly when the repository cannot be reached or opened; clears stale locks."""
+    url = endpoint(restic.repository)
+    reason = probe(url, restic.cacert) if url else ""
+    if reason:
+        raise JobError(f"{unreachable(url, reason)}; nothing was written")
     result = restic.run("cat", "config", check=False)
     if result.returncode != 0:
         reason = redact(last_lines(result.stderr, 3))
@@ -281,11 +288,11 @@ def stream_dump(config: Config, database: str, snapshot: str, tags: list[str], s
     """
     dump_errors = scratch / "pg_dump.err"
     with dump_errors.open("w") as error_sink:
-        dump = subprocess.Popen(
+        dump = config.restic.watch(subprocess.Popen(
             ["runuser", "-u", "postgres", "--", "pg_dump", "--format=custom", "--compress=0",
              f"--snapshot={snapshot}", database],
             stdout=subprocess.PIPE, stderr=error_sink,
-        )  # fmt: skip
+        ))  # fmt: skip
     restic, output = config.restic.start(
         "backup", "--json", "--host", config.host, "--stdin", "--stdin-filename", f"{database}.dump",
         *tag_arguments(tags),
@@ -349,15 +356,17 @@ def run_job(config: Config, name: str, trigger: str, pin: str, deadline: float) 
     record = {"job": name, "kind": job["kind"], "host": config.host, "trigger": trigger, "run": run_id, "pin": pin}
     record.update(started=now().isoformat(), result="running")
     began = time.monotonic()
-    log(f"[{name}] run {run_id} ({trigger}{', pinned: ' + pin if pin else ''}): checking the repository")
+    log(f"[{name}] run {run_id} ({trigger}{', pin asked: ' + pin if pin else ''}): checking the repository")
     check_repository(config.restic)
-    kind_backup = backup_database if job["kind"] == "db" else backup_files
-    data_tags = run_tags(config.host, job, trigger, run_id, "data", pin)
-    summary, fields = retry_while_locked(lambda: kind_backup(config, job, data_tags), deadline, f"[{name}]")
-    manifest = {"run": run_id, "job": name, "kind": job["kind"], "host": config.host, "trigger": trigger}
-    manifest.update(fields, data_snapshot=summary["snapshot_id"], created=now().isoformat())
-    manifest_tags = run_tags(config.host, job, trigger, run_id, "manifest", pin)
-    manifest_id = retry_while_locked(lambda: write_manifest(config, manifest, manifest_tags), deadline, f"[{name}]")
+    with Watchdog(config.restic) as watchdog:
+        try:
+            summary, fields, manifest_id = _store_run(config, job, trigger, run_id, pin, deadline)
+        except JobError as error:
+            if watchdog.tripped:
+                raise JobError(f"{watchdog.tripped}; nothing of this run counts (no manifest)") from error
+            if refused_storage(str(error)):
+                raise JobError(disk_full_message(str(error))) from error
+            raise
     record.update(
         result="ok",
         finished=now().isoformat(),
@@ -377,6 +386,19 @@ def run_job(config: Config, name: str, trigger: str, pin: str, deadline: float) 
         f" {record['duration_seconds']}s"
     )
     return record
+
+
+def _store_run(config: Config, job: dict, trigger: str, run_id: str, pin: str, deadline: float):
+    """Stores the run's data, then its manifest; returns (data summary, manifest fields, manifest id)."""
+    name = job["name"]
+    kind_backup = backup_database if job["kind"] == "db" else backup_files
+    data_tags = run_tags(config.host, job, trigger, run_id, "data", pin)
+    summary, fields = retry_while_locked(lambda: kind_backup(config, job, data_tags), deadline, f"[{name}]")
+    manifest = {"run": run_id, "job": name, "kind": job["kind"], "host": config.host, "trigger": trigger}
+    manifest.update(fields, data_snapshot=summary["snapshot_id"], created=now().isoformat())
+    manifest_tags = run_tags(config.host, job, trigger, run_id, "manifest", pin)
+    manifest_id = retry_while_locked(lambda: write_manifest(config, manifest, manifest_tags), deadline, f"[{name}]")
+    return summary, fields, manifest_id
 
 
 def command_run(config: Config, arguments: argparse.Namespace) -> int:
@@ -454,7 +476,9 @@ def parser() -> argparse.ArgumentParser:
     run = verbs.add_parser("run", help="run backup jobs now")
     run.add_argument("job", nargs="+", help="job names, or all")
     run.add_argument("--trigger", choices=TRIGGERS, default="manual")
-    run.add_argument("--pin", default="", help="pin the snapshots made: retention never removes them")
+    run.add_argument(
+        "--pin", default="", help="ask for a pin (a tag): only the vault, asked by the control machine, pins a run"
+    )
     verbs.add_parser("status", help="the last result of each job, as JSON")
     runs = verbs.add_parser("runs", help="the runs in the repository, as JSON")
     runs.add_argument("--job", default="")

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 LOCKED_MARKERS = ("repository is already locked", "unable to create lock")
+# the REST server refused to store an object: a full vault disk, mostly (never a lock held by another)
+REFUSED_MARKERS = ("403 Forbidden", "500 Internal Server Error", "507 Insufficient Storage")
 
 
 class JobError(Exception):
@@ -87,6 +89,20 @@ class Restic:
     extra_environment: dict = field(default_factory=dict)
     cache: bool = True
     flags: list[str] = field(default_factory=list)  # global flags for every command (--no-lock)
+    running: set = field(default_factory=set, repr=False, compare=False)  # for kill_all
+
+    def kill_all(self) -> None:
+        """Kills every process of a run still going: the restic this object started and what feeds
+        them (a watchdog's last resort: SIGINT would make restic retry removing its lock from a
+        vault that does not answer)."""
+        for process in list(self.running):
+            if process.poll() is None:
+                process.kill()
+
+    def watch(self, process: subprocess.Popen) -> subprocess.Popen:
+        """Returns `process`, which kill_all will also stop (a pg_dump feeding restic, say)."""
+        self.running = {known for known in self.running if known.poll() is None} | {process}
+        return process
 
     def command(self, *arguments: str) -> list[str]:
         base = ["restic", *self.flags]
@@ -106,14 +122,18 @@ class Restic:
 
     def run(self, *arguments: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         """Runs restic to completion; raises JobError naming the command when it fails and `check`."""
-        result = subprocess.run(
-            self.command(*arguments),
-            env=self.environment(),
-            input=input,
-            stdin=None if input is not None else subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
+        process = self.watch(
+            subprocess.Popen(
+                self.command(*arguments),
+                env=self.environment(),
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         )
+        stdout, stderr = process.communicate(input)
+        result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         if check and result.returncode != 0:
             reason = redact(last_lines(result.stderr))
             raise JobError(f"restic {arguments[0]} failed (exit {result.returncode}): {reason}")
@@ -124,11 +144,13 @@ class Restic:
 
     def popen_dump(self, snapshot_id: str, path: str) -> subprocess.Popen:
         """Starts `restic dump`, the file's bytes on the process's stdout."""
-        return subprocess.Popen(
-            self.command("dump", snapshot_id, path),
-            env=self.environment(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+        return self.watch(
+            subprocess.Popen(
+                self.command("dump", snapshot_id, path),
+                env=self.environment(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
         )
 
     def start(self, *arguments: str, output_dir: Path) -> tuple[subprocess.Popen, Path]:
@@ -142,12 +164,13 @@ class Restic:
                 stdout=sink,
                 stderr=subprocess.STDOUT,
             )
-        return process, output
+        return self.watch(process), output
 
 
 def is_locked(message: str) -> bool:
     """True when restic failed because another process holds the repository lock."""
-    return any(marker in message for marker in LOCKED_MARKERS)
+    refused = any(marker in message for marker in REFUSED_MARKERS)  # a lock it could not write
+    return not refused and any(marker in message for marker in LOCKED_MARKERS)
 
 
 def summary_of(output: str) -> dict:

@@ -3,6 +3,11 @@
 A run's manifest is written only after its data snapshot succeeded, so a run without one (a
 dump that failed half-way, a job killed mid-stream) is incomplete: it never counts as good.
 Snapshots without a run= tag were not made by Phoenix and are left alone.
+
+A `pin=` tag is only what the server asked for: the server wrote it into its own snapshot, so
+it proves nothing. A run is pinned when the vault recorded the pin in its own state
+(phoenix/remote/vault.py, `phoenix-vault pin`, asked by the control machine); the vault sets
+`Run.pin` from that record.
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ class Run:
     kind: str
     trigger: str
     time: datetime
-    pin: str
+    pin_tag: str  # what the snapshot's tags ask for: a request, never a pin by itself
+    pin: str = ""  # the vault's recorded pin reason ("" when not pinned)
     data: dict | None = None
     manifest: dict | None = None
 
@@ -65,6 +71,7 @@ class Run:
             "trigger": self.trigger,
             "time": self.time.isoformat(),
             "pin": self.pin,
+            "pin_tag": self.pin_tag,
             "complete": self.complete,
             "snapshots": self.snapshot_ids,
         }
@@ -88,19 +95,20 @@ def runs_from_listing(listing: list[dict]) -> list[Run]:
                 kind=tag_value(tags, "kind"),
                 trigger=tag_value(tags, "trigger"),
                 time=parse_time(entry["time"]),
-                pin=tag_value(tags, "pin"),
+                pin_tag=tag_value(tags, "pin"),
             )
         if part == "manifest":
             run.manifest = entry
         else:
             run.data = entry
             run.time = parse_time(entry["time"])
-        run.pin = run.pin or tag_value(tags, "pin")
+        run.pin_tag = run.pin_tag or tag_value(tags, "pin")
     return sorted(runs.values(), key=lambda run: run.time)
 
 
 def as_retention_snapshots(runs: list[Run], verified: set[str]) -> list[Snapshot]:
-    """Returns the runs as retention sees them: one Snapshot per run, verified only when complete."""
+    """Returns the runs as retention sees them: one Snapshot per run, verified only when complete,
+    pinned only when the vault recorded the pin (a `pin=` tag alone pins nothing)."""
     return [
         Snapshot(
             id=run.id,

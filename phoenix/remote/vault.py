@@ -2,7 +2,10 @@
 
     phoenix-vault init                         make the repositories that do not exist yet
     phoenix-vault check [--client C]           restic check --read-data-subset, then each new
-                                               run's manifest; a pass marks runs verified
+                                               run's manifest; a pass marks runs verified. An
+                                               object restic cannot read (a snapshot or index
+                                               file a client wrote as garbage) is moved to the
+                                               quarantine directory and the rest checked again
     phoenix-vault check --new [--client C]     the frequent pass (minutes after a run lands): each
                                                run neither verified nor failed yet, against its
                                                manifest; a mismatch marks the run failed
@@ -13,8 +16,15 @@
                                                last check (JSON)
     phoenix-vault runs --client C              every run of a client, verified, failed or neither (JSON)
     phoenix-vault pins [--client C]            every pinned run and its reason (JSON)
+    phoenix-vault pin RUN --reason WHY [--by WHO] [--client C]
+                                               pin one run (backup.py, upgrade.py, `phoenix pin`)
     phoenix-vault unpin RUN --reason WHY [--by WHO]
                                                release one pin; the retention log keeps who and why
+    phoenix-vault space [--client C]           free space of the repositories' file system (JSON)
+
+Pins live in the vault's own state (data_dir/state/CLIENT.pins.json), outside the repositories the
+clients write to: a `pin=` tag a server writes into its own snapshot is a request that pins
+nothing (`status` lists it as ignored).
 
 Run as root it re-runs itself as the vault's user, so every repository file stays readable by
 the rclone server. check, retain and unpin take turns (one lock file); `check --new` skips its
@@ -29,6 +39,8 @@ import fcntl
 import hashlib
 import json
 import os
+import re
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -55,6 +67,16 @@ from phoenix.retention import Policy, select
 CONFIG_PATH = Path(os.environ.get("PHOENIX_VAULT_CONFIG", "/etc/phoenix-vault/vault.json"))
 LOCK_WAIT_SECONDS = 1800
 CHECK_HISTORY = 20
+QUARANTINE_ROUNDS = 5  # restic check runs again after each quarantine, at most this often
+ADOPTED = "the vault, from the run's pin tag, when pins moved into the vault's state"
+# restic 0.14's words for an object it cannot load: `load <snapshot/0123456789>: ...`,
+# `could not load snapshot 01234567: ...`, `error loading index 0123...: ...`
+UNREADABLE_OBJECT = re.compile(
+    r"load <(?P<kind>snapshot|index)/(?P<a>[0-9a-f]{6,64})>"
+    r"|could not load (?P<kind2>snapshot) (?P<b>[0-9a-f]{6,64})"
+    r"|error loading (?P<kind3>index) (?P<c>[0-9a-f]{6,64})"
+)
+FOLDERS = {"snapshot": "snapshots", "index": "index"}
 
 
 class Vault:
@@ -82,6 +104,9 @@ class Vault:
 
     def state(self, client: str) -> dict:
         return {"failed": {}, **read_json(self.state_path(client), {"verified": {}, "checks": []})}
+
+    def quarantine_dir(self, client: str) -> Path:
+        return self.data_dir / "quarantine" / client
 
     def save_state(self, client: str, state: dict) -> None:
         write_json(self.state_path(client), state, mode=0o640)
@@ -115,7 +140,32 @@ class Vault:
         return [client] if client else sorted(self.clients)
 
     def runs(self, client: str, lock: bool = True) -> list[Run]:
-        return runs_from_listing(self.restic(client, lock).json("snapshots"))
+        """Returns the client's runs, each pinned only when this vault's state records the pin."""
+        runs = runs_from_listing(self.restic(client, lock).json("snapshots"))
+        pins = self.pins(client, runs)
+        for run in runs:
+            run.pin = pins.get(run.id, {}).get("reason", "")
+        return runs
+
+    def pins_path(self, client: str) -> Path:
+        return self.data_dir / "state" / f"{client}.pins.json"
+
+    def pins(self, client: str, runs: list[Run]) -> dict[str, dict]:
+        """Returns the client's recorded pins {run id: {reason, by, since}}.
+
+        A vault that has no pin record yet (its repositories predate recorded pins) adopts the
+        runs' pin tags once, so that no pin made before is lost; from then on only `pin` adds one."""
+        pins = read_json(self.pins_path(client))
+        if pins is None:
+            since = now().isoformat(timespec="seconds")
+            pins = {run.id: {"reason": run.pin_tag, "by": ADOPTED, "since": since} for run in runs if run.pin_tag}
+            self.save_pins(client, pins)
+            if pins:
+                audit(self, f"[{client}] adopted {len(pins)} pin(s) from the runs' tags", to_stderr=True)
+        return pins
+
+    def save_pins(self, client: str, pins: dict[str, dict]) -> None:
+        write_json(self.pins_path(client), pins, mode=0o640)
 
 
 def policy_from(settings: dict) -> Policy:
@@ -150,6 +200,7 @@ def command_init(vault: Vault, arguments: argparse.Namespace) -> int:
             continue
         vault.repository(client).parent.mkdir(parents=True, exist_ok=True)
         vault.restic(client).run("init")
+        vault.save_pins(client, {})  # a new repository has no pin tags to adopt
         log(f"created the repository of {client}")
     return 0
 
@@ -189,15 +240,27 @@ def command_check(vault: Vault, arguments: argparse.Namespace) -> int:
 
 
 def _check_client(vault: Vault, client: str, subset: str) -> int:
-    """The weekly check of one client: restic check, then every run not verified yet (runs that
-    failed a check are tried again); returns 1 when something failed."""
+    """The weekly check of one client: restic check (an object restic cannot read is quarantined and
+    the check run again without it), then every run not verified yet (runs that failed a check are
+    tried again); returns 1 when something failed."""
     restic = vault.restic(client)
     started = now()
     log(f"[{client}] restic check --read-data-subset={subset}")
     restic.run("unlock", check=False)  # stale locks only (a killed client's, say)
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    result = retry_while_locked(lambda restic=restic: _checked(restic, subset), deadline, f"[{client}] check", pause=10)
+    quarantined = []
+    for _ in range(QUARANTINE_ROUNDS):
+        result = retry_while_locked(
+            lambda restic=restic: _checked(restic, subset), deadline, f"[{client}] check", pause=10
+        )
+        unreadable = [] if result.returncode == 0 else unreadable_objects(vault.repository(client), result)
+        if not unreadable:
+            break
+        quarantined += [quarantine(vault, client, path, problem) for path, problem in unreadable]
+        log(f"[{client}] checking again without the quarantined object(s)")
     record = {"time": started.isoformat(), "ok": result.returncode == 0, "subset": subset}
+    if quarantined:
+        record["quarantined"] = quarantined
     outcome: dict = {}
     if result.returncode != 0:
         record["message"] = (result.stdout + result.stderr).strip().splitlines()[-5:]
@@ -210,6 +273,8 @@ def _check_client(vault: Vault, client: str, subset: str) -> int:
 
     def change(state: dict) -> None:
         _record_outcome(state, outcome)
+        if quarantined:
+            state["quarantined"] = [*state.get("quarantined", []), *quarantined]
         state["checks"] = [record, *state["checks"]][:CHECK_HISTORY]
 
     vault.update_state(client, change)
@@ -243,6 +308,34 @@ def _record_outcome(state: dict, outcome: dict, new: bool = False) -> None:
         state["failed"][run_id] = {"time": now().isoformat(), "problem": problem}
     if new:
         state["last_new_check"] = {"time": now().isoformat(), **{key: sorted(value) for key, value in outcome.items()}}
+
+
+def unreadable_objects(repository: Path, result) -> list[tuple[Path, str]]:
+    """Given a failed `restic check`, returns the snapshot and index files it could not load, with
+    restic's words for each; empty when the failure is of another kind (damaged data stays a failure)."""
+    found: dict[Path, str] = {}
+    for line in (result.stdout + "\n" + result.stderr).splitlines():
+        match = UNREADABLE_OBJECT.search(line)
+        if not match:
+            continue
+        kind = match["kind"] or match["kind2"] or match["kind3"]
+        prefix = match["a"] or match["b"] or match["c"]
+        candidates = sorted((repository / FOLDERS[kind]).glob(f"{prefix}*"))
+        if len(candidates) == 1:
+            found.setdefault(candidates[0], line.strip().removeprefix("error: "))
+    return list(found.items())
+
+
+def quarantine(vault: Vault, client: str, path: Path, problem: str) -> dict:
+    """Moves one unreadable object out of the client's repository into the vault's quarantine
+    directory (outside anything the rclone server serves); logs and returns what was moved."""
+    moment = now()
+    target = vault.quarantine_dir(client) / f"{moment.strftime('%Y%m%dT%H%M%SZ')}-{path.parent.name}-{path.name}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(path, target)
+    what = f"{path.parent.name}/{path.name}"
+    audit(vault, f"[{client}] QUARANTINED {what}: restic cannot read it ({problem}); moved to {target}")
+    return {"object": what, "problem": problem, "time": moment.isoformat(timespec="seconds"), "path": str(target)}
 
 
 def _checked(restic: Restic, subset: str):
@@ -351,11 +444,33 @@ def client_status(vault: Vault, client: str) -> dict:
         if run.pin:
             entry["pins"].append({**summary, "reason": run.pin})
     last_check = state["checks"][0] if state["checks"] else None
-    return {"jobs": jobs, "last_check": last_check, "last_new_check": state.get("last_new_check"), "runs": len(runs)}
+    ignored = [{**run.summary(), "tag": run.pin_tag} for run in runs if run.pin_tag and not run.pin]
+    quarantined = [entry for entry in state.get("quarantined", []) if Path(entry["path"]).exists()]
+    return {
+        "jobs": jobs,
+        "last_check": last_check,
+        "last_new_check": state.get("last_new_check"),
+        "runs": len(runs),
+        "ignored_pin_tags": ignored,
+        "quarantined": quarantined,
+    }
+
+
+def disk_space(path: Path) -> dict:
+    """Returns the free and total bytes of the file system that holds `path`."""
+    usage = shutil.disk_usage(path)
+    return {"path": str(path), "free_bytes": usage.free, "total_bytes": usage.total}
+
+
+def command_space(vault: Vault, arguments: argparse.Namespace) -> int:
+    """Prints the free space where the client's repository is (or all repositories, without --client)."""
+    (client,) = vault.chosen(arguments.client) if arguments.client else ("",)
+    print(json.dumps(disk_space(vault.repository(client) if client else vault.data_dir / "repos")))
+    return 0
 
 
 def command_status(vault: Vault, arguments: argparse.Namespace) -> int:
-    report = {"now": now().isoformat(), "clients": {}}
+    report = {"now": now().isoformat(), "clients": {}, "disk": disk_space(vault.data_dir / "repos")}
     for client in vault.chosen(arguments.client):
         try:
             report["clients"][client] = client_status(vault, client)
@@ -374,9 +489,39 @@ def command_pins(vault: Vault, arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _matches(run: Run, wanted: str) -> bool:
+    return run.id == wanted or any(snapshot.startswith(wanted) for snapshot in run.snapshot_ids)
+
+
+def command_pin(vault: Vault, arguments: argparse.Namespace) -> int:
+    """Pins one complete run: the vault records it in its own state, which no client can write.
+    Only the control machine asks (backup.py --data pin=..., upgrade.py, `phoenix pin`)."""
+    reason = arguments.reason.strip()
+    if not reason:
+        raise JobError("pin: --reason is required: say why this run must be kept")
+    matches = [
+        (client, run) for client in vault.chosen(arguments.client) for run in vault.runs(client)
+        if _matches(run, arguments.run)
+    ]  # fmt: skip
+    if len(matches) != 1:
+        found = "no run" if not matches else f"{len(matches)} runs"
+        raise JobError(f"pin: {found} matches '{arguments.run}' (`phoenix-vault runs --client C` lists them)")
+    client, run = matches[0]
+    if not run.complete:
+        raise JobError(f"pin: run {run.id} of {client} has no manifest: it did not finish, so it cannot be pinned")
+    who = arguments.by or "unknown"
+    pins = vault.pins(client, [])
+    pins[run.id] = {"reason": reason, "by": who, "since": now().isoformat(timespec="seconds")}
+    vault.save_pins(client, pins)
+    audit(vault, f"pinned {client}/{run.job} run {run.id} ('{reason}') by {who}", to_stderr=True)
+    print(json.dumps({"client": client, "run": run.id, "pin": reason, "by": who}))
+    return 0
+
+
 def command_unpin(vault: Vault, arguments: argparse.Namespace) -> int:
-    """Releases one pin, the only way a pin ever goes: its tag leaves the run's snapshots, and
-    the retention log says who released it and why. The run itself stays until retention decides."""
+    """Releases one pin, the only way a pin ever goes: the vault's record goes (and the run's pin
+    tag, if any), and the retention log says who released it and why. The run itself stays until
+    retention decides."""
     reason = arguments.reason.strip()
     if not reason:
         raise JobError("unpin: --reason is required: say why this snapshot may be forgotten")
@@ -384,19 +529,25 @@ def command_unpin(vault: Vault, arguments: argparse.Namespace) -> int:
         (client, run)
         for client in vault.chosen(arguments.client)
         for run in vault.runs(client)
-        if run.pin and (run.id == arguments.run or any(s.startswith(arguments.run) for s in run.snapshot_ids))
+        if run.pin and _matches(run, arguments.run)
     ]
     if len(matches) != 1:
         found = "no pinned run" if not matches else f"{len(matches)} pinned runs"
         raise JobError(f"unpin: {found} matches '{arguments.run}' (`phoenix-vault pins` lists them)")
     client, run = matches[0]
-    restic = vault.restic(client)
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
     with vault.lock("work"):  # `restic tag` rewrites the snapshots a `check --new` may be reading
-        for snapshot in run.snapshot_ids:
-            retry_while_locked(
-                lambda snapshot=snapshot: restic.run("tag", "--remove", f"pin={run.pin}", snapshot), deadline, "unpin"
-            )
+        pins = vault.pins(client, [])
+        pins.pop(run.id, None)
+        vault.save_pins(client, pins)
+        if run.pin_tag:  # else `status` would list the left-over request as an ignored pin tag
+            restic = vault.restic(client)
+            deadline = time.monotonic() + LOCK_WAIT_SECONDS
+            for snapshot in run.snapshot_ids:
+                retry_while_locked(
+                    lambda snapshot=snapshot: restic.run("tag", "--remove", f"pin={run.pin_tag}", snapshot),
+                    deadline,
+                    "unpin",
+                )
     who = arguments.by or "unknown"
     audit(vault, f"unpinned {client}/{run.job} run {run.id} (pin '{run.pin}') by {who}: {reason}", to_stderr=True)
     print(json.dumps({"client": client, "run": run.id, "released_pin": run.pin, "by": arguments.by, "reason": reason}))
@@ -470,6 +621,13 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--client", default="")
     pins = verbs.add_parser("pins", help="every pinned run, with its reason (JSON)")
     pins.add_argument("--client", default="")
+    pin = verbs.add_parser("pin", help="pin one complete run (recorded in the vault's state, logged)")
+    pin.add_argument("run", help="run id or snapshot id (prefix)")
+    pin.add_argument("--reason", required=True, help="why the run must be kept (logged)")
+    pin.add_argument("--by", default="", help="who pins it (logged)")
+    pin.add_argument("--client", default="")
+    space = verbs.add_parser("space", help="free space of the repositories' file system (JSON)")
+    space.add_argument("--client", default="", help="where this client's repository is")
     unpin = verbs.add_parser("unpin", help="release one pin (logged with who and why)")
     unpin.add_argument("run", help="run id or snapshot id (prefix)")
     unpin.add_argument("--reason", required=True, help="why the pin may go (logged)")
@@ -485,7 +643,9 @@ COMMANDS = {
     "status": command_status,
     "runs": command_runs,
     "pins": command_pins,
+    "pin": command_pin,
     "unpin": command_unpin,
+    "space": command_space,
     "hold": command_hold,
     "release": command_release,
 }

@@ -86,6 +86,13 @@ def complete(host: str, job: str) -> list[dict]:
     return [run for run in runs(host, job) if run["complete"]]
 
 
+def vault_pins(client: str) -> dict[str, str]:
+    """The client's pins as the vault records them: {run: reason}."""
+    result = sh("vault1", f"phoenix-vault pins --client {client}")
+    assert result.returncode == 0, result.stderr
+    return {pin["run"]: pin["pin"] for pin in json.loads(result.stdout)["pins"]}
+
+
 def restic_as_client(host: str, arguments: str) -> str:
     """Returns a shell command running restic with the host's own repository URL and password."""
     environment = (
@@ -162,7 +169,7 @@ def test_backup_py_backs_up_every_data_host_and_pins_its_snapshots(converged):
     for host, jobs in {"web1": ["db-links", "files"], "web2": ["files"], "db1": ["db-links", "files"]}.items():
         for job in jobs:
             latest = complete(host, job)[-1]
-            assert latest["pin"] == "before the 2.0 upgrade", (host, job, latest)
+            assert vault_pins(host)[latest["run"]] == "before the 2.0 upgrade", (host, job, latest)
 
 
 @pytest.mark.parametrize(
@@ -212,7 +219,7 @@ def test_unreachable_vault_fails_cleanly_and_the_next_run_succeeds(converged):
         sh("vault1", "systemctl start phoenix-vault")
 
     assert failed.returncode == 1
-    assert "cannot open the repository rest:https://web2:***@vault1:8443/web2/" in failed.stdout
+    assert "vault unreachable: https://vault1:8443/web2/ (" in failed.stdout
     status = json.loads(sh("web2", "cat /var/lib/phoenix/backup/status/files.json").stdout)
     assert status["result"] == "failed"
     wait_for("web2", "curl -s -o /dev/null --cacert /etc/phoenix/vault.crt https://vault1:8443/")
@@ -256,7 +263,9 @@ def test_manual_pinned_and_scheduled_backups_at_once_both_land_and_retention_kee
     assert manual.returncode == 0, manual_output
     assert scheduled.returncode == 0
     new = [run for run in complete("web1", "db-links") if run["run"] not in before]
-    assert [(run["trigger"], run["pin"]) for run in new] == [("manual", "concurrency test"), ("scheduled", "")]
+    assert [(run["trigger"], run["pin_tag"]) for run in new] == [("manual", "concurrency test"), ("scheduled", "")]
+    pinned = run_phoenix("pin", "inventories/sandbox.py", new[0]["run"], "--reason", "concurrency test")
+    assert pinned.returncode == 0, pinned.stderr
     # the weekly check, as its timer runs it: every repository checks clean, and runs get verified
     check = sh("vault1", "systemctl start phoenix-vault-check.service")
     assert check.returncode == 0, sh("vault1", "journalctl -u phoenix-vault-check --no-pager | tail -20").stdout
@@ -273,7 +282,7 @@ def test_manual_pinned_and_scheduled_backups_at_once_both_land_and_retention_kee
     remaining = {run["run"]: run for run in complete("web1", "db-links")}
     assert new[0]["run"] in remaining, "the pinned run was forgotten"
     assert new[1]["run"] in remaining, "the newest verified run was forgotten"
-    unpinned_before = [run for run in before if not remaining.get(run, {}).get("pin")]
+    unpinned_before = [run for run in before if run not in vault_pins("web1")]
     assert unpinned_before and not set(unpinned_before) & set(remaining), "retention forgot nothing"
     assert sh("vault1", "grep -c 'would forget' /var/lib/phoenix-vault/log/retention.log").stdout.strip() != "0"
     check = sh("vault1", "phoenix-vault check --client web1")

@@ -1,5 +1,6 @@
-"""`phoenix pins` and `phoenix unpin`: a pin is listed with its reason, and only an explicit,
-reasoned unpin releases it, logged on the vault with who and why."""
+"""`phoenix pin`, `phoenix pins` and `phoenix unpin`: a pin is made from the control machine and
+listed with its reason, and only an explicit, reasoned unpin releases it, logged on the vault
+with who and why."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ def pinned_runs() -> dict[str, str]:
 
 
 def test_a_pin_is_listed_and_released_only_with_a_reason_which_the_vault_logs(converged):
-    assert sh("web2", "phoenix-backup run files --pin 'e2e: before the schema change'").returncode == 0
-    (run,) = [run for run, reason in pinned_runs().items() if reason == "e2e: before the schema change"]
+    assert sh("web2", "phoenix-backup run files").returncode == 0
+    run = json.loads(sh("web2", "cat /var/lib/phoenix/backup/status/files.json").stdout)["run"]
+    pinned = run_phoenix("pin", "inventories/sandbox.py", run, "--reason", "e2e: before the schema change")
+    assert pinned.returncode == 0, pinned.stderr
+    assert pinned_runs()[run] == "e2e: before the schema change"
 
     listed = run_phoenix("pins", "inventories/sandbox.py")
     assert listed.returncode == 0

@@ -65,11 +65,14 @@ class FakeVault:
         self.runs: dict[str, list[dict]] = {}
 
     def backed_up(self, host: str, jobs: list[str], pin: str) -> None:
-        self.runs[host] = [{"run": f"run-{host}-{job}", "job": job, "verified": False, "pin": pin} for job in jobs]
+        """The host's own --pin only asks: the run is pinned once the vault is told to pin it."""
+        self.runs[host] = [
+            {"run": f"run-{host}-{job}", "job": job, "verified": False, "pin": "", "asked": pin} for job in jobs
+        ]
 
     def status(self, host: str, job: str) -> dict:
         run = next(run for run in self.runs[host] if run["job"] == job)
-        return {"result": "ok", "run": run["run"], "pin": run["pin"]}
+        return {"result": "ok", "run": run["run"], "pin": run["asked"]}
 
     def __call__(self, *arguments: str) -> str:
         self.calls.append(arguments)
@@ -80,6 +83,9 @@ class FakeVault:
                 raise PhoenixError(f"vault1: `phoenix-vault check` failed: {self.check_problem}")
         if arguments[0] == "runs":
             return json.dumps({"runs": self.runs.get(arguments[2], [])})
+        if arguments[0] == "pin":
+            run_id, client, reason = arguments[1], arguments[3], arguments[5]
+            next(run for run in self.runs[client] if run["run"] == run_id)["pin"] = reason
         return "{}"
 
     def holds(self) -> list[str]:
@@ -143,6 +149,8 @@ def test_an_upgrade_pauses_backs_up_pins_waits_for_the_vault_then_installs_migra
     assert vault.holds() == ["hold", "hold", "release", "release"]
     assert ("check", "--client", "db1") in vault.calls
     assert record["pinned_runs"] == {"web2/files": "run-web2-files", "db1/db-links": "run-db1-db-links"}
+    pinned = [call[:4] for call in vault.calls if call[0] == "pin"]  # by the vault, asked from here
+    assert pinned == [("pin", "run-web2-files", "--client", "web2"), ("pin", "run-db1-db-links", "--client", "db1")]
     assert web.in_progress == "" and history_records(web)[-1]["outcome"] == "upgraded"
 
 

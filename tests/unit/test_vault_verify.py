@@ -16,7 +16,7 @@ from phoenix.remote.runs import Run
 def a_run(run_id: str, hour: int, complete: bool = True) -> Run:
     return Run(
         id=run_id, host="web1", job="db-links", kind="db", trigger="scheduled",
-        time=datetime(2026, 11, 20, hour, tzinfo=UTC), pin="",
+        time=datetime(2026, 11, 20, hour, tzinfo=UTC), pin_tag="",
         data={"id": f"{run_id}-data"}, manifest={"id": f"{run_id}-manifest"} if complete else None,
     )  # fmt: skip
 
@@ -38,6 +38,7 @@ def the_vault(tmp_path, monkeypatch):
     }  # fmt: skip
     path = tmp_path / "vault.json"
     path.write_text(json.dumps(settings))
+    (tmp_path / "repos").mkdir()  # status reports the free space where the repositories are
     the_vault = vault.Vault(path)
     the_vault.checked, the_vault.bad = [], dict(BAD)  # what verify_run was asked, what it finds bad
     monkeypatch.setattr(vault.Vault, "runs", lambda self, client, lock=True: RUNS)
