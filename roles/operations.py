@@ -150,4 +150,4 @@ def command_once_per_value(command: str, marker: str, value: str):
         host.noop(f"already done for {value[:16]} ({marker})")
         return
     yield command
-    yield f"printf '%s\\n' {shlex.quote(value)} > {shlex.quote(marker)}"
+    yield f"printf '%s\\n' {shlex.quote(value)} > {shlex.quote(marker)} && chmod 0644 {shlex.quote(marker)}"

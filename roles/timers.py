@@ -11,6 +11,7 @@ def scheduled_service(name: str, service_template: str, timer_template: str, sch
         name=f"{name}.service",
         src=service_template,
         dest=f"{UNIT_DIRECTORY}/{name}.service",
+        mode="0644",
         schedule=schedule,
         **variables,
     )
@@ -18,6 +19,7 @@ def scheduled_service(name: str, service_template: str, timer_template: str, sch
         name=f"{name}.timer ({schedule})",
         src=timer_template,
         dest=f"{UNIT_DIRECTORY}/{name}.timer",
+        mode="0644",
         schedule=schedule,
         **variables,
     )
