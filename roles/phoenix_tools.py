@@ -21,6 +21,7 @@ MODULES = [
     "phoenix/remote/backup_job.py",
     "phoenix/remote/vault.py",
     "phoenix/remote/restore.py",
+    "phoenix/remote/restore_progress.py",
 ]
 PROGRAMS = {"phoenix-backup": "phoenix.remote.backup_job", "phoenix-vault": "phoenix.remote.vault"}
 
