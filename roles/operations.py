@@ -184,12 +184,20 @@ def next_elapse_check_command(timer: str) -> str:
     )
 
 
+def restart_timer_command(timer: str) -> str:
+    """Returns the shell command restarting `timer`, then failing with next_elapse_check_command's reasons unless
+    it has a next run (a failed restart is explained by that check too)."""
+    return f"systemctl restart {shlex.quote(timer)}; {next_elapse_check_command(timer)}"
+
+
 @operation()
 def timer_scheduled(timer: str):
     """
-    Make a timer's loaded schedule the one in its file, with a next run: reloaded and restarted when systemd
-    needs a reload or the timer has no next elapse time (a deploy that broke off after writing the file left
-    it so), then checked.
+    Make a timer run its file's schedule, with a next run: reloaded and restarted when systemd needs a reload,
+    or the timer is not active or has no next elapse time, then checked; no change otherwise.
+
+    pyinfra's systemd.service neither restarts nor starts a timer that is `active (elapsed)` (it takes it for
+    stopped, and starting an active unit does nothing), which a schedule systemd rejected leaves behind.
 
     + timer: the timer unit, e.g. phoenix-backup-files.timer
 
@@ -197,7 +205,7 @@ def timer_scheduled(timer: str):
 
     .. code:: python
 
-        timer_scheduled(name="phoenix-backup-files.timer has a next run", timer="phoenix-backup-files.timer")
+        timer_scheduled(name="phoenix-backup-files.timer running", timer="phoenix-backup-files.timer")
     """
     loaded = host.get_fact(TimerSchedule, timer=timer)
     stale = loaded.get("NeedDaemonReload") == "yes"
@@ -206,5 +214,4 @@ def timer_scheduled(timer: str):
         return
     if stale:
         yield "systemctl daemon-reload"
-    # a failed restart is explained by the check that follows it
-    yield f"systemctl restart {shlex.quote(timer)}; {next_elapse_check_command(timer)}"
+    yield restart_timer_command(timer)

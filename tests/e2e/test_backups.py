@@ -160,7 +160,7 @@ def test_a_timer_left_without_a_next_run_fails_the_deploy_clearly_and_the_correc
 
     assert next_run("web1", FILES_TIMER) != ""
     restarted = [op["name"] for op in corrected["results"]["operations"] if op["success"]]
-    assert restarted == [f"{FILES_TIMER} has a next run"], restarted
+    assert restarted == [f"Backups | {FILES_TIMER} running, with a next run"], restarted
     again, _ = converge(*web1)
     assert again["results"]["totals"]["success"] == 0
 
