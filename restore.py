@@ -50,6 +50,8 @@ def report(host_name: str, chosen: dict, report_path: str) -> None:
         _, output = host.run_shell_command(f"cat /var/lib/phoenix/restore/{job}.json")
         restored[job] = json.loads(output.stdout)
         lines.append(f"  {job}: {restore_plan.describe(restored[job])}")
+        if restored[job].get("previous_restore"):
+            lines.append(f"  {job}: {restored[job]['previous_restore']}; this run finished it")
     steps = clock.steps[host_name]
     lines.append("  steps: " + ", ".join(f"{step} {seconds:.1f}s" for step, seconds in steps.items()))
     lines.append(f"  total: {sum(steps.values()):.1f}s")

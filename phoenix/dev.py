@@ -96,5 +96,16 @@ def describe(environment: Environment, sandbox_name: str) -> str:
             lines.append(
                 f"         site:  curl -k --resolve {server_name}:443:{info['address']} https://{server_name}/"
             )
-    lines.append(f"Remove it: phoenix down {environment.name}")
+    lines.append(f"Remove it: {down_command(environment, sandbox_name)}")
     return "\n".join(lines)
+
+
+def down_command(environment: Environment, sandbox_name: str) -> str:
+    """Given an environment and the sandbox it was brought up in, returns the `phoenix down` removing that sandbox.
+
+    `--sandbox` is spelled out unless the sandbox is the inventory's own: PHOENIX_SANDBOX may not be set later.
+    """
+    command = f"phoenix down {environment.name}"
+    if sandbox_name != environment.connection.get("sandbox"):
+        command += f" --sandbox {sandbox_name}"
+    return command

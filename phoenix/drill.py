@@ -14,9 +14,12 @@ the inventory's drill.ping_url hears /start, success or /fail. The hosts are rem
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,10 +41,48 @@ def sandbox_name(environment: Environment) -> str:
     return f"drill-{environment.name}"
 
 
+@contextlib.contextmanager
+def exclusive(environment: Environment) -> Iterator[None]:
+    """Holds the environment's drill lock for the duration; raises PhoenixError at once when another drill holds it.
+
+    Drills of one environment share the sandbox drill-<env>: a second one would remove the first one's hosts.
+    The lock is an flock, so a killed drill leaves none behind.
+    """
+    directory = sandbox_state.state_root() / "locks"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{sandbox_name(environment)}.lock"
+    with open(path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise PhoenixError(
+                f"a drill of {environment.name} is already running ({holder}); drills of one environment share"
+                f" the sandbox {sandbox_name(environment)}, so this one stopped before touching it. Run it again"
+                " when the other has finished."
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}, started {datetime.now(UTC).isoformat(timespec='seconds')}\n")
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.seek(0)
+            lock.truncate()
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def run(inventory: str, host: str = "", keep: bool = False, given_report_dir: str = "") -> int:
     """Runs a drill of the environment in `inventory`; returns the exit status."""
     source = stand_in.load(inventory)
     names = stand_in.data_hosts(source, host)
+    with exclusive(source):
+        return _run_locked(source, names, keep, given_report_dir)
+
+
+def _run_locked(source: Environment, names: list[str], keep: bool, given_report_dir: str) -> int:
     directory = report_dir(source, given_report_dir)
     directory.mkdir(parents=True, exist_ok=True)
     started_at = datetime.now(UTC)

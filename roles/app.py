@@ -212,6 +212,7 @@ def _systemd_unit(app: dict, where: dict, restart) -> None:
         name="App systemd unit",
         src="templates/app/etc/systemd/system/app.service.j2",
         dest=where["unit"],
+        mode="0644",
         app=app,
         command=server_command(app),
         environment=_environment(where),

@@ -30,13 +30,14 @@ def apply() -> None:
             name="Enable unattended security upgrades",
             src="templates/base/etc/apt/apt.conf.d/20auto-upgrades.j2",
             dest="/etc/apt/apt.conf.d/20auto-upgrades",
+            mode="0644",
         )
     _journald(host.data.journald)
 
 
 def _time_zone(zone: str) -> None:
     files.link(name=f"Time zone {zone}", path="/etc/localtime", target=f"/usr/share/zoneinfo/{zone}")
-    files.put(name="Record time zone", src=_text(zone), dest="/etc/timezone")
+    files.put(name="Record time zone", src=_text(zone), dest="/etc/timezone", mode="0644")
 
 
 def _locale(locale: str) -> None:
@@ -48,7 +49,7 @@ def _locale(locale: str) -> None:
         replace=f"{locale} {charset}",
     )
     server.shell(name="Generate locales", commands=["locale-gen"], _if=wanted.did_change)
-    files.put(name="Default locale", src=_text(f"LANG={locale}"), dest="/etc/default/locale")
+    files.put(name="Default locale", src=_text(f"LANG={locale}"), dest="/etc/default/locale", mode="0644")
 
 
 def _admins(admins: list[dict]) -> None:
@@ -75,6 +76,7 @@ def _sshd(port: int) -> None:
         name="sshd: no root login, no passwords",
         src="templates/base/etc/ssh/sshd_config.d/phoenix.conf.j2",
         dest="/etc/ssh/sshd_config.d/phoenix.conf",
+        mode="0644",
         port=port,
     )
     systemd.service(name="sshd running", service="ssh", running=True, enabled=True)
@@ -86,6 +88,7 @@ def _journald(limits: dict) -> None:
         name="journald limits",
         src="templates/base/etc/systemd/journald.conf.d/phoenix.conf.j2",
         dest="/etc/systemd/journald.conf.d/phoenix.conf",
+        mode="0644",
         max_use=limits["max_use"],
         max_retention=limits["max_retention"],
     )

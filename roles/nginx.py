@@ -18,6 +18,7 @@ def apply() -> None:
         name="nginx site",
         src="templates/nginx/etc/nginx/sites-available/app.conf.j2",
         dest=f"/etc/nginx/sites-available/{app['name']}.conf",
+        mode="0644",
         site=site,
         app=app,
         certificate=certificate,

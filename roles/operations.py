@@ -150,4 +150,68 @@ def command_once_per_value(command: str, marker: str, value: str):
         host.noop(f"already done for {value[:16]} ({marker})")
         return
     yield command
-    yield f"printf '%s\\n' {shlex.quote(value)} > {shlex.quote(marker)}"
+    yield f"printf '%s\\n' {shlex.quote(value)} > {shlex.quote(marker)} && chmod 0644 {shlex.quote(marker)}"
+
+
+class TimerSchedule(FactBase):
+    """Returns what systemd holds loaded for a timer: {"LoadState", "ActiveState", "NeedDaemonReload",
+    "NextElapseUSecRealtime"} ({} when systemctl cannot say)."""
+
+    def command(self, timer: str) -> str:
+        properties = " ".join(f"-p {name}" for name in ("LoadState", "ActiveState", "NeedDaemonReload"))
+        return f"systemctl show {properties} -p NextElapseUSecRealtime {shlex.quote(timer)} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> dict:
+        return dict(line.split("=", 1) for line in output if "=" in line)
+
+
+def next_elapse_check_command(timer: str) -> str:
+    """Returns the shell command that fails, saying why, unless `timer` is active with a next elapse time.
+
+    Names each OnCalendar value that systemd rejects, with the file it is in.
+    """
+    quoted = shlex.quote(timer)
+    calendars = 'awk \'/^# \\//{file=$2} /^OnCalendar=./{sub(/^OnCalendar=/, ""); print file "\\t" $0}\''
+    return (
+        f"next=$(systemctl show -p NextElapseUSecRealtime --value {quoted}); state=$(systemctl is-active {quoted});"
+        ' [ "$state" = active ] && [ -n "$next" ] && exit 0;'
+        f' state="$state ($(systemctl show -p SubState --value {quoted}))";'
+        f' echo "{timer} has no next run (it is $state): what it starts would silently stop running." >&2;'
+        f" systemctl cat {quoted} 2>/dev/null | {calendars} | while IFS=\"$(printf '\\t')\" read -r file value; do"
+        """ systemd-analyze calendar "$value" >/dev/null 2>&1 || echo "  $file: OnCalendar=$value is not a"""
+        """ calendar expression systemd accepts (see: systemd-analyze calendar '$value')" >&2; done;"""
+        f' echo "  then: systemctl status {timer}" >&2; exit 1'
+    )
+
+
+def restart_timer_command(timer: str) -> str:
+    """Returns the shell command restarting `timer`, then failing with next_elapse_check_command's reasons unless
+    it has a next run (a failed restart is explained by that check too)."""
+    return f"systemctl restart {shlex.quote(timer)}; {next_elapse_check_command(timer)}"
+
+
+@operation()
+def timer_scheduled(timer: str):
+    """
+    Make a timer run its file's schedule, with a next run: reloaded and restarted when systemd needs a reload,
+    or the timer is not active or has no next elapse time, then checked; no change otherwise.
+
+    pyinfra's systemd.service neither restarts nor starts a timer that is `active (elapsed)` (it takes it for
+    stopped, and starting an active unit does nothing), which a schedule systemd rejected leaves behind.
+
+    + timer: the timer unit, e.g. phoenix-backup-files.timer
+
+    **Example:**
+
+    .. code:: python
+
+        timer_scheduled(name="phoenix-backup-files.timer running", timer="phoenix-backup-files.timer")
+    """
+    loaded = host.get_fact(TimerSchedule, timer=timer)
+    stale = loaded.get("NeedDaemonReload") == "yes"
+    if not stale and loaded.get("ActiveState") == "active" and loaded.get("NextElapseUSecRealtime"):
+        host.noop(f"{timer} next runs {loaded['NextElapseUSecRealtime']}")
+        return
+    if stale:
+        yield "systemctl daemon-reload"
+    yield restart_timer_command(timer)

@@ -22,6 +22,7 @@ MODULES = [
     "phoenix/remote/vault_link.py",
     "phoenix/remote/vault.py",
     "phoenix/remote/restore.py",
+    "phoenix/remote/restore_progress.py",
 ]
 PROGRAMS = {"phoenix-backup": "phoenix.remote.backup_job", "phoenix-vault": "phoenix.remote.vault"}
 

@@ -20,6 +20,7 @@ def apply() -> None:
         dest=f"{config_directory}/conf.d/phoenix.conf",
         user="postgres",
         group="postgres",
+        mode="0644",
         listen_addresses="*" if remote else "localhost",
     )
     access = files.template(

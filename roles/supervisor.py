@@ -25,6 +25,7 @@ def program(program_name: str, command: str, environment: dict, restart: Callabl
         name=f"supervisor program {program_name}",
         src="templates/supervisor/etc/supervisor/conf.d/program.conf.j2",
         dest=config_path(program_name),
+        mode="0644",
         program=program_name,
         command=command,
         environment=environment,

@@ -89,6 +89,7 @@ def _server_unit(vault: dict, restart) -> None:
         name="Vault service unit (rclone serve restic --append-only)",
         src="templates/vault/etc/systemd/system/phoenix-vault.service.j2",
         dest=f"{timers.UNIT_DIRECTORY}/phoenix-vault.service",
+        mode="0644",
         vault=vault,
         service_user=USER,  # `user` would set the unit file's owner
         config_dir=CONFIG_DIRECTORY,

@@ -17,10 +17,20 @@ from pathlib import Path
 
 from phoenix.remote.backup_job import COUNT_QUERY, Config, Psql, choose_run, list_runs, read_manifest, relay, row_counts
 from phoenix.remote.common import JobError, RefusedError, last_lines, now, write_json
+from phoenix.remote.restore_progress import RestoreProgress
 from phoenix.remote.runs import Run
 
 POSTGRES = ["runuser", "-u", "postgres", "--"]
 REPORT_DIRECTORY = Path("/var/lib/phoenix/restore")
+# The steps a restore records before running each (restore_progress.py): a killed one names its step.
+DATABASE_STEPS = [
+    "restic dump of the run's manifest",
+    "psql counting the live rows",
+    "restic dump | pg_restore --clean",
+    "psql ANALYZE",
+    "psql counting the restored rows",
+]
+FILES_STEPS = ["restic ls of the run's files", "restic restore", "chown of the restored paths", "stat of every file"]
 
 
 def progress(message: str) -> None:
@@ -155,51 +165,71 @@ def command_verify_restore(config: Config, arguments: argparse.Namespace) -> int
 
 
 def command_restore_db(config: Config, arguments: argparse.Namespace) -> int:
-    """Restores a database run over the live database, which must hold no rows unless --force."""
+    """Restores a database run over the live database, which must hold no rows unless --force.
+
+    A restore killed after pg_restore began left the database half restored: the next one replaces it
+    without --force, since those rows are the killed restore's own.
+    """
     job = _database_job(config, arguments.job)
     database = job["database"]
     run = choose_run(list_runs(config, arguments.job), arguments.run)
-    manifest = read_manifest(config.restic, run)
-    live = live_rows(database)
-    if sum(live.values()) and not arguments.force:
-        raise RefusedError(
-            f"database {database} on {config.host} holds data ({sum(live.values())} rows in"
-            f" {sum(1 for rows in live.values() if rows)} tables); not restoring run {run.id} over it"
-            " (to replace it: --data force_restore=yes)"
-        )
-    began = time.monotonic()
-    if not database_exists(database):
-        raise JobError(f"database {database} does not exist on {config.host}: the postgres role makes it first")
-    progress(f"[{arguments.job}] restoring run {run.id} ({run.time.isoformat()}) into {database}")
-    _disconnect_others(database)
-    checksum, size = stream_restore(config, run, database, ["--clean", "--if-exists"])
-    subprocess.run([*POSTGRES, "psql", "-X", "-q", "-d", database, "-c", "ANALYZE"], check=True)
-    report = {**run_report(run), "database": database, "replaced_rows": sum(live.values())}
-    return finish({**report, **compare(manifest, checksum, size, live_rows(database))}, began, arguments.job)
+    with RestoreProgress(arguments.job, run.id, DATABASE_STEPS) as steps:
+        steps.step(DATABASE_STEPS[0])
+        manifest = read_manifest(config.restic, run)
+        steps.step(DATABASE_STEPS[1])
+        live = live_rows(database)
+        half_restored = steps.interrupted_at_or_after(DATABASE_STEPS[2])
+        if sum(live.values()) and not arguments.force and not half_restored:
+            raise RefusedError(
+                f"database {database} on {config.host} holds data ({sum(live.values())} rows in"
+                f" {sum(1 for rows in live.values() if rows)} tables); not restoring run {run.id} over it"
+                " (to replace it: --data force_restore=yes)"
+            )
+        began = time.monotonic()
+        if not database_exists(database):
+            raise JobError(f"database {database} does not exist on {config.host}: the postgres role makes it first")
+        progress(f"[{arguments.job}] restoring run {run.id} ({run.time.isoformat()}) into {database}")
+        steps.step(DATABASE_STEPS[2])
+        _disconnect_others(database)
+        checksum, size = stream_restore(config, run, database, ["--clean", "--if-exists"])
+        steps.step(DATABASE_STEPS[3])
+        subprocess.run([*POSTGRES, "psql", "-X", "-q", "-d", database, "-c", "ANALYZE"], check=True)
+        steps.step(DATABASE_STEPS[4])
+        restored = live_rows(database)
+        replaced = 0 if half_restored else sum(live.values())
+        report = {**run_report(run), "database": database, "replaced_rows": replaced}
+        report["previous_restore"] = steps.previous_outcome()
+        return finish({**report, **compare(manifest, checksum, size, restored)}, began, arguments.job)
 
 
 def command_restore_files(config: Config, arguments: argparse.Namespace) -> int:
     """Restores the given paths of a files run in place and checks every file against the snapshot."""
     run = choose_run(list_runs(config, "files"), arguments.run)
     began = time.monotonic()
-    expected = _snapshot_files(config, run, arguments.paths)
-    progress(f"[files] restoring {', '.join(arguments.paths)} from run {run.id} ({run.time.isoformat()})")
-    includes = [argument for path in arguments.paths for argument in ("--include", path)]
-    config.restic.run("restore", run.data["id"], "--target", "/", *includes)
-    if arguments.owner:
-        for path in arguments.paths:
-            if os.path.exists(path):
-                subprocess.run(["chown", "-R", f"{arguments.owner}:{arguments.owner}", path], check=True)
-    missing = sorted(path for path, size in expected.items() if not _has_size(path, size))
-    report = {
-        **run_report(run),
-        "paths": arguments.paths,
-        "files": len(expected),
-        "bytes": sum(expected.values()),
-        "missing_or_different": missing[:20],
-        "ok": not missing,
-    }
-    return finish(report, began, "files")
+    with RestoreProgress("files", run.id, FILES_STEPS) as steps:
+        steps.step(FILES_STEPS[0])
+        expected = _snapshot_files(config, run, arguments.paths)
+        progress(f"[files] restoring {', '.join(arguments.paths)} from run {run.id} ({run.time.isoformat()})")
+        steps.step(FILES_STEPS[1])
+        includes = [argument for path in arguments.paths for argument in ("--include", path)]
+        config.restic.run("restore", run.data["id"], "--target", "/", *includes)
+        steps.step(FILES_STEPS[2])
+        if arguments.owner:
+            for path in arguments.paths:
+                if os.path.exists(path):
+                    subprocess.run(["chown", "-R", f"{arguments.owner}:{arguments.owner}", path], check=True)
+        steps.step(FILES_STEPS[3])
+        missing = sorted(path for path, size in expected.items() if not _has_size(path, size))
+        report = {
+            **run_report(run),
+            "paths": arguments.paths,
+            "files": len(expected),
+            "bytes": sum(expected.values()),
+            "missing_or_different": missing[:20],
+            "ok": not missing,
+            "previous_restore": steps.previous_outcome(),
+        }
+        return finish(report, began, "files")
 
 
 def _snapshot_files(config: Config, run: Run, paths: list[str]) -> dict[str, int]:

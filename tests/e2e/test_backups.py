@@ -12,7 +12,9 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import container, run_phoenix, run_pyinfra
+from phoenix.remote.restore import DATABASE_STEPS, FILES_STEPS
+from phoenix.remote.restore_progress import STOP_AT_STEP_VARIABLE
+from tests.e2e.conftest import container, converge, run_phoenix, run_pyinfra
 
 PING_LOG = "/var/log/phoenix-test-pings.log"
 # A stand-in for healthchecks.io on vault1: records "METHOD PATH body" per request.
@@ -132,6 +134,42 @@ def test_every_job_has_an_enabled_timer_with_its_schedule(converged):
     assert "*-*-* 02:15:00" in calendar
     for task in ("check", "retain"):
         assert sh("vault1", f"systemctl is-enabled phoenix-vault-{task}.timer").stdout.strip() == "enabled"
+
+
+FILES_TIMER = "phoenix-backup-files.timer"
+BAD_SCHEDULE = "/etc/systemd/system/phoenix-backup-files.timer.d/schedule.conf"
+
+
+def next_run(host: str, timer: str) -> str:
+    return sh(host, f"systemctl show -p NextElapseUSecRealtime --value {timer}").stdout.strip()
+
+
+def test_a_timer_left_without_a_next_run_fails_the_deploy_clearly_and_the_corrected_deploy_restarts_it(converged):
+    web1 = ("--limit", f"@docker/{container('web1')}")
+    # a schedule systemd rejects, loaded (as a failed deploy leaves it): the timer is active (elapsed), no next run
+    sh("web1", f"mkdir -p {BAD_SCHEDULE.rsplit('/', 1)[0]} && printf '[Timer]\\nOnCalendar=\\nOnCalendar=every night"
+               f" at 2\\n' > {BAD_SCHEDULE} && systemctl daemon-reload; systemctl restart {FILES_TIMER}")  # fmt: skip
+    try:
+        assert next_run("web1", FILES_TIMER) == ""
+
+        failed = run_pyinfra(*web1, "inventories/sandbox.py", "deploy.py")
+
+        assert failed.returncode != 0
+        said = failed.stderr
+        assert f"{FILES_TIMER} has no next run (it is active (elapsed)): what it starts would silently stop" in said
+        assert f"{BAD_SCHEDULE}: OnCalendar=every night at 2 is not a calendar expression systemd accepts" in said
+    finally:
+        # the correction: the schedule is right again on disk and reloaded, yet the timer stays elapsed until restarted
+        sh("web1", f"rm -r {BAD_SCHEDULE.rsplit('/', 1)[0]} && systemctl daemon-reload")
+    assert next_run("web1", FILES_TIMER) == ""
+
+    corrected, _ = converge(*web1)
+
+    assert next_run("web1", FILES_TIMER) != ""
+    restarted = [op["name"] for op in corrected["results"]["operations"] if op["success"]]
+    assert restarted == [f"Backups | {FILES_TIMER} running, with a next run"], restarted
+    again, _ = converge(*web1)
+    assert again["results"]["totals"]["success"] == 0
 
 
 def test_vault_serves_append_only_over_tls_with_a_login_per_client(converged):
@@ -326,6 +364,72 @@ def test_the_latest_database_backup_restores_with_the_manifests_row_counts(conve
     assert report["ok"] and report["checksum_matches"] and report["mismatched_tables"] == {}
     live = sh("web1", "runuser -u postgres -- psql -XtAc 'SELECT count(*) FROM links' links").stdout.strip()
     assert report["rows"] == report["manifest_rows"] >= int(live) >= 500
+
+
+PROGRESS_RECORD = "/var/lib/phoenix/restore/{name}.progress.json"
+# On the host: exits 0 once the restore recorded step N (argv 2) and stopped itself there (state T).
+STOPPED_AT = (
+    "python3 -c 'import json, sys; r = json.load(open(sys.argv[1]));"
+    ' state = open("/proc/%d/stat" % r["pid"]).read().rsplit(")", 1)[1].split()[0];'
+    ' sys.exit(not (r["number"] == int(sys.argv[2]) and state == "T"))\''
+)
+UPLOADS = "/var/lib/links/uploads"
+LIST_UPLOADS = f"find {UPLOADS} -type f -printf '%P %s %u\\n' | sort"
+COUNT_LINKS = "runuser -u postgres -- psql -XtAc 'SELECT count(*) FROM links' links"
+
+
+def kill_at_step(host: str, command: str, name: str, number: int, kill_signal: str) -> str:
+    """Runs a restore, kills it with `kill_signal` once it reached step `number`; returns what it printed."""
+    record = PROGRESS_RECORD.format(name=name)
+    restore = start(host, f"{STOP_AT_STEP_VARIABLE}={number} {command}")
+    try:
+        wait_for(host, f"{STOPPED_AT} {record} {number}")
+        pid = json.loads(sh(host, f"cat {record}").stdout)["pid"]
+        sh(host, f"kill -{kill_signal} {pid}; kill -CONT {pid}")
+        return restore.communicate(timeout=60)[0]
+    finally:
+        restore.kill()
+
+
+def test_a_restore_killed_at_each_step_says_which_and_the_next_run_finishes_it_with_nothing_lost(converged):
+    upload = f"{UPLOADS}/before-the-killed-restores.txt"
+    assert sh("web1", f"echo uploaded > {upload} && chown links:links {upload}").returncode == 0
+    for job in ("db-links", "files"):
+        assert sh("web1", f"phoenix-backup run {job}", timeout=180).returncode == 0
+    database_run, files_run = complete("web1", "db-links")[-1]["run"], complete("web1", "files")[-1]["run"]
+    rows, uploads = sh("web1", COUNT_LINKS).stdout.strip(), sh("web1", LIST_UPLOADS).stdout
+    assert int(rows) > 0 and uploads
+    # what restore.py finds on a new server: an empty database, no uploads
+    blank_database = "runuser -u postgres -- dropdb --force links && runuser -u postgres -- createdb -O links links"
+    restores = {
+        "db-links": (DATABASE_STEPS, database_run, f"restore-db db-links --run {database_run}", blank_database),
+        "files": (FILES_STEPS, files_run, f"restore-files --run {files_run} --paths {UPLOADS} --owner links",
+                  f"rm -rf {UPLOADS}/*"),
+    }  # fmt: skip
+    assert sh("web1", "supervisorctl stop links").returncode == 0
+    try:
+        for name, (steps, run, arguments, blank) in restores.items():
+            command = f"phoenix-backup {arguments}"
+            for number, step in enumerate(steps, start=1):
+                assert sh("web1", blank).returncode == 0
+                kill_signal = "KILL" if number == 2 else "TERM"  # KILL: no handler, only the record tells
+
+                printed = kill_at_step("web1", command, name, number, kill_signal)
+                again = sh("web1", command, timeout=300)
+
+                where = f"{step} (step {number} of {len(steps)})"
+                if kill_signal == "TERM":
+                    assert f"restore of {name} (run {run}) stopped by SIGTERM while running {where}" in printed
+                assert again.returncode == 0, again.stdout + again.stderr
+                interrupted = f"{name}: the previous restore (run {run}) was interrupted while running {where}"
+                assert f"phoenix-backup: {interrupted}; it is being run again" in again.stderr
+                report = json.loads(again.stdout)
+                assert report["ok"] and report["previous_restore"] == interrupted.split(": ", 1)[1]
+                assert sh("web1", f"test -e {PROGRESS_RECORD.format(name=name)}").returncode == 1
+    finally:
+        sh("web1", "supervisorctl start links")
+    assert sh("web1", COUNT_LINKS).stdout.strip() == rows
+    assert sh("web1", LIST_UPLOADS).stdout == uploads
 
 
 def test_phoenix_status_reports_the_true_age_of_each_jobs_latest_backup(converged, tmp_path):

@@ -208,6 +208,46 @@ def test_secret_files_are_not_world_readable(converged, name):
     assert (backup_settings.user, backup_settings.mode) == ("root", 0o600)
 
 
+# What a real server gets over SSH: every file the blueprint writes, with its owner and mode, as
+# stat prints them. Through the docker connector a file without an explicit mode landed as 0600.
+MANAGED_FILES = [
+    ("web1", "/etc/ssh/sshd_config.d/phoenix.conf", "root root 644"),
+    ("web1", "/etc/apt/apt.conf.d/20auto-upgrades", "root root 644"),
+    ("web1", "/etc/systemd/journald.conf.d/phoenix.conf", "root root 644"),
+    ("web1", "/etc/timezone", "root root 644"),
+    ("web1", "/etc/sudoers.d/phoenix-admins", "root root 440"),
+    ("web1", "/etc/nftables.conf", "root root 700"),
+    ("web1", "/etc/nginx/sites-available/links.conf", "root root 644"),
+    ("web1", "/etc/supervisor/conf.d/links.conf", "root root 644"),
+    ("web1", "/etc/postgresql/15/main/conf.d/phoenix.conf", "postgres postgres 644"),
+    ("web1", "/etc/postgresql/15/main/pg_hba.conf", "postgres postgres 640"),
+    ("web1", "/etc/links/production.ini", "root links 640"),
+    ("web1", "/srv/links/.installed-release", "root root 644"),
+    ("web1", "/etc/ssl/phoenix/links.sandbox.test.crt", "root root 644"),
+    ("web1", "/etc/ssl/phoenix/links.sandbox.test.key", "root root 600"),
+    ("web1", "/etc/phoenix/backup.json", "root root 600"),
+    ("web1", "/etc/phoenix/vault.crt", "root root 644"),
+    ("web1", "/etc/systemd/system/phoenix-backup-db-links.service", "root root 644"),
+    ("web1", "/etc/systemd/system/phoenix-backup-db-links.timer", "root root 644"),
+    ("web1", "/usr/local/sbin/phoenix-backup", "root root 755"),
+    ("web1", "/usr/local/lib/phoenix/phoenix/remote/restore.py", "root root 644"),
+    ("web2", "/etc/systemd/system/links.service", "root root 644"),
+    ("web2", "/etc/nginx/sites-available/links.conf", "root root 644"),
+    ("db1", "/etc/postgresql/15/main/conf.d/phoenix.conf", "postgres postgres 644"),
+    ("vault1", "/etc/systemd/system/phoenix-vault.service", "root root 644"),
+    ("vault1", "/etc/systemd/system/phoenix-vault-check.timer", "root root 644"),
+    ("vault1", "/etc/phoenix-vault/tls.crt", "root phoenix-vault 644"),
+]
+
+
+@pytest.mark.parametrize("name", sorted({name for name, _, _ in MANAGED_FILES}))
+def test_managed_files_have_the_owner_and_mode_a_real_server_gets(converged, name):
+    expected = {path: wanted for host, path, wanted in MANAGED_FILES if host == name}
+    listing = converged[name]["testinfra"].run("stat -c '%n %U %G %a' " + " ".join(expected)).stdout
+    found = dict(line.split(" ", 1) for line in listing.splitlines())
+    assert found == expected
+
+
 def test_vault_secrets_are_readable_only_by_root_and_the_vault_user(converged):
     server = converged["vault1"]["testinfra"]
     for name in ("vault.json", "htpasswd", "tls.key"):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +15,17 @@ from phoenix.errors import PhoenixError
 from phoenix.inventory import load_environment
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+# Another `phoenix drill` of the same environment, holding the lock until killed.
+HOLD_DRILL_LOCK = """
+import os, sys, time
+from phoenix import drill
+from phoenix.inventory import load_environment
+with drill.exclusive(load_environment(sys.argv[1])):
+    print("holding", flush=True)
+    if sys.argv[2:] == ["die"]:
+        os._exit(9)  # killed while holding it
+    time.sleep(60)
+"""
 
 
 def report(started: datetime, passed: bool = True) -> dict:
@@ -156,3 +170,36 @@ def test_a_check_that_raises_is_a_failed_check_and_the_others_still_run(monkeypa
     checks = drill_checks.run_checks({"web1": target}, "SELECT 1")
     assert [(check.name, check.ok) for check in checks] == [("broken", False), ("fine", True)]
     assert checks[0].detail == "RuntimeError: connection refused"
+
+
+def test_a_second_drill_of_one_environment_refuses_at_once_naming_the_running_one(write_inventory, monkeypatch):
+    path = write_inventory()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_DRILL_LOCK, str(path)], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        touched = []
+        monkeypatch.setattr(drill.sandbox, "up", lambda name, hosts: touched.append(name) or {"hosts": {}})
+        monkeypatch.setattr(drill.sandbox, "down", lambda name: touched.append(name) or 0)
+
+        with pytest.raises(PhoenixError) as refused:
+            drill.run(str(path))
+
+        assert touched == []
+        assert f"a drill of shop is already running (pid {holder.pid}, started " in str(refused.value)
+        assert "share the sandbox drill-shop, so this one stopped before touching it" in str(refused.value)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_drill_lock_is_free_again_after_a_drill_ends_or_its_process_dies(write_inventory):
+    environment = load_environment(write_inventory())
+    with drill.exclusive(environment):
+        pass
+    killed = subprocess.run([sys.executable, "-c", HOLD_DRILL_LOCK, str(environment.path), "die"], capture_output=True)
+    assert killed.returncode == 9
+
+    with drill.exclusive(environment):  # no stale lock: neither raises
+        pass
