@@ -21,8 +21,9 @@ from pyinfra.operations import files, python
 
 from phoenix import restore_plan, status
 from phoenix import upgrade as safe_upgrade
+from phoenix.artifact import artifact_for
 from phoenix.errors import PhoenixError
-from phoenix.wheel import file_sha256, wheel_for, wheel_version
+from phoenix.wheel import file_sha256, wheel_version
 from roles import app, backup
 
 
@@ -54,8 +55,8 @@ def timer_units(data) -> list[str]:
 
 
 def plan_for(data, wheel: Path) -> safe_upgrade.Plan:
-    """Given the app host's pyinfra data and the new release's wheel, returns what its upgrade does;
-    PhoenixError when it cannot be safe."""
+    """Given the app host's pyinfra data and the new release's archive (phoenix/artifact.py), returns what
+    its upgrade does; PhoenixError when it cannot be safe."""
     settings, name = data.app, data.phoenix_host
     if not data.backup_jobs or not data.backup_target["vault"]:
         raise PhoenixError(
@@ -73,7 +74,7 @@ def plan_for(data, wheel: Path) -> safe_upgrade.Plan:
         version=wheel_version(wheel.name),
         wheel=f"{where['releases']}/{wheel.name}",
         sha256=release,
-        migrated_marker=app.migration_marker(release, config_text),
+        migrated_marker=app.migration_marker(release, config_text, app.migrate_command(settings)),
     )
     timers = {name: timer_units(data)}
     timers.setdefault(database_host, timer_units(database_data))
@@ -90,7 +91,7 @@ def plan_for(data, wheel: Path) -> safe_upgrade.Plan:
         expected_schema_command=app.schema_head_command(settings),
         commands={
             "install": app.install_command(settings, "{wheel}"),
-            "migrate": app.migrate_command(settings),
+            "migrate": app.migrate_and_check_command(settings),
             "start": app.control_command(settings, "restart"),
             "stop": app.stop_command(settings),
             "health_wait": app.health_wait_command(settings),
@@ -129,7 +130,7 @@ def run_upgrade(state, host, plan: safe_upgrade.Plan, inventory: str) -> bool:
 
 if "app" in host.data.roles:
     try:
-        WHEEL = wheel_for(release_source(host.data.app))
+        WHEEL = artifact_for(host.data.app, release_source(host.data.app))
         PLAN = plan_for(host.data, WHEEL)
     except PhoenixError as error:
         print(
