@@ -27,19 +27,23 @@ from phoenix.wheel import file_sha256, wheel_version
 from roles import app, backup
 
 
-def release_source(settings: dict) -> str:
-    """The source of the release to install: --data source, --data version (from app.releases), or app.source."""
+def release_source(settings: dict) -> tuple[str, dict]:
+    """The source of the release to install (--data source, --data version from app.releases, or app.source)
+    and the app settings to build it with (a release may have a lock of its own)."""
     if host.data.get("source"):
-        return str(host.data.source)
+        return str(host.data.source), settings
     version = str(host.data.get("version") or "")
     if not version:
-        return settings["source"]
+        return settings["source"], settings
     if version not in settings["releases"]:
         known = ", ".join(settings["releases"]) or "none"
         raise PhoenixError(
             f"--data version={version}: not in app.releases of {host.data.phoenix_host} (known: {known})"
         )
-    return settings["releases"][version]
+    release = settings["releases"][version]
+    if isinstance(release, dict):
+        return release["source"], {**settings, "lock": release["lock"]}
+    return release, settings
 
 
 def pyinfra_host(name: str):
@@ -130,7 +134,8 @@ def run_upgrade(state, host, plan: safe_upgrade.Plan, inventory: str) -> bool:
 
 if "app" in host.data.roles:
     try:
-        WHEEL = artifact_for(host.data.app, release_source(host.data.app))
+        SOURCE, SETTINGS = release_source(host.data.app)
+        WHEEL = artifact_for(SETTINGS, SOURCE)
         PLAN = plan_for(host.data, WHEEL)
     except PhoenixError as error:
         print(

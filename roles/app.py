@@ -52,11 +52,13 @@ def install_command(app: dict, remote_archive: str) -> str:
     """
     where = paths(app)
     venv, unpacked = where["venv"], f"{where['home']}/.unpacked-release"
-    pip = f"PIP_DISABLE_PIP_VERSION_CHECK=1 {venv}/bin/pip install --quiet --no-index --require-hashes"
+    # Debian's pip (python3-pip) installs into the venv: no pip of its own to set up first
+    pip = f"PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip --python {venv}/bin/python install --quiet"
+    pip += f" --no-index --require-hashes --find-links {unpacked}/wheels -r {unpacked}/requirements.txt"
     return (
         f"rm -rf {unpacked} {venv}.previous && mkdir {unpacked} && tar -xf {remote_archive} -C {unpacked}"
         f" && if [ -d {venv} ]; then mv {venv} {venv}.previous; fi"
-        f" && if python3 -m venv {venv} && {pip} --find-links {unpacked}/wheels -r {unpacked}/requirements.txt;"
+        f" && if python3 -m venv --without-pip {venv} && {pip};"
         f" then rm -rf {unpacked} {venv}.previous;"
         f" else rm -rf {unpacked} {venv}; [ ! -d {venv}.previous ] || mv {venv}.previous {venv}; exit 1; fi"
     )
