@@ -74,10 +74,12 @@ def read_lock(app_name: str, lock: Path) -> list[LockedRequirement]:
         line = line.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
+        if line.startswith("--"):
+            continue  # --index-url and the like, which pip-compile may write: pip download honours them
         if line.startswith("-"):
             raise PhoenixError(
-                f"app {app_name}: {lock}: option line {line.split()[0]!r} is not supported: the lock lists"
-                " pinned requirements with hashes only"
+                f"app {app_name}: {lock}: {line.split()[0]} lines are not supported: the lock lists pinned"
+                " requirements with hashes only (an editable or included file cannot be hash-checked)"
             )
         match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;]+)", line)
         if not match:

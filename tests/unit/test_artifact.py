@@ -171,3 +171,12 @@ def test_an_app_published_on_pypi_comes_from_its_lock_like_its_dependencies(tmp_
         assert f"tiny-app==2.0 --hash=sha256:{sha256(published)}" in tar.extractfile("requirements.txt").read().decode()
     with pytest.raises(PhoenixError, match=r"app tiny: app.source is tiny-app==3.0, but .* pins tiny-app 2.0"):
         artifact_for(settings, "tiny-app==3.0")
+
+
+def test_index_options_pass_and_editables_are_refused(tmp_path):
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("--index-url https://pypi.org/simple\n\ngunicorn==99.0 --hash=sha256:00\n")
+    assert [requirement.name for requirement in read_lock("tiny", lock)] == ["gunicorn"]
+    lock.write_text("-e ./src\ngunicorn==99.0 --hash=sha256:00\n")
+    with pytest.raises(PhoenixError, match="-e lines are not supported"):
+        read_lock("tiny", lock)
