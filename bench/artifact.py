@@ -4,8 +4,8 @@
 
 The app is Kinto from PyPI with its PostgreSQL and monitoring extras and gunicorn: 53 locked
 packages (tests/e2e/own_apps/kinto/requirements.lock). Prints:
-  - cold build: every wheel downloaded into an empty cache (PHOENIX_CACHE in a temporary
-    directory), hashes checked, the archive written;
+  - cold build: every wheel downloaded from the index into an empty cache (PHOENIX_CACHE in a
+    temporary directory, pip's own HTTP cache off), hashes checked, the archive written;
   - cached rebuild: the same call again (what every later deploy pays on the control machine);
   - ship + install: the archive copied into a fresh container of the base image (one copy) and
     installed by the app role's own install command into an isolated venv;
@@ -54,6 +54,7 @@ def main() -> None:
     options = parser.parse_args()
     cache = Path(tempfile.mkdtemp(prefix="phoenix-artifact-bench-"))
     os.environ["PHOENIX_CACHE"] = str(cache)
+    os.environ["PIP_NO_CACHE_DIR"] = "1"  # a cold build downloads everything
     where = app_role.paths(SETTINGS)
     try:
         cold, archive = timed(lambda: artifact.artifact_for(SETTINGS, SOURCE))
