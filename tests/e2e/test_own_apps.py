@@ -3,7 +3,7 @@
 Kinto (Pyramid, PostgreSQL backend, 53 locked packages from PyPI, among them zope.* namespace
 packages) in a sandbox of its own: kinto1 (nginx, Kinto, PostgreSQL) backing up to vault1.
 From blank containers: deploy; records written through Kinto's own HTTP API; a backup; kinto1
-destroyed; restore.py; the records served again.
+destroyed; restore.py; the records served again; upgrade.py to the next Kinto release.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def test_kinto_deploys_from_its_inventory_lock_and_template(kinto_incident):
     assert paths.returncode == 0, paths.stderr
     assert "/usr/lib/python3/dist-packages" not in paths.stdout
     releases = sh("kinto1", "ls /srv/kinto/releases/").stdout.split()
-    assert len(releases) == 1 and releases[0].startswith("kinto-26.5.0-") and releases[0].endswith(".tar")
+    assert len(releases) == 1 and releases[0].startswith("kinto-26.4.0-") and releases[0].endswith(".tar")
 
 
 def test_kinto_records_are_served_again_after_restore(kinto_incident):
@@ -108,3 +108,21 @@ def test_a_deploy_after_the_restore_changes_nothing(kinto_incident):
     assert deployed.returncode == 0, deployed.stderr[-4000:]
     results = json.loads(deployed.stdout)["results"]
     assert [operation["name"] for operation in results["operations"] if operation["success"]] == []
+
+
+def test_upgrade_to_the_next_kinto_release_keeps_the_records(kinto_incident):
+    assert kinto_incident["restored"].returncode == 0
+    upgraded = subprocess.run(
+        pyinfra_argv("--limit", f"@docker/{sandbox_state.container_name(KINTO_SANDBOX, 'kinto1')}",
+                     "--data", "version=26.5.0", "tests/e2e/own_apps/kinto.py", "upgrade.py"),
+        cwd=REPOSITORY, env=dict(os.environ, PHOENIX_SANDBOX=KINTO_SANDBOX),
+        capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert upgraded.returncode == 0, upgraded.stderr[-4000:]
+    assert "kinto 26.4.0 -> 26.5.0" in upgraded.stderr
+    version = sh("kinto1", "/srv/kinto/venv/bin/python -c 'import kinto; print(kinto.__version__)'")
+    assert version.stdout.strip() == "26.5.0"
+    served = kinto("GET", "/buckets/shop/collections/orders/records")["data"]
+    assert {record["data"]["item"] for record in kinto_incident["records"]} <= {record["item"] for record in served}
+    releases = sorted(sh("kinto1", "ls /srv/kinto/releases/").stdout.split())
+    assert [name.split("-")[1] for name in releases] == ["26.4.0", "26.5.0"]  # the previous one kept for rollback
