@@ -21,25 +21,30 @@ from pyinfra.operations import files, python
 
 from phoenix import restore_plan, status
 from phoenix import upgrade as safe_upgrade
+from phoenix.artifact import artifact_for
 from phoenix.errors import PhoenixError
-from phoenix.wheel import file_sha256, wheel_for, wheel_version
+from phoenix.wheel import file_sha256, wheel_version
 from roles import app, backup
 
 
-def release_source(settings: dict) -> str:
-    """The source of the release to install: --data source, --data version (from app.releases), or app.source."""
+def release_source(settings: dict) -> tuple[str, dict]:
+    """The source of the release to install (--data source, --data version from app.releases, or app.source)
+    and the app settings to build it with (a release may have a lock of its own)."""
     flags = host.data.run_flags
     if flags["source"]:
-        return flags["source"]
+        return flags["source"], settings
     version = flags["version"]
     if not version:
-        return settings["source"]
+        return settings["source"], settings
     if version not in settings["releases"]:
         known = ", ".join(settings["releases"]) or "none"
         raise PhoenixError(
             f"--data version={version}: not in app.releases of {host.data.phoenix_host} (known: {known})"
         )
-    return settings["releases"][version]
+    release = settings["releases"][version]
+    if isinstance(release, dict):
+        return release["source"], {**settings, "lock": release["lock"]}
+    return release, settings
 
 
 def pyinfra_host(name: str):
@@ -55,8 +60,8 @@ def timer_units(data) -> list[str]:
 
 
 def plan_for(data, wheel: Path) -> safe_upgrade.Plan:
-    """Given the app host's pyinfra data and the new release's wheel, returns what its upgrade does;
-    PhoenixError when it cannot be safe."""
+    """Given the app host's pyinfra data and the new release's archive (phoenix/artifact.py), returns what
+    its upgrade does; PhoenixError when it cannot be safe."""
     settings, name = data.app, data.phoenix_host
     if not data.backup_jobs or not data.backup_target["vault"]:
         raise PhoenixError(
@@ -74,7 +79,7 @@ def plan_for(data, wheel: Path) -> safe_upgrade.Plan:
         version=wheel_version(wheel.name),
         wheel=f"{where['releases']}/{wheel.name}",
         sha256=release,
-        migrated_marker=app.migration_marker(release, config_text),
+        migrated_marker=app.migration_marker(release, config_text, app.migrate_command(settings)),
     )
     timers = {name: timer_units(data)}
     timers.setdefault(database_host, timer_units(database_data))
@@ -91,7 +96,7 @@ def plan_for(data, wheel: Path) -> safe_upgrade.Plan:
         expected_schema_command=app.schema_head_command(settings),
         commands={
             "install": app.install_command(settings, "{wheel}"),
-            "migrate": app.migrate_command(settings),
+            "migrate": app.migrate_and_check_command(settings),
             "start": app.control_command(settings, "restart"),
             "stop": app.stop_command(settings),
             "health_wait": app.health_wait_command(settings),
@@ -130,7 +135,8 @@ def run_upgrade(state, host, plan: safe_upgrade.Plan, inventory: str) -> bool:
 
 if "app" in host.data.roles:
     try:
-        WHEEL = wheel_for(release_source(host.data.app))
+        SOURCE, SETTINGS = release_source(host.data.app)
+        WHEEL = artifact_for(SETTINGS, SOURCE)
         PLAN = plan_for(host.data, WHEEL)
     except PhoenixError as error:
         print(

@@ -62,11 +62,11 @@ def wheel_for(source: str) -> Path:
     output = state_root() / "wheels" / source_hash(path)
     output.mkdir(parents=True, exist_ok=True)
     with open(output / ".lock", "w") as lock:
-        _lock_cooperatively(lock)
+        lock_cooperatively(lock)
         return _built_wheel(path, output)
 
 
-def _lock_cooperatively(lock_file) -> None:
+def lock_cooperatively(lock_file) -> None:
     """Takes an exclusive lock on `lock_file`, polling.
 
     pyinfra prepares hosts as gevent greenlets in one process: a blocking flock() would stall the

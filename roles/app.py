@@ -1,24 +1,30 @@
-"""The WSGI application: wheel built here, installed into a venv there, run by systemd or supervisor."""
+"""The WSGI application: release archive built here, installed into an isolated venv there, run under systemd
+or supervisor."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 import sys
+from io import StringIO
+from pathlib import Path
 from urllib.parse import quote
 
 import jinja2
 from packaging.version import Version
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import File
+from pyinfra.facts.files import File, FileContents
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from phoenix.wheel import file_sha256, wheel_for, wheel_version
+from phoenix.artifact import artifact_for
+from phoenix.errors import PhoenixError
+from phoenix.wheel import file_sha256, wheel_version
 from roles import supervisor
-from roles.operations import command_once_per_value, secret_file
+from roles.operations import check_passes, command_once_per_value, secret_file
 
 
 def paths(app: dict) -> dict:
@@ -33,13 +39,29 @@ def paths(app: dict) -> dict:
         "unit": f"/etc/systemd/system/{app['name']}.service",
         "installed_marker": f"{home}/.installed-release",  # the installed wheel's SHA-256
         "migrated_marker": f"{home}/.migrated-release",  # migration_marker() of the last migration
+        "system_packages": f"{home}/.system-packages",  # app.system_packages as last deployed
     }
 
 
-def install_command(app: dict, remote_wheel: str) -> str:
-    """The shell command that installs a wheel into the app's venv from nothing but the wheel and Debian's packages."""
-    pip = f"PIP_DISABLE_PIP_VERSION_CHECK=1 {paths(app)['venv']}/bin/pip install --quiet --no-index"
-    return f"{pip} --no-deps --force-reinstall {remote_wheel} && {pip} {remote_wheel}"
+def install_command(app: dict, remote_archive: str) -> str:
+    """The shell command that installs a release archive (phoenix/artifact.py) into a new, isolated venv.
+
+    pip installs from the archive alone (--no-index), each wheel checked against the SHA-256 its
+    requirements file names. The previous venv is kept until the new one is complete, and put
+    back when the install fails.
+    """
+    where = paths(app)
+    venv, unpacked = where["venv"], f"{where['home']}/.unpacked-release"
+    # Debian's pip (python3-pip) installs into the venv: no pip of its own to set up first
+    pip = f"PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip --python {venv}/bin/python install --quiet"
+    pip += f" --no-index --require-hashes --find-links {unpacked}/wheels -r {unpacked}/requirements.txt"
+    return (
+        f"rm -rf {unpacked} {venv}.previous && mkdir {unpacked} && tar -xf {remote_archive} -C {unpacked}"
+        f" && if [ -d {venv} ]; then mv {venv} {venv}.previous; fi"
+        f" && if python3 -m venv --without-pip {venv} && {pip};"
+        f" then rm -rf {unpacked} {venv}.previous;"
+        f" else rm -rf {unpacked} {venv}; [ ! -d {venv}.previous ] || mv {venv}.previous {venv}; exit 1; fi"
+    )
 
 
 def migrate_command(app: dict) -> str:
@@ -51,10 +73,11 @@ def migrate_command(app: dict) -> str:
     return f"cd {where['home']} && runuser -u {app['name']} -- {migrate}"
 
 
-def migration_marker(release: str, config_text: str) -> str:
-    """What the migrated marker says once `release` (a wheel's SHA-256) has migrated with this config."""
+def migration_marker(release: str, config_text: str, command: str) -> str:
+    """What the migrated marker says once `release` (an archive's SHA-256) has migrated with this config and command."""
     config_digest = hashlib.sha256(config_text.encode()).hexdigest()
-    return hashlib.sha256((release + config_digest).encode()).hexdigest()
+    command_digest = hashlib.sha256(command.encode()).hexdigest()
+    return hashlib.sha256((release + config_digest + command_digest).encode()).hexdigest()
 
 
 def schema_head_command(app: dict) -> str:
@@ -63,6 +86,38 @@ def schema_head_command(app: dict) -> str:
         return ""
     where = paths(app)
     return f"cd {where['home']} && runuser -u {app['name']} -- {where['python']} -m alembic -c {where['config']} heads"
+
+
+def migrate_and_check_command(app: dict) -> str:
+    """The migrate command followed by the schema check (where the framework can tell); "" without migrations."""
+    migrate, check = migrate_command(app), schema_check_command(app)
+    return f"{migrate} && ( {check} )" if migrate and check else migrate
+
+
+def schema_check_command(app: dict) -> str:
+    """The shell command that fails unless the database reached the schema head after a migration.
+
+    alembic: `current` must name every head; Django (manage.py or django-admin migrate):
+    `migrate --check`. "" for other migrate commands, where nothing can tell.
+    """
+    where, name = paths(app), app["name"]
+    as_app = f"cd {where['home']} && runuser -u {name} --"
+    command = app["migrate_command"]
+    if "alembic" in command:
+        alembic = f"{as_app} {where['python']} -m alembic -c {where['config']}"
+        revisions = "2>/dev/null | awk '{print $1}' | sort | tr '\\n' ' '"
+        return (
+            f'heads=$({alembic} heads {revisions}) && current=$({alembic} current {revisions}) && [ -n "$heads" ]'
+            f' && [ "$current" = "$heads" ] || {{ echo "app {name}: the migrate command exited 0, but the'
+            ' database is at revision ${current:-none}, not the head $heads: check app.migrate_command" >&2; exit 1; }'
+        )
+    if re.search(r"(manage\.py|django-admin)\S*\s+migrate\b", command):
+        check = re.sub(r"\bmigrate\b.*$", "migrate --check", migrate_command(app))
+        return (
+            f"{check} >/dev/null || {{ echo 'app {name}: the migrate command exited 0, but Django still lists"
+            " unapplied migrations: check app.migrate_command' >&2; exit 1; }"
+        )
+    return ""
 
 
 def stop_command(app: dict) -> str:
@@ -123,6 +178,7 @@ def apply() -> None:
     name = app["name"]
     packages = [*app["system_packages"], "python3-venv", "python3-pip"]
     apt.packages(name="Install the app's Debian packages", packages=packages, no_recommends=True)
+    _remove_dropped_system_packages(app, where)
     system_user(app)
     # server.user hands the home to the app user; the code in it (releases, venv) stays root's
     files.directory(name="App home", path=where["home"], user=name, group=name, mode="0755")
@@ -131,19 +187,14 @@ def apply() -> None:
     for directory in app["data_dirs"]:
         files.directory(name=f"App data {directory}", path=directory, user=name, group=name, mode="0750")
 
-    if not host.get_fact(File, path=f"{where['venv']}/pyvenv.cfg"):
-        server.shell(
-            name="App venv (sees Debian's python3-* packages)",
-            commands=[f"python3 -m venv --system-site-packages {where['venv']}"],
-        )
-    wheel = wheel_for(app["source"])
-    _refuse_downgrade(app, wheel.name)
-    remote_wheel = f"{where['releases']}/{wheel.name}"
-    release = file_sha256(wheel)
-    files.put(name=f"Upload {wheel.name}", src=str(wheel), dest=remote_wheel, mode="0644")
+    artifact = _artifact(app)
+    _refuse_downgrade(app, artifact.name)
+    remote_archive = f"{where['releases']}/{artifact.name}"
+    release = file_sha256(artifact)
+    files.put(name=f"Upload {artifact.name}", src=str(artifact), dest=remote_archive, mode="0644")
     installed = command_once_per_value(
-        name=f"Install {wheel.name}",
-        command=install_command(app, remote_wheel),
+        name=f"Install {artifact.name} into an isolated venv",
+        command=install_command(app, remote_archive),
         marker=where["installed_marker"],
         value=release,
     )
@@ -154,9 +205,9 @@ def apply() -> None:
     if app["migrate_command"]:
         command_once_per_value(
             name="Database migrations",
-            command=migrate_command(app),
+            command=migrate_and_check_command(app),
             marker=where["migrated_marker"],
-            value=migration_marker(release, config_text),
+            value=migration_marker(release, config_text, migrate_command(app)),
         )
     code_or_config_changed = any_changed(installed, config)
     if app["process_manager"] == "supervisor":
@@ -170,20 +221,37 @@ def apply() -> None:
     else:
         supervisor.remove_program(program_name=name)
         _systemd_unit(app, where, restart=code_or_config_changed)
+    # every deploy ends here, changed or not: a deploy exits 0 only over an app that answers
     server.shell(
         name="Wait until the app answers its health check",
         commands=[health_wait_command(app)],
         _if=code_or_config_changed,
     )
+    check_passes(
+        name="The app answers its health check",
+        check=health_check_command(app),
+        wait=health_wait_command(app),
+        _if=lambda: not code_or_config_changed(),
+    )
 
 
 def installed_wheel_command(app: dict) -> str:
-    """Prints the path of the wheel the app runs: the one in releases/ whose SHA-256 the installed marker holds."""
+    """Prints the path of the release archive the app runs: the one in releases/ whose SHA-256 the installed
+    marker holds (nothing for a release installed before archives, which deploy.py then replaces)."""
     where = paths(app)
     return (
         f'sha=$(cat {where["installed_marker"]} 2>/dev/null) && [ -n "$sha" ]'
-        f" && sha256sum -- {where['releases']}/*.whl | awk -v sha=\"$sha\" '$1 == sha {{print $2; exit}}'"
+        f" && sha256sum -- {where['releases']}/*.tar 2>/dev/null | awk -v sha=\"$sha\" '$1 == sha {{print $2; exit}}'"
     )
+
+
+def _artifact(app: dict) -> Path:
+    """The release archive of app.source; stops the run with one line when it cannot be built."""
+    try:
+        return artifact_for(app, app["source"])
+    except PhoenixError as error:
+        print(f"phoenix: {host.data.phoenix_host}: nothing was changed: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _refuse_downgrade(app: dict, wheel_name: str) -> None:
@@ -201,6 +269,34 @@ def _refuse_downgrade(app: dict, wheel_name: str) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2)
+
+
+def _remove_dropped_system_packages(app: dict, where: dict) -> None:
+    """Packages taken out of app.system_packages since the last deploy are removed, unless something needs them."""
+    previous = host.get_fact(FileContents, path=where["system_packages"]) or []
+    dropped = sorted({line.strip() for line in previous if line.strip()} - set(app["system_packages"]))
+    if dropped:
+        server.shell(
+            name=f"Remove Debian packages dropped from app.system_packages: {', '.join(dropped)}",
+            commands=[remove_unneeded_packages_command(dropped)],
+        )
+    listed = "".join(f"{package}\n" for package in sorted(app["system_packages"]))
+    files.put(name="Record app.system_packages", src=StringIO(listed), dest=where["system_packages"], mode="0644")
+
+
+def remove_unneeded_packages_command(packages: list[str]) -> str:
+    """The shell command that purges each installed package of `packages` that no other installed package needs.
+
+    apt-mark auto first: apt then tells (a simulated autoremove) whether anything still depends on it.
+    """
+    names = " ".join(shlex.quote(package) for package in packages)
+    return (
+        f"for package in {names}; do"
+        " dpkg-query -W -f='${Status}' \"$package\" 2>/dev/null | grep -q 'ok installed' || continue;"
+        ' apt-mark auto "$package" >/dev/null;'
+        ' if apt-get -s autoremove | grep -q "^Remv $package "; then'
+        ' DEBIAN_FRONTEND=noninteractive apt-get -y -q purge "$package" >/dev/null; fi; done'
+    )
 
 
 def _environment(where: dict) -> dict:
@@ -228,6 +324,12 @@ def _remove_systemd_unit(name: str, unit_path: str) -> None:
         systemd.service(name="Stop the app's systemd unit", service=name, running=False, enabled=False)
         files.file(name="Remove the app's systemd unit", path=unit_path, present=False)
         systemd.daemon_reload(name="Reload systemd units")
+
+
+def health_check_command(app: dict) -> str:
+    """The shell command that asks the app's health check once, on loopback."""
+    url = shlex.quote(f"http://127.0.0.1:{app['port']}{app['health_path']}")
+    return f"curl -fsS --max-time 10 -o /dev/null {url}"
 
 
 def health_wait_command(app: dict, seconds: int = 30) -> str:

@@ -9,6 +9,7 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.facts.files import FileContents, Sha256File
+from pyinfra.facts.server import Command
 from pyinfra.operations import files
 
 from phoenix import scram
@@ -215,3 +216,25 @@ def timer_scheduled(timer: str):
     if stale:
         yield "systemctl daemon-reload"
     yield restart_timer_command(timer)
+
+
+@operation()
+def check_passes(check: str, wait: str):
+    """
+    A check that changes nothing: no change when `check` passes; otherwise `wait` runs, and fails
+    (failing the deploy) unless the check passes in time.
+
+    + check: shell command exiting 0 when all is well (a single quick try)
+    + wait: shell command that retries the check for a while and exits non-zero when it never passes
+
+    **Example:**
+
+    .. code:: python
+
+        check_passes(check="curl -fsS http://127.0.0.1:8000/health", wait=wait_command, _if=nothing_changed)
+    """
+    answer = host.get_fact(Command, command=f"if {check} >/dev/null 2>&1; then echo passed; else echo failed; fi")
+    if answer == "passed":
+        host.noop(f"passes: {check}")
+        return
+    yield wait

@@ -287,6 +287,17 @@ def test_a_limit_matching_no_host_stops_before_connecting(sandbox_hosts):
     assert "Connecting to hosts" not in result.stderr
 
 
+def test_a_deploy_over_an_app_that_does_not_answer_fails(converged):
+    # web2's database on db1 is down: nothing in web2's blueprint changes, yet its app answers 503
+    subprocess.run(["docker", "exec", container("db1"), "systemctl", "stop", "postgresql"], check=True)
+    try:
+        process = run_pyinfra("--limit", "web2", "inventories/sandbox.py", "deploy.py")
+    finally:
+        subprocess.run(["docker", "exec", container("db1"), "systemctl", "start", "postgresql"], check=True)
+    assert process.returncode != 0
+    assert "app did not answer http://127.0.0.1:6543/health within 30s" in process.stderr
+
+
 def test_sandbox_down_removes_only_its_own_containers(sandbox_hosts):
     from phoenix import sandbox
 
