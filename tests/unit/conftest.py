@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -85,3 +86,27 @@ def receiver():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}/ping/abc", received
     server.shutdown()
+
+
+@pytest.fixture
+def vault_config(tmp_path: Path) -> Callable[..., Path]:
+    """Returns a function that writes a vault's settings (as the vault role does) for `clients` and returns the path.
+
+    The vault's data directory is tmp_path; retention keeps one daily run and one verified run.
+    """
+
+    def write(*clients: str) -> Path:
+        settings = {
+            "user": "phoenix-vault",
+            "data_dir": str(tmp_path),
+            "clients": {client: "secret" for client in clients or ("web1",)},
+            "retention": {
+                "keep_within_seconds": 0, "hourly": 0, "daily": 1, "weekly": 0, "monthly": 0, "minimum_verified": 1,
+            },
+            "check_read_data_subset": "5%",
+        }  # fmt: skip
+        path = tmp_path / "vault.json"
+        path.write_text(json.dumps(settings))
+        return path
+
+    return write

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from phoenix.remote import vault
 
 
 @pytest.fixture
-def held_vault(tmp_path):
-    settings = {
-        "user": "phoenix-vault",
-        "data_dir": str(tmp_path),
-        "clients": {"web1": "secret", "db1": "secret"},
-        "retention": {
-            "keep_within_seconds": 0, "hourly": 0, "daily": 1, "weekly": 0, "monthly": 0, "minimum_verified": 1,
-        },
-        "check_read_data_subset": "5%",
-    }  # fmt: skip
-    path = tmp_path / "vault.json"
-    path.write_text(json.dumps(settings))
-    return vault.Vault(path)
+def held_vault(vault_config):
+    return vault.Vault(vault_config("web1", "db1"))
 
 
 def test_a_hold_is_kept_until_released_and_logged_both_ways(held_vault, capsys):

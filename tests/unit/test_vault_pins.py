@@ -38,17 +38,8 @@ class FakeRestic:
 
 
 @pytest.fixture
-def web1_vault(tmp_path, monkeypatch):
-    settings = {
-        "user": "phoenix-vault",
-        "data_dir": str(tmp_path),
-        "clients": {"web1": "secret"},
-        "retention": {
-            "keep_within_seconds": 0, "hourly": 0, "daily": 1, "weekly": 0, "monthly": 0, "minimum_verified": 1,
-        },
-        "check_read_data_subset": "5%",
-    }  # fmt: skip
-    (tmp_path / "vault.json").write_text(json.dumps(settings))
+def web1_vault(tmp_path, monkeypatch, vault_config):
+    vault_config("web1")
     (tmp_path / "repos" / "web1").mkdir(parents=True)  # as the vault role and init leave them
     repository = FakeRestic(
         [

@@ -42,18 +42,8 @@ class CheckingRestic:
 
 
 @pytest.fixture
-def vault_with_garbage(tmp_path, monkeypatch):
-    settings = {
-        "user": "phoenix-vault",
-        "data_dir": str(tmp_path),
-        "clients": {"web1": "secret"},
-        "retention": {
-            "keep_within_seconds": 0, "hourly": 0, "daily": 1, "weekly": 0, "monthly": 0, "minimum_verified": 1,
-        },
-        "check_read_data_subset": "5%",
-    }  # fmt: skip
-    (tmp_path / "vault.json").write_text(json.dumps(settings))
-    the_vault = vault.Vault(tmp_path / "vault.json")
+def vault_with_garbage(monkeypatch, vault_config):
+    the_vault = vault.Vault(vault_config("web1"))
     snapshots = the_vault.repository("web1") / "snapshots"
     snapshots.mkdir(parents=True)
     (snapshots / GARBAGE).write_bytes(b"garbage a client POSTed")

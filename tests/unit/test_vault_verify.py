@@ -26,18 +26,8 @@ BAD = {"r2": "checksum mismatch: stored 10 bytes, manifest says 12"}
 
 
 @pytest.fixture
-def the_vault(tmp_path, monkeypatch):
-    settings = {
-        "user": "phoenix-vault",
-        "data_dir": str(tmp_path),
-        "clients": {"web1": "secret"},
-        "retention": {
-            "keep_within_seconds": 0, "hourly": 0, "daily": 1, "weekly": 0, "monthly": 0, "minimum_verified": 1,
-        },
-        "check_read_data_subset": "5%",
-    }  # fmt: skip
-    path = tmp_path / "vault.json"
-    path.write_text(json.dumps(settings))
+def the_vault(tmp_path, monkeypatch, vault_config):
+    path = vault_config("web1")
     (tmp_path / "repos").mkdir()  # status reports the free space where the repositories are
     the_vault = vault.Vault(path)
     the_vault.checked, the_vault.bad = [], dict(BAD)  # what verify_run was asked, what it finds bad
