@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from repository_pyinfra import run_pyinfra
 
 from phoenix import host_limit
 
@@ -30,19 +31,12 @@ hosts:
 """
 
 
-def run_pyinfra(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess:
+def run_on_inventory(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess:
+    """Runs pyinfra on INVENTORY (written to tmp_path) with `arguments`, the last one being the operations."""
     inventory = tmp_path / "shop.py"
     inventory.write_text("from phoenix.inventory import hosts_for\n\nservers = hosts_for(__file__)\n")
     inventory.with_suffix(".yml").write_text(INVENTORY)
-    return subprocess.run(
-        [str(REPOSITORY / ".venv" / "bin" / "pyinfra"), *arguments[:-1], str(inventory), arguments[-1]],
-        check=False,
-        cwd=REPOSITORY,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_pyinfra(*arguments[:-1], str(inventory), arguments[-1])
 
 
 def test_each_host_gets_a_group_named_after_its_short_name():
@@ -86,7 +80,7 @@ def test_a_limit_matching_no_host_names_the_short_names_groups_and_pyinfra_names
 
 
 def test_pyinfra_with_a_limit_matching_no_host_stops_before_touching_any_host(tmp_path):
-    result = run_pyinfra(tmp_path, "-y", "--limit", "web9", "deploy.py")
+    result = run_on_inventory(tmp_path, "-y", "--limit", "web9", "deploy.py")
 
     assert result.returncode == 2
     assert result.stderr.splitlines()[-2:] == [
@@ -97,7 +91,7 @@ def test_pyinfra_with_a_limit_matching_no_host_stops_before_touching_any_host(tm
 
 
 def test_pyinfra_debug_inventory_prints_the_inventory(tmp_path):
-    result = run_pyinfra(tmp_path, "debug-inventory")
+    result = run_on_inventory(tmp_path, "debug-inventory")
 
     assert result.returncode == 0, result.stderr
     assert "--> Groups: web1, servers, shop" in result.stderr
@@ -105,7 +99,7 @@ def test_pyinfra_debug_inventory_prints_the_inventory(tmp_path):
 
 
 def test_pyinfra_debug_inventory_as_json_has_every_host_with_its_short_name_group_and_no_secret(tmp_path):
-    result = run_pyinfra(tmp_path, "--json", "debug-inventory")
+    result = run_on_inventory(tmp_path, "--json", "debug-inventory")
 
     assert result.returncode == 0, result.stderr
     hosts = {host["name"]: host for host in json.loads(result.stdout)}

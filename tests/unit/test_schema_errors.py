@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
+from repository_pyinfra import run_pyinfra
 
 from phoenix.errors import PhoenixError
 from phoenix.inventory import load_environment
@@ -151,19 +151,6 @@ def test_pyinfra_with_a_bad_inventory_stops_before_touching_any_host(tmp_path):
     assert "no host was touched" in result.stderr
     assert f"{tmp_path / 'broken.yml'}: at 'hosts.web1.app': " in result.stderr
     assert "'prot' was unexpected" in result.stderr
-
-
-def run_pyinfra(*arguments: str) -> subprocess.CompletedProcess:
-    """Runs the repository's pyinfra from the repository (where relative app sources resolve)."""
-    return subprocess.run(
-        [str(REPOSITORY / ".venv" / "bin" / "pyinfra"), *arguments],
-        check=False,
-        cwd=REPOSITORY,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_pyinfra_with_a_missing_app_source_or_release_stops_before_touching_any_host(tmp_path):
