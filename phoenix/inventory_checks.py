@@ -19,6 +19,8 @@ import jsonschema
 
 from phoenix import oncalendar
 from phoenix.artifact import pypi_release
+from phoenix.errors import PhoenixError
+from phoenix.git_source import is_git_source, split_git_source
 
 POSTGRES_PORT = 5432  # Debian's PostgreSQL, which roles/postgres.py leaves on its default port
 LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -148,6 +150,12 @@ def source_problem(source: str, base: Path) -> str | None:
     release on PyPI (`name[extras]==version`, which its lock must pin), else why not."""
     if pypi_release(source):
         return None
+    if is_git_source(source):
+        try:
+            split_git_source(source)
+        except PhoenixError as error:
+            return str(error).removeprefix("app.source: ")
+        return None  # fetched when the release is built: no network here
     path = base / source
     if path.suffix == ".whl":
         return None if path.is_file() else f"wheel {path} not found"
