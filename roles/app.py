@@ -119,11 +119,15 @@ def migrate_and_check_command(app: dict) -> str:
     migrate, check = migrate_command(app), schema_check_command(app)
     if not migrate:
         return ""
-    failed = (
-        f"app {app['name']}: the migrate command `{app['migrate_command']}` (app.migrate_command) failed, its output"
-        " is above: correct the command, or the release it migrates"
+    failed = f"app {app['name']}: the migrate command `{app['migrate_command']}` (app.migrate_command) failed: "
+    advice = ": correct the command, or the release it migrates"
+    # its errors are kept aside and passed on, so that the one line can end with the last of them: the cause
+    migrate = (
+        f'{{ errors=$(mktemp) && {{ {migrate} ; }} 2>"$errors"; status=$?; cat "$errors" >&2;'
+        f' cause=$(grep -v "^[[:space:]]*$" "$errors" | tail -n 1); rm -f "$errors";'
+        f' [ "$status" -eq 0 ] || {{ echo {shlex.quote(failed)}"${{cause:-exit status $status}}"{shlex.quote(advice)}'
+        " >&2; false; }; }"
     )
-    migrate = f"{{ {migrate} || {{ echo {shlex.quote(failed)} >&2; false; }}; }}"
     return f"{migrate} && ( {check} )" if check else migrate
 
 

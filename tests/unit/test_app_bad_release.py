@@ -77,6 +77,11 @@ def test_a_migrate_command_that_fails_ends_with_one_line_naming_the_app_and_the_
     assert failed.stderr.splitlines() == [
         "relation does not exist",
         "app shop: the migrate command `sh -c 'echo relation does not exist >&2; exit 3'` (app.migrate_command)"
-        " failed, its output is above: correct the command, or the release it migrates",
+        " failed: relation does not exist: correct the command, or the release it migrates",
     ]
-    assert migrate_here("true").returncode == 0
+    silent = migrate_here("false")
+    assert silent.stderr.splitlines() == [
+        "app shop: the migrate command `false` (app.migrate_command) failed: exit status 1: correct the command,"
+        " or the release it migrates"
+    ]
+    assert migrate_here("sh -c 'echo just a warning >&2'").returncode == 0
