@@ -26,6 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from phoenix import git_source
 from phoenix.errors import PhoenixError
 from phoenix.progress import say
 from phoenix.wheel import file_sha256, lock_cooperatively, wheel_for
@@ -117,7 +118,7 @@ def pypi_release(source: str) -> tuple[str, str] | None:
 def artifact_for(app: dict, source: str) -> Path:
     """Given the app settings and a release source, returns its archive, built once.
 
-    The source is a directory or .whl (the app's wheel goes in beside the lock's), or a PyPI
+    The source is a directory, a .whl or git+URL@ref (the app's wheel goes in beside the lock's), or a PyPI
     requirement `name[extras]==version`, which the lock must pin with its hashes like any other.
     Raises PhoenixError with one line naming the app, the package and what to do when the lock,
     a download or a build fails; nothing on any server has changed then.
@@ -135,7 +136,9 @@ def artifact_for(app: dict, source: str) -> Path:
             )
         app_digest = source
     else:
-        wheel = wheel_for(source)
+        wheel = wheel_for(
+            str(git_source.checkout(source, cache_root())) if git_source.is_git_source(source) else source
+        )
         app_wheels, (distribution, version) = [wheel], wheel.name.split("-")[:2]
         app_digest = file_sha256(wheel)
     build_packages = sorted(app.get("build_packages") or [])

@@ -18,6 +18,9 @@ from pathlib import Path
 import jsonschema
 
 from phoenix import oncalendar
+from phoenix.artifact import pypi_release
+from phoenix.errors import PhoenixError
+from phoenix.git_source import is_git_source, split_git_source
 
 POSTGRES_PORT = 5432  # Debian's PostgreSQL, which roles/postgres.py leaves on its default port
 LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -143,7 +146,16 @@ def port_errors(filename: str, name: str, host: dict) -> list[str]:
 
 
 def source_problem(source: str, base: Path) -> str | None:
-    """Given an app source (relative to `base`), returns None when a wheel can be built from it, else why not."""
+    """Given an app source (relative to `base`), returns None when a wheel can be built from it or it names a
+    release on PyPI (`name[extras]==version`, which its lock must pin), else why not."""
+    if pypi_release(source):
+        return None
+    if is_git_source(source):
+        try:
+            split_git_source(source)
+        except PhoenixError as error:
+            return str(error).removeprefix("app.source: ")
+        return None  # fetched when the release is built: no network here
     path = base / source
     if path.suffix == ".whl":
         return None if path.is_file() else f"wheel {path} not found"
@@ -165,7 +177,16 @@ def source_errors(filename: str, hosts: dict[str, dict], base: Path) -> list[str
             continue
         app = host["app"]
         sources = [("app.source", app["source"])]
-        sources += [(f"app.releases.{version}", source) for version, source in app["releases"].items()]
+        for version, release in app["releases"].items():
+            if isinstance(release, dict):  # {source, lock}: a release with a lock of its own
+                sources.append((f"app.releases.{version}.source", release["source"]))
+                if not (base / release["lock"]).is_file():
+                    errors.append(
+                        f"{filename}: at 'hosts.{name}.app.releases.{version}.lock': lock {base / release['lock']}"
+                        " not found"
+                    )
+            else:
+                sources.append((f"app.releases.{version}", release))
         for key, source in sources:
             problem = source_problem(source, base)
             if problem:

@@ -55,12 +55,38 @@ def install_command(app: dict, remote_archive: str) -> str:
     # Debian's pip (python3-pip) installs into the venv: no pip of its own to set up first
     pip = f"PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip --python {venv}/bin/python install --quiet"
     pip += f" --no-index --require-hashes --find-links {unpacked}/wheels -r {unpacked}/requirements.txt"
+    check = wsgi_import_check_command(app)
     return (
         f"rm -rf {unpacked} {venv}.previous && mkdir {unpacked} && tar -xf {remote_archive} -C {unpacked}"
         f" && if [ -d {venv} ]; then mv {venv} {venv}.previous; fi"
-        f" && if python3 -m venv --without-pip {venv} && {pip};"
+        f" && if python3 -m venv --without-pip {venv} && {pip}{f' && {check}' if check else ''};"
         f" then rm -rf {unpacked} {venv}.previous;"
         f" else rm -rf {unpacked} {venv}; [ ! -d {venv}.previous ] || mv {venv}.previous {venv}; exit 1; fi"
+    )
+
+
+# Finds the WSGI target's module without running it (it may need the config, which comes later):
+# its parent packages are imported, so a missing dependency of theirs shows too.
+_FIND_MODULE = """import importlib.util, sys
+try:
+    problem = "" if importlib.util.find_spec(sys.argv[1]) else f"no module named {sys.argv[1]!r}"
+except Exception as error:
+    problem = f"{type(error).__name__}: {error}"
+sys.exit(problem or None)"""
+
+
+def wsgi_import_check_command(app: dict) -> str:
+    """The shell command, run after the install into the new venv, that fails with one line naming the app and
+    app.wsgi unless the target's module is found there ("" for paste, whose target is the config's app)."""
+    if app["wsgi"] == "paste":
+        return ""
+    where = paths(app)
+    module = app["wsgi"].split(":", 1)[0]
+    headline = f"app {app['name']}: the WSGI target {app['wsgi']} (app.wsgi) does not import from the new release"
+    advice = "the previous release is left in place: correct app.wsgi, or the release's dependencies in app.lock"
+    return (
+        f"{{ problem=$(cd {where['home']} && {where['python']} -c {shlex.quote(_FIND_MODULE)} {shlex.quote(module)}"
+        f' 2>&1) || {{ echo {shlex.quote(headline)}" ($problem); "{shlex.quote(advice)} >&2; false; }}; }}'
     )
 
 
@@ -91,7 +117,18 @@ def schema_head_command(app: dict) -> str:
 def migrate_and_check_command(app: dict) -> str:
     """The migrate command followed by the schema check (where the framework can tell); "" without migrations."""
     migrate, check = migrate_command(app), schema_check_command(app)
-    return f"{migrate} && ( {check} )" if migrate and check else migrate
+    if not migrate:
+        return ""
+    failed = f"app {app['name']}: the migrate command `{app['migrate_command']}` (app.migrate_command) failed: "
+    advice = ": correct the command, or the release it migrates"
+    # its errors are kept aside and passed on, so that the one line can end with the last of them: the cause
+    migrate = (
+        f'{{ errors=$(mktemp) && {{ {migrate} ; }} 2>"$errors"; status=$?; cat "$errors" >&2;'
+        f' cause=$(grep -v "^[[:space:]]*$" "$errors" | tail -n 1); rm -f "$errors";'
+        f' [ "$status" -eq 0 ] || {{ echo {shlex.quote(failed)}"${{cause:-exit status $status}}"{shlex.quote(advice)}'
+        " >&2; false; }; }"
+    )
+    return f"{migrate} && ( {check} )" if check else migrate
 
 
 def schema_check_command(app: dict) -> str:

@@ -3,7 +3,8 @@
 Kinto (Pyramid, PostgreSQL backend, 53 locked packages from PyPI, among them zope.* namespace
 packages) in a sandbox of its own: kinto1 (nginx, Kinto, PostgreSQL) backing up to vault1.
 From blank containers: deploy; records written through Kinto's own HTTP API; a backup; kinto1
-destroyed; restore.py; the records served again; upgrade.py to the next Kinto release.
+destroyed; restore.py; the records served again; an upgrade.py whose migration fails rolls back to
+the previous release, which serves the same records; upgrade.py to the next Kinto release.
 """
 
 from __future__ import annotations
@@ -110,14 +111,36 @@ def test_a_deploy_after_the_restore_changes_nothing(kinto_incident):
     assert [operation["name"] for operation in results["operations"] if operation["success"]] == []
 
 
-def test_upgrade_to_the_next_kinto_release_keeps_the_records(kinto_incident):
-    assert kinto_incident["restored"].returncode == 0
-    upgraded = subprocess.run(
+def upgrade(version: str) -> subprocess.CompletedProcess:
+    """upgrade.py on kinto1 to release `version` of app.releases; returns the finished process."""
+    return subprocess.run(
         pyinfra_argv("--limit", f"@docker/{sandbox_state.container_name(KINTO_SANDBOX, 'kinto1')}",
-                     "--data", "version=26.5.0", "tests/e2e/own_apps/kinto.py", "upgrade.py"),
+                     "--data", f"version={version}", "tests/e2e/own_apps/kinto.py", "upgrade.py"),
         cwd=REPOSITORY, env=dict(os.environ, PHOENIX_SANDBOX=KINTO_SANDBOX),
         capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
+
+
+def test_an_upgrade_whose_migration_fails_rolls_back_and_the_previous_release_serves_the_records(kinto_incident):
+    assert kinto_incident["restored"].returncode == 0
+    failed = upgrade("26.5.0-no-driver")  # its lock lacks psycopg2-binary: `kinto migrate` cannot connect
+    assert failed.returncode != 0
+    assert "kinto1: upgrade to 26.5.0 ROLLED BACK to 26.4.0" in failed.stderr, failed.stderr[-4000:]
+    assert (
+        "app kinto: the migrate command `/srv/kinto/venv/bin/kinto migrate --ini {config}` (app.migrate_command)"
+        " failed: ModuleNotFoundError: No module named 'psycopg2': correct the command" in failed.stderr
+    )
+    version = sh("kinto1", "/srv/kinto/venv/bin/python -c 'import kinto; print(kinto.__version__)'")
+    assert version.stdout.strip() == "26.4.0"
+    served = kinto("GET", "/buckets/shop/collections/orders/records")["data"]
+    assert {record["data"]["item"] for record in kinto_incident["records"]} <= {record["item"] for record in served}
+    last = json.loads(sh("kinto1", "tail -n 1 /var/lib/phoenix/upgrade/history.jsonl").stdout)
+    assert (last["outcome"], last["rolled_back_to"]) == ("rolled back", "26.4.0")
+
+
+def test_upgrade_to_the_next_kinto_release_keeps_the_records(kinto_incident):
+    assert kinto_incident["restored"].returncode == 0
+    upgraded = upgrade("26.5.0")
     assert upgraded.returncode == 0, upgraded.stderr[-4000:]
     assert "kinto 26.4.0 -> 26.5.0" in upgraded.stderr
     version = sh("kinto1", "/srv/kinto/venv/bin/python -c 'import kinto; print(kinto.__version__)'")
@@ -125,4 +148,5 @@ def test_upgrade_to_the_next_kinto_release_keeps_the_records(kinto_incident):
     served = kinto("GET", "/buckets/shop/collections/orders/records")["data"]
     assert {record["data"]["item"] for record in kinto_incident["records"]} <= {record["item"] for record in served}
     releases = sorted(sh("kinto1", "ls /srv/kinto/releases/").stdout.split())
-    assert [name.split("-")[1] for name in releases] == ["26.4.0", "26.5.0"]  # the previous one kept for rollback
+    # the previous one kept for rollback (and the broken 26.5.0 of the rolled-back upgrade)
+    assert [name.split("-")[1] for name in releases] == ["26.4.0", "26.5.0", "26.5.0"]

@@ -10,7 +10,7 @@ from repository_pyinfra import run_pyinfra
 
 from phoenix.errors import PhoenixError
 from phoenix.inventory import load_environment
-from phoenix.inventory_checks import FORMAT_CHECKER
+from phoenix.inventory_checks import FORMAT_CHECKER, source_errors
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 ENVIRONMENT = "environment:\n  name: shop\n"
@@ -174,6 +174,29 @@ def test_pyinfra_with_a_missing_app_source_or_release_stops_before_touching_any_
         f"{tmp_path / 'shop.yml'}: at 'hosts.web1.app.releases.3.0.0':"
         f" wheel {REPOSITORY / 'releases/links-3.0.0-py3-none-any.whl'} not found",
     ]
+
+
+def test_releases_from_pypi_with_locks_of_their_own_are_checked_too(tmp_path):
+    app = {
+        "source": "kinto[postgresql]==26.4.0",
+        "releases": {
+            "26.5.0": {"source": "kinto[postgresql]==26.5.0", "lock": "locks/kinto-26.5.0.lock"},
+            "27.0.0": {"source": "kinto==27.0.0", "lock": "locks/kinto-27.0.0.lock"},
+        },
+    }
+    (tmp_path / "locks").mkdir()
+    (tmp_path / "locks" / "kinto-26.5.0.lock").write_text("")
+
+    errors = source_errors("kinto.yml", {"kinto1": {"roles": ["app"], "app": app}}, tmp_path)
+
+    assert errors == [
+        f"kinto.yml: at 'hosts.kinto1.app.releases.27.0.0.lock': lock {tmp_path / 'locks/kinto-27.0.0.lock'} not found"
+    ]
+
+
+@pytest.mark.parametrize("path", sorted(REPOSITORY.glob("tests/e2e/own_apps/*.yml")), ids=lambda path: path.name)
+def test_the_own_apps_inventories_sources_and_locks_exist(path):
+    assert source_errors(str(path), load_environment(path).hosts, REPOSITORY) == []
 
 
 @pytest.mark.parametrize("path", sorted((REPOSITORY / "inventories").glob("*.yml")), ids=lambda path: path.name)
