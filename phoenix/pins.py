@@ -17,7 +17,7 @@ from datetime import datetime
 from phoenix.drill import duration
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment, load_environment
-from phoenix.status import ask_vault
+from phoenix.vault_client import ask_vault
 
 
 def render(document: dict) -> str:

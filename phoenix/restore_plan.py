@@ -17,21 +17,8 @@ import time
 from datetime import UTC, datetime
 
 from phoenix.errors import PhoenixError
-from phoenix.inventory import Environment, load_environment
-from phoenix.status import ask_vault
-
-_environments: dict[str, Environment] = {}
-
-
-def environment_of(path: str) -> Environment:
-    if path not in _environments:
-        _environments[path] = load_environment(path)
-    return _environments[path]
-
-
-def vault_runs(environment: Environment, host_name: str) -> dict:
-    """Returns `phoenix-vault runs` for the host: {"now": vault's clock, "runs": [...] oldest first}."""
-    return ask_vault(environment, "runs", "--client", host_name, timeout=300)
+from phoenix.inventory import environment_of
+from phoenix.vault_client import vault_runs
 
 
 def format_age(seconds: float) -> str:

@@ -11,54 +11,13 @@ Exit status 1 when anything is flagged, so a cron job or monitoring can run it.
 from __future__ import annotations
 
 import json
-import shlex
-import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from phoenix import backup_plan, drill, sandbox_state
-from phoenix.errors import PhoenixError
+from phoenix import backup_plan, drill
 from phoenix.inventory import Environment
-
-
-def remote_command(environment: Environment, name: str) -> list[str]:
-    """Returns the argv prefix that runs a command as root on host `name` of the environment."""
-    if environment.connection["type"] == "docker":
-        return ["docker", "exec", sandbox_state.container_name(environment.sandbox_name, name)]
-    ssh = environment.hosts[name]["ssh"]
-    command = ["ssh", "-p", str(ssh["port"]), "-o", "BatchMode=yes"]
-    if ssh["key_file"]:
-        command += ["-i", ssh["key_file"]]
-    command.append(f"{ssh['user']}@{ssh['host']}")
-    return command + ([] if ssh["user"] == "root" else ["sudo", "-n"])
-
-
-def ask_vault(environment: Environment, *arguments: str, timeout: int = 120) -> dict:
-    """Runs `phoenix-vault ARGUMENTS` on the environment's vault; returns its JSON, or raises PhoenixError."""
-    return json.loads(run_on_vault(environment, *arguments, timeout=timeout))
-
-
-def run_on_vault(environment: Environment, *arguments: str, timeout: int = 120) -> str:
-    """Runs `phoenix-vault ARGUMENTS` on the environment's vault; returns its output, or raises PhoenixError."""
-    vault = backup_plan.vault_host(environment.hosts)
-    if vault is None:
-        raise PhoenixError(f"{environment.path}: no host has the vault role; the backups are read from the vault")
-    # ssh hands the remote shell one string: the arguments are quoted for it (a pin's reason has spaces)
-    quoted = [shlex.quote(argument) for argument in arguments] if environment.connection["type"] == "ssh" else arguments
-    command = [*remote_command(environment, vault), "phoenix-vault", *quoted]
-    what = f"`phoenix-vault {' '.join(arguments)}`"
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as error:
-        raise PhoenixError(f"{vault}: {what} did not answer within {timeout}s") from error
-    if result.returncode != 0:
-        raise PhoenixError(f"{vault}: {what} failed: {(result.stderr.strip() or result.stdout.strip())[-500:]}")
-    return result.stdout
-
-
-def vault_report(environment: Environment) -> dict:
-    """Returns `phoenix-vault status` of the environment's vault."""
-    return ask_vault(environment, "status")
+from phoenix.units import human_bytes
+from phoenix.vault_client import vault_report
 
 
 @dataclass
@@ -186,15 +145,6 @@ def render(rows: list[Row], vault_flags: list[str], report: dict) -> str:
     lines += ignored_pin_lines(report)
     lines += [f"!! {flag}" for flag in vault_flags]
     return "\n".join(lines)
-
-
-def human_bytes(count: float) -> str:
-    """Returns a byte count as people read it: 512 B, 1.5 MiB, 12.0 GiB."""
-    units = ["B", "KiB", "MiB", "GiB"]
-    while count >= 1024 and len(units) > 1:
-        count /= 1024
-        units.pop(0)
-    return f"{count:.0f} B" if units[0] == "B" else f"{count:.1f} {units[0]}"
 
 
 def run(inventory: str, as_json: bool) -> int:
