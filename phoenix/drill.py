@@ -28,6 +28,7 @@ from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 from phoenix.progress import say
 from phoenix.remote.backup_job import ping  # the backup jobs' healthchecks.io-style ping
+from phoenix.units import age, duration, step_durations
 
 HISTORY_FILE = "history.jsonl"
 
@@ -221,16 +222,6 @@ def _print_access(drill_sandbox: str, names: list[str]) -> None:
 # --- reports and history ----------------------------------------------------------------
 
 
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f}min"
-    return f"{seconds / 3600:.1f}h"
-
-
 def render_markdown(report: dict) -> str:
     """Returns the drill report as Markdown (also what the drill prints)."""
     verdict = "PASSED" if report["passed"] else "FAILED"
@@ -239,9 +230,7 @@ def render_markdown(report: dict) -> str:
         "",
         f"- started: {report['started']}",
         f"- hosts: {', '.join(report['hosts'])}",
-        f"- RTO: {duration(report['rto_seconds'])} ("
-        + ", ".join(f"{step} {seconds:.1f}s" for step, seconds in report["steps"].items())
-        + ")",
+        f"- RTO: {duration(report['rto_seconds'])} ({step_durations(report['steps'])})",
         f"- RPO: {duration(report['rpo_seconds'])} (age of the oldest restored data at drill time)",
         "",
         "## Restored",
@@ -309,7 +298,7 @@ def render_history(entries: list[dict]) -> str:
         return "no drill recorded yet: run `phoenix drill inventories/<env>.py`"
     lines = [f"{'STARTED':20} {'ENV':10} {'RESULT':7} {'RTO':>8} {'RPO':>8}  STEPS"]
     for entry in entries:
-        steps = ", ".join(f"{step} {seconds:.0f}s" for step, seconds in entry["steps"].items())
+        steps = step_durations(entry["steps"])
         result = "passed" if entry["passed"] else f"FAILED ({entry['failed_checks']})"
         lines.append(
             f"{entry['started'][:19]:20} {entry['environment']:10} {result:7} {duration(entry['rto_seconds']):>8}"
@@ -332,7 +321,7 @@ def status_flags(environment: Environment, now: datetime, given_report_dir: str 
     age_days = (now - datetime.fromisoformat(last["started"])).total_seconds() / 86400
     result = "passed" if last["passed"] else "FAILED"
     line = (
-        f"last drill: {last['started'][:16].replace('T', ' ')} ({age_days:.1f}d ago) {result},"
+        f"last drill: {last['started'][:16].replace('T', ' ')} ({age(last['started'], now)} ago) {result},"
         f" RTO {duration(last['rto_seconds'])}, RPO {duration(last['rpo_seconds'])}"
     )
     flags = []

@@ -14,9 +14,9 @@ import getpass
 import socket
 from datetime import datetime
 
-from phoenix.drill import duration
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment, load_environment
+from phoenix.units import age
 from phoenix.vault_client import ask_vault
 
 
@@ -27,9 +27,10 @@ def render(document: dict) -> str:
     now = datetime.fromisoformat(document["now"])
     lines = [f"{'HOST':8} {'JOB':14} {'RUN':26} {'TAKEN':17} {'AGE':>8}  REASON"]
     for pin in document["pins"]:
-        age = (now - datetime.fromisoformat(pin["time"])).total_seconds()
         taken = pin["time"][:16].replace("T", " ")
-        lines.append(f"{pin['client']:8} {pin['job']:14} {pin['run']:26} {taken:17} {duration(age):>8}  {pin['pin']}")
+        lines.append(
+            f"{pin['client']:8} {pin['job']:14} {pin['run']:26} {taken:17} {age(pin['time'], now):>8}  {pin['pin']}"
+        )
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from phoenix import backup_plan, drill
 from phoenix.inventory import Environment
-from phoenix.units import human_bytes
+from phoenix.units import age, duration, human_bytes
 from phoenix.vault_client import vault_report
 
 
@@ -76,8 +76,8 @@ def evaluate(environment: Environment, report: dict) -> tuple[list[Row], list[st
                 row.unverified_hours = _age_hours({"time": found["unverified_since"]}, now)
                 if alert_hours is not None and row.unverified_hours > alert_hours:
                     row.flags.append(
-                        f"not verified for {_hours(row.unverified_hours)} (vault.verify_alert_hours: {alert_hours:g}):"
-                        " is the vault's verify timer running?"
+                        f"not verified for {duration(row.unverified_hours * 3600)}"
+                        f" (vault.verify_alert_hours: {alert_hours:g}): is the vault's verify timer running?"
                     )
             failed = found.get("latest_failed")
             if failed:
@@ -85,10 +85,6 @@ def evaluate(environment: Environment, report: dict) -> tuple[list[Row], list[st
                 row.flags.append(f"run {failed['run']} ({when}) failed the vault's check: {failed['problem']}")
             rows.append(row)
     return rows, vault_flags
-
-
-def _hours(hours: float) -> str:
-    return f"{hours * 60:.0f}m" if hours < 1 else f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"
 
 
 def _time(text: str) -> str:
@@ -117,7 +113,7 @@ def ignored_pin_lines(report: dict) -> list[str]:
 def _when(entry: dict | None, now: datetime) -> str:
     if not entry:
         return "none"
-    return f"{_time(entry['time'])} ({_hours(_age_hours(entry, now))} ago)"
+    return f"{_time(entry['time'])} ({age(entry['time'], now)} ago)"
 
 
 def render(rows: list[Row], vault_flags: list[str], report: dict) -> str:
@@ -129,7 +125,7 @@ def render(rows: list[Row], vault_flags: list[str], report: dict) -> str:
         notes = pins + [f"!! {flag}" for flag in row.flags]
         if row.incomplete:
             notes.append(f"{row.incomplete} incomplete run(s), never counted as good")
-        gap = "-" if row.unverified_hours is None else _hours(row.unverified_hours)
+        gap = "-" if row.unverified_hours is None else duration(row.unverified_hours * 3600)
         lines.append(
             f"{row.host:8} {row.job:14} {_when(row.latest, now):28} {_when(row.latest_verified, now):28} {gap:6}"
             f" {'; '.join(notes)}"

@@ -68,7 +68,7 @@ def test_a_report_is_written_as_json_and_markdown_and_recorded_in_the_history(tm
     assert json.loads(json_path.read_text())["rto_seconds"] == 56.5
     markdown = markdown_path.read_text()
     assert "# Drill of shop: PASSED" in markdown
-    assert "- RTO: 56s (create hosts 2.0s, prepare 5.0s, provision 40.0s, restore data 6.5s, verify 3.0s)" in markdown
+    assert "- RTO: 56s (create hosts 2.0s, prepare 5.0s, provision 40s, restore data 6.5s, verify 3.0s)" in markdown
     assert "- RPO: 2.0h" in markdown
     assert "| db1 | db-links | r1 | not yet | abcdef01 |" in markdown
     assert "| db1 | db-links: row counts equal the manifest | pass | x / y |" in markdown  # a | never breaks the table

@@ -39,8 +39,8 @@ def test_restore_py_does_not_load_drill_sandbox_or_stand_in_code():
     assert not {"phoenix.drill", "phoenix.sandbox", "phoenix.stand_in", "phoenix.status"} & loaded
 
 
-def test_upgrade_py_reaches_the_vault_without_the_status_verb():
-    for entry in ("upgrade.py",):
+def test_backup_py_and_upgrade_py_reach_the_vault_without_the_status_verb():
+    for entry in ("backup.py", "upgrade.py"):
         loaded = loaded_modules(phoenix_imports(REPOSITORY / entry))
         assert "phoenix.vault_client" in loaded, entry
         assert not {"phoenix.drill", "phoenix.sandbox", "phoenix.stand_in", "phoenix.status"} & loaded, entry
