@@ -27,7 +27,7 @@ from phoenix import sandbox, sandbox_state, stand_in
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 from phoenix.progress import say
-from phoenix.remote.backup_job import ping  # the backup jobs' healthchecks.io-style ping
+from phoenix.remote.backup_host import ping  # the backup jobs' healthchecks.io-style ping
 from phoenix.units import age, duration, step_durations
 
 HISTORY_FILE = "history.jsonl"
