@@ -13,10 +13,9 @@ from collections.abc import Callable
 
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
-from phoenix.pins import pin_run
 from phoenix.remote.vault_link import DISK_FULL
 from phoenix.units import human_bytes
-from phoenix.vault_client import vault_space
+from phoenix.vault_client import pin_run, vault_space
 
 # given a shell command, runs it as root on the host; returns (succeeded, stdout, stderr)
 Shell = Callable[[str], tuple[bool, str, str]]

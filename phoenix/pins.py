@@ -15,7 +15,7 @@ import socket
 from datetime import datetime
 
 from phoenix.errors import PhoenixError
-from phoenix.inventory import Environment, load_environment
+from phoenix.inventory import load_environment
 from phoenix.units import age
 from phoenix.vault_client import ask_vault
 
@@ -42,11 +42,6 @@ def list_pins(inventory: str) -> int:
 def who_am_i() -> str:
     """Returns user@host of the control machine, as the vault logs it for a pin or an unpin."""
     return f"{getpass.getuser()}@{socket.gethostname()}"
-
-
-def pin_run(environment: Environment, client: str, run: str, reason: str, by: str) -> dict:
-    """Asks the environment's vault to pin one run of `client`; returns its answer; PhoenixError when refused."""
-    return ask_vault(environment, "pin", run, "--client", client, "--reason", reason, "--by", by)
 
 
 def pin(inventory: str, run: str, reason: str) -> int:

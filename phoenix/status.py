@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from phoenix import backup_plan, drill
+from phoenix import backup_plan, drill_report
 from phoenix.inventory import Environment
 from phoenix.units import age, duration, human_bytes
 from phoenix.vault_client import vault_report
@@ -149,7 +149,7 @@ def run(inventory: str, as_json: bool) -> int:
     environment = load_environment(inventory)
     report = vault_report(environment)
     rows, vault_flags = evaluate(environment, report)
-    drill_line, drill_flags = drill.status_flags(environment, datetime.fromisoformat(report["now"]))
+    drill_line, drill_flags = drill_report.status_flags(environment, datetime.fromisoformat(report["now"]))
     flags = vault_flags + [f"{r.host}/{r.job}: {f}" for r in rows for f in r.flags]
     flags += [f"drill: {flag}" for flag in drill_flags]
     if as_json:

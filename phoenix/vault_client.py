@@ -61,6 +61,11 @@ def vault_runs(environment: Environment, host_name: str) -> dict:
     return ask_vault(environment, "runs", "--client", host_name, timeout=300)
 
 
+def pin_run(environment: Environment, client: str, run: str, reason: str, by: str) -> dict:
+    """Asks the environment's vault to pin one run of `client`; returns its answer; PhoenixError when refused."""
+    return ask_vault(environment, "pin", run, "--client", client, "--reason", reason, "--by", by)
+
+
 def vault_space(environment: Environment, client: str) -> dict:
     """Returns `phoenix-vault space` for the client: free and total bytes where its repository lives."""
     return ask_vault(environment, "space", "--client", client, timeout=60)

@@ -39,6 +39,12 @@ def test_restore_py_does_not_load_drill_sandbox_or_stand_in_code():
     assert not {"phoenix.drill", "phoenix.sandbox", "phoenix.stand_in", "phoenix.status"} & loaded
 
 
+def test_phoenix_status_reads_the_drill_history_without_loading_drill_or_container_code():
+    loaded = loaded_modules(["phoenix.status"])
+    assert "phoenix.drill_report" in loaded
+    assert not {"phoenix.drill", "phoenix.sandbox", "phoenix.stand_in"} & loaded
+
+
 def test_backup_py_and_upgrade_py_reach_the_vault_without_the_status_verb():
     for entry in ("backup.py", "upgrade.py"):
         loaded = loaded_modules(phoenix_imports(REPOSITORY / entry))
