@@ -50,3 +50,25 @@ def test_backup_py_and_upgrade_py_reach_the_vault_without_the_status_verb():
         loaded = loaded_modules(phoenix_imports(REPOSITORY / entry))
         assert "phoenix.vault_client" in loaded, entry
         assert not {"phoenix.drill", "phoenix.sandbox", "phoenix.stand_in", "phoenix.status"} & loaded, entry
+
+
+def test_end_to_end_test_files_share_helpers_only_through_helpers_and_conftest():
+    for path in sorted((REPOSITORY / "tests" / "e2e").glob("test_*.py")):
+        imported = {
+            node.module
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests.")
+        }
+        assert not {module for module in imported if module.startswith("tests.e2e.test_")}, path.name
+
+
+def test_every_phoenix_module_and_end_to_end_test_file_imports():
+    modules = [
+        ".".join(path.relative_to(REPOSITORY).with_suffix("").parts)
+        for folder in ("phoenix", "tests/e2e")
+        for path in sorted((REPOSITORY / folder).rglob("*.py"))
+        if path.name != "__init__.py" and "own_apps" not in path.parts and "broken_release" not in path.parts
+    ]
+    code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+    result = subprocess.run([sys.executable, "-c", code, *modules], capture_output=True, text=True, cwd=REPOSITORY)
+    assert result.returncode == 0, result.stderr[-2000:]
