@@ -14,8 +14,9 @@ import sys
 from pyinfra import host
 from pyinfra.operations import python
 
-from phoenix import backup_now, pins, restore_plan
+from phoenix import backup_now, pins
 from phoenix.errors import PhoenixError
+from phoenix.inventory import environment_of
 from roles.backup import now_command
 
 
@@ -26,7 +27,7 @@ def run_backup(state, host, command: str, pin: str, inventory: str) -> bool:
         ok, output = host.run_shell_command(line, _sudo=bool(host.data.get("_sudo")), _timeout=7200, _get_pty=False)
         return ok, output.stdout, "\n".join(output.stderr_lines)
 
-    environment = restore_plan.environment_of(inventory)
+    environment = environment_of(inventory)
     name = host.data.phoenix_host
     try:
         lines = backup_now.back_up_now(shell, command, environment, name, pin, f"{pins.who_am_i()} (backup.py)")

@@ -29,6 +29,7 @@ from pyinfra.operations import files, python, server
 
 from phoenix import backup_plan, restore_plan
 from phoenix.errors import PhoenixError
+from phoenix.units import duration, step_durations
 from roles import app, backup, base, firewall, nginx, postgres, tls, vault
 
 NAME = host.data.phoenix_host
@@ -53,8 +54,8 @@ def report(host_name: str, chosen: dict, report_path: str) -> None:
         if restored[job].get("previous_restore"):
             lines.append(f"  {job}: {restored[job]['previous_restore']}; this run finished it")
     steps = clock.steps[host_name]
-    lines.append("  steps: " + ", ".join(f"{step} {seconds:.1f}s" for step, seconds in steps.items()))
-    lines.append(f"  total: {sum(steps.values()):.1f}s")
+    lines.append(f"  steps: {step_durations(steps)}")
+    lines.append(f"  total: {duration(sum(steps.values()))}")
     print(f"\n{host_name}: restored\n" + "\n".join(lines) + "\n", file=sys.stderr, flush=True)
     if report_path:
         document = {"host": host_name, "steps": steps, "restored": restored, "chosen": chosen}

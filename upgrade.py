@@ -19,10 +19,11 @@ from pathlib import Path
 from pyinfra import host, state
 from pyinfra.operations import files, python
 
-from phoenix import restore_plan, status
 from phoenix import upgrade as safe_upgrade
 from phoenix.artifact import artifact_for
 from phoenix.errors import PhoenixError
+from phoenix.inventory import environment_of
+from phoenix.vault_client import run_on_vault
 from phoenix.wheel import file_sha256, wheel_version
 from roles import app, backup
 
@@ -119,13 +120,13 @@ def smoke_commands(data) -> dict[str, str]:
 
 def run_upgrade(state, host, plan: safe_upgrade.Plan, inventory: str) -> bool:
     """The upgrade, as a pyinfra callback: False (the host failed, with the reason printed) unless upgraded."""
-    environment = restore_plan.environment_of(inventory)
+    environment = environment_of(inventory)
     shells = {name: safe_upgrade.Shell(name, pyinfra_host(name)) for name in plan.timers}
     try:
         safe_upgrade.Upgrade(
             plan=plan,
             shells=shells,
-            vault=lambda *arguments: status.run_on_vault(environment, *arguments, timeout=7200),
+            vault=lambda *arguments: run_on_vault(environment, *arguments, timeout=7200),
         ).run()
     except PhoenixError as error:
         print(f"phoenix: {error}", file=sys.stderr, flush=True)

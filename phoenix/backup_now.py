@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
-from phoenix.pins import pin_run
 from phoenix.remote.vault_link import DISK_FULL
-from phoenix.status import ask_vault, human_bytes
+from phoenix.units import human_bytes
+from phoenix.vault_client import pin_run, vault_space
 
 # given a shell command, runs it as root on the host; returns (succeeded, stdout, stderr)
 Shell = Callable[[str], tuple[bool, str, str]]
@@ -46,7 +46,7 @@ def back_up_now(shell: Shell, command: str, environment: Environment, client: st
 def vault_space_line(environment: Environment, client: str) -> str:
     """Returns the free space where the vault keeps `client`'s repository, in words, or why it is not known."""
     try:
-        space = ask_vault(environment, "space", "--client", client, timeout=60)
+        space = vault_space(environment, client)
     except PhoenixError as error:
         return f"{DISK_FULL}? the vault's free space is unknown: {error}"
     return (

@@ -55,7 +55,7 @@ def run_status(arguments: argparse.Namespace) -> int:
 
 
 def run_drill(arguments: argparse.Namespace) -> int:
-    from phoenix import drill
+    from phoenix import drill, drill_report
 
     if arguments.history:
         environment = None
@@ -63,10 +63,10 @@ def run_drill(arguments: argparse.Namespace) -> int:
             from phoenix.inventory import load_environment
 
             environment = load_environment(arguments.inventory)
-            directory = drill.report_dir(environment, arguments.report_dir)
+            directory = drill_report.report_dir(environment, arguments.report_dir)
         else:
             directory = Path(arguments.report_dir or os.environ.get("PHOENIX_DRILL_DIR") or "drills")
-        print(drill.render_history(drill.history(directory, environment.name if environment else None)))
+        print(drill_report.render_history(drill_report.history(directory, environment.name if environment else None)))
         return 0
     if not arguments.inventory:
         raise PhoenixError("drill: name the inventory, e.g. `phoenix drill inventories/prod.py`")

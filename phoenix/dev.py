@@ -16,6 +16,7 @@ from phoenix import backup_plan, sandbox, sandbox_state, stand_in
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 from phoenix.progress import say
+from phoenix.units import duration
 
 
 def inventory_path(name_or_path: str) -> Path:
@@ -60,7 +61,8 @@ def up(name: str, with_data: bool = False, source_name: str = "prod", sandbox_ov
         log_path = logs / f"{target_sandbox}-restore.log"
         if stand_in.run_pyinfra(command, stand_in.sandbox_variable(source), log_path, "restore.py"):
             raise PhoenixError(f"restoring {source.name}'s data failed; see {log_path}")
-        say(f"{source.name}'s data restored into {', '.join(arguments['names'])} in {time.monotonic() - started:.0f}s")
+        took = duration(time.monotonic() - started)
+        say(f"{source.name}'s data restored into {', '.join(arguments['names'])} in {took}")
     print(describe(environment, target_sandbox))
     return 0
 

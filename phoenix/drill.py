@@ -24,17 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from phoenix import sandbox, sandbox_state, stand_in
+from phoenix.drill_report import render_markdown, report_dir, write_report
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 from phoenix.progress import say
-from phoenix.remote.backup_job import ping  # the backup jobs' healthchecks.io-style ping
-
-HISTORY_FILE = "history.jsonl"
-
-
-def report_dir(environment: Environment, given: str = "") -> Path:
-    """Returns where drill reports go: --report-dir, else PHOENIX_DRILL_DIR, else the inventory's drill.report_dir."""
-    return Path(given or os.environ.get("PHOENIX_DRILL_DIR") or environment.drill["report_dir"])
+from phoenix.remote.backup_host import ping  # the backup jobs' healthchecks.io-style ping
 
 
 def sandbox_name(environment: Environment) -> str:
@@ -216,128 +210,3 @@ def _print_access(drill_sandbox: str, names: list[str]) -> None:
     say(f"--keep: the drill's hosts stay up; remove them with `phoenix sandbox down {drill_sandbox}`")
     for name in names:
         say(f"  {name}: docker exec -it {sandbox_state.container_name(drill_sandbox, name)} bash")
-
-
-# --- reports and history ----------------------------------------------------------------
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f}min"
-    return f"{seconds / 3600:.1f}h"
-
-
-def render_markdown(report: dict) -> str:
-    """Returns the drill report as Markdown (also what the drill prints)."""
-    verdict = "PASSED" if report["passed"] else "FAILED"
-    lines = [
-        f"# Drill of {report['environment']}: {verdict}",
-        "",
-        f"- started: {report['started']}",
-        f"- hosts: {', '.join(report['hosts'])}",
-        f"- RTO: {duration(report['rto_seconds'])} ("
-        + ", ".join(f"{step} {seconds:.1f}s" for step, seconds in report["steps"].items())
-        + ")",
-        f"- RPO: {duration(report['rpo_seconds'])} (age of the oldest restored data at drill time)",
-        "",
-        "## Restored",
-        "",
-        "| host | job | run | verified | snapshot | taken | age | bytes | restore |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for entry in report["data"]:
-        lines.append(
-            f"| {entry['host']} | {entry['job']} | {entry['run']} | {'yes' if entry.get('verified') else 'not yet'} |"
-            f" {entry['snapshot'][:8]} |"
-            f" {entry['snapshot_time'][:19]} | {duration(entry['age_seconds'])} | {entry['bytes']:,} |"
-            f" {duration(entry['restore_seconds'])} |"
-        )
-    lines += ["", "## Checks", "", "| host | check | result | detail |", "|---|---|---|---|"]
-    for check in report["checks"]:
-        detail = check["detail"].replace("\n", " ").replace("|", "/")[:300]
-        lines.append(f"| {check['host']} | {check['name']} | {'pass' if check['ok'] else 'FAIL'} | {detail} |")
-    return "\n".join(lines) + "\n"
-
-
-def write_report(directory: Path, report: dict, stamp: str) -> tuple[Path, Path]:
-    """Writes the JSON and Markdown reports and appends the history line; returns the two paths."""
-    directory.mkdir(parents=True, exist_ok=True)
-    base = directory / f"{report['environment']}-{stamp}"
-    json_path, markdown_path = base.with_suffix(".json"), base.with_suffix(".md")
-    json_path.write_text(json.dumps(report, indent=2) + "\n")
-    markdown_path.write_text(render_markdown(report))
-    line = {
-        "environment": report["environment"],
-        "started": report["started"],
-        "passed": report["passed"],
-        "rto_seconds": report["rto_seconds"],
-        "rpo_seconds": report["rpo_seconds"],
-        "steps": report["steps"],
-        "failed_checks": sum(1 for check in report["checks"] if not check["ok"]),
-        "report": str(json_path),
-    }
-    with (directory / HISTORY_FILE).open("a") as history:
-        history.write(json.dumps(line) + "\n")
-    return json_path, markdown_path
-
-
-def history(directory: Path, environment: str | None = None) -> list[dict]:
-    """Returns the drills recorded in `directory`, oldest first (of one environment when given)."""
-    path = directory / HISTORY_FILE
-    if not path.exists():
-        return []
-    entries = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise PhoenixError(f"{path}:{number}: not a JSON line: {error.msg}") from error
-        if environment is None or entry.get("environment") == environment:
-            entries.append(entry)
-    return entries
-
-
-def render_history(entries: list[dict]) -> str:
-    """Returns the trend table `phoenix drill --history` prints."""
-    if not entries:
-        return "no drill recorded yet: run `phoenix drill inventories/<env>.py`"
-    lines = [f"{'STARTED':20} {'ENV':10} {'RESULT':7} {'RTO':>8} {'RPO':>8}  STEPS"]
-    for entry in entries:
-        steps = ", ".join(f"{step} {seconds:.0f}s" for step, seconds in entry["steps"].items())
-        result = "passed" if entry["passed"] else f"FAILED ({entry['failed_checks']})"
-        lines.append(
-            f"{entry['started'][:19]:20} {entry['environment']:10} {result:7} {duration(entry['rto_seconds']):>8}"
-            f" {duration(entry['rpo_seconds']):>8}  {steps}"
-        )
-    rtos = [entry["rto_seconds"] for entry in entries if entry["passed"]]
-    if len(rtos) > 1:
-        best, worst, last = (duration(seconds) for seconds in (min(rtos), max(rtos), rtos[-1]))
-        lines.append(f"RTO of passed drills: best {best}, worst {worst}, last {last}")
-    return "\n".join(lines)
-
-
-def status_flags(environment: Environment, now: datetime, given_report_dir: str = "") -> tuple[str, list[str]]:
-    """Returns (a line on the last drill, flags) for `phoenix status`."""
-    entries = history(report_dir(environment, given_report_dir), environment.name)
-    limit = environment.drill["max_age_days"]
-    if not entries:
-        return "last drill: never", [f"no drill recorded (run `phoenix drill {environment.path.with_suffix('.py')}`)"]
-    last = entries[-1]
-    age_days = (now - datetime.fromisoformat(last["started"])).total_seconds() / 86400
-    result = "passed" if last["passed"] else "FAILED"
-    line = (
-        f"last drill: {last['started'][:16].replace('T', ' ')} ({age_days:.1f}d ago) {result},"
-        f" RTO {duration(last['rto_seconds'])}, RPO {duration(last['rpo_seconds'])}"
-    )
-    flags = []
-    if not last["passed"]:
-        flags.append(f"the last drill FAILED ({last['report']})")
-    if age_days > limit:
-        flags.append(f"the last drill is older than {limit} days")
-    return line, flags

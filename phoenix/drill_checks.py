@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import testinfra
 
-from phoenix.remote.backup_job import COUNT_QUERY, row_counts
+from phoenix.remote.backup_host import COUNT_QUERY, row_counts
 
 
 @dataclass

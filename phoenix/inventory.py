@@ -188,6 +188,17 @@ def load_environment(path: str | Path) -> Environment:
     )
 
 
+_environments: dict[str, Environment] = {}
+
+
+def environment_of(path: str) -> Environment:
+    """Given an inventory path, returns its Environment, loaded once per process (every host of a
+    pyinfra run asks for the same one); raises PhoenixError as load_environment does."""
+    if path not in _environments:
+        _environments[path] = load_environment(path)
+    return _environments[path]
+
+
 def _database_clients(environment: Environment, addresses: dict[str, str]) -> dict[str, list[dict]]:
     """Returns, per postgres host, the databases it serves and the addresses allowed to use them."""
     clients: dict[str, list[dict]] = {name: [] for name in environment.hosts}

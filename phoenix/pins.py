@@ -14,10 +14,10 @@ import getpass
 import socket
 from datetime import datetime
 
-from phoenix.drill import duration
 from phoenix.errors import PhoenixError
-from phoenix.inventory import Environment, load_environment
-from phoenix.status import ask_vault
+from phoenix.inventory import load_environment
+from phoenix.units import age
+from phoenix.vault_client import ask_vault
 
 
 def render(document: dict) -> str:
@@ -27,9 +27,10 @@ def render(document: dict) -> str:
     now = datetime.fromisoformat(document["now"])
     lines = [f"{'HOST':8} {'JOB':14} {'RUN':26} {'TAKEN':17} {'AGE':>8}  REASON"]
     for pin in document["pins"]:
-        age = (now - datetime.fromisoformat(pin["time"])).total_seconds()
         taken = pin["time"][:16].replace("T", " ")
-        lines.append(f"{pin['client']:8} {pin['job']:14} {pin['run']:26} {taken:17} {duration(age):>8}  {pin['pin']}")
+        lines.append(
+            f"{pin['client']:8} {pin['job']:14} {pin['run']:26} {taken:17} {age(pin['time'], now):>8}  {pin['pin']}"
+        )
     return "\n".join(lines)
 
 
@@ -41,11 +42,6 @@ def list_pins(inventory: str) -> int:
 def who_am_i() -> str:
     """Returns user@host of the control machine, as the vault logs it for a pin or an unpin."""
     return f"{getpass.getuser()}@{socket.gethostname()}"
-
-
-def pin_run(environment: Environment, client: str, run: str, reason: str, by: str) -> dict:
-    """Asks the environment's vault to pin one run of `client`; returns its answer; PhoenixError when refused."""
-    return ask_vault(environment, "pin", run, "--client", client, "--reason", reason, "--by", by)
 
 
 def pin(inventory: str, run: str, reason: str) -> int:

@@ -17,30 +17,9 @@ import time
 from datetime import UTC, datetime
 
 from phoenix.errors import PhoenixError
-from phoenix.inventory import Environment, load_environment
-from phoenix.status import ask_vault
-
-_environments: dict[str, Environment] = {}
-
-
-def environment_of(path: str) -> Environment:
-    if path not in _environments:
-        _environments[path] = load_environment(path)
-    return _environments[path]
-
-
-def vault_runs(environment: Environment, host_name: str) -> dict:
-    """Returns `phoenix-vault runs` for the host: {"now": vault's clock, "runs": [...] oldest first}."""
-    return ask_vault(environment, "runs", "--client", host_name, timeout=300)
-
-
-def format_age(seconds: float) -> str:
-    """Given an age in seconds, returns it as people read it: "12 min", "3.1 h", "2.5 d"."""
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+from phoenix.inventory import environment_of
+from phoenix.units import age, duration
+from phoenix.vault_client import vault_runs
 
 
 def choose(
@@ -91,13 +70,13 @@ def _newest_good(candidates: list[dict], name: str, allow_older: bool, now: date
         return newest
     good = [run for run in candidates if not run.get("failed")]
 
-    def age(run: dict) -> str:
-        return format_age((now - datetime.fromisoformat(run["time"])).total_seconds())
-
-    line = f"{name}: the newest run {newest['run']} ({age(newest)} old) failed the vault's check ({newest['failed']})"
+    line = (
+        f"{name}: the newest run {newest['run']} ({age(newest['time'], now)} old)"
+        f" failed the vault's check ({newest['failed']})"
+    )
     if not good:
         raise PhoenixError(f"{line}; no older complete run passed it: nothing good to restore")
-    line += f"; the newest good one is {good[-1]['run']} ({age(good[-1])} old)"
+    line += f"; the newest good one is {good[-1]['run']} ({age(good[-1]['time'], now)} old)"
     if not allow_older:
         raise PhoenixError(f"{line}: to restore it, run again with --data allow_older=yes")
     return {**good[-1], "fallback": line}
@@ -150,7 +129,6 @@ class Clock:
 
 def describe(restored: dict) -> str:
     """One line saying what a host-side restore report says."""
-    age_hours = restored["age_seconds"] / 3600
     what = (
         f"{restored['rows']} rows in {restored['tables']} tables, {restored['bytes']:,} bytes"
         if "rows" in restored
@@ -158,6 +136,6 @@ def describe(restored: dict) -> str:
     )
     verdict = "matches its manifest" if restored["ok"] else "DOES NOT match its manifest"
     return (
-        f"run {restored['run']} (snapshot {restored['snapshot'][:8]}, {age_hours:.1f}h old), {what},"
-        f" {verdict}, {restored['seconds']:.1f}s"
+        f"run {restored['run']} (snapshot {restored['snapshot'][:8]}, {duration(restored['age_seconds'])} old), {what},"
+        f" {verdict}, {duration(restored['seconds'])}"
     )

@@ -11,54 +11,13 @@ Exit status 1 when anything is flagged, so a cron job or monitoring can run it.
 from __future__ import annotations
 
 import json
-import shlex
-import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from phoenix import backup_plan, drill, sandbox_state
-from phoenix.errors import PhoenixError
+from phoenix import backup_plan, drill_report
 from phoenix.inventory import Environment
-
-
-def remote_command(environment: Environment, name: str) -> list[str]:
-    """Returns the argv prefix that runs a command as root on host `name` of the environment."""
-    if environment.connection["type"] == "docker":
-        return ["docker", "exec", sandbox_state.container_name(environment.sandbox_name, name)]
-    ssh = environment.hosts[name]["ssh"]
-    command = ["ssh", "-p", str(ssh["port"]), "-o", "BatchMode=yes"]
-    if ssh["key_file"]:
-        command += ["-i", ssh["key_file"]]
-    command.append(f"{ssh['user']}@{ssh['host']}")
-    return command + ([] if ssh["user"] == "root" else ["sudo", "-n"])
-
-
-def ask_vault(environment: Environment, *arguments: str, timeout: int = 120) -> dict:
-    """Runs `phoenix-vault ARGUMENTS` on the environment's vault; returns its JSON, or raises PhoenixError."""
-    return json.loads(run_on_vault(environment, *arguments, timeout=timeout))
-
-
-def run_on_vault(environment: Environment, *arguments: str, timeout: int = 120) -> str:
-    """Runs `phoenix-vault ARGUMENTS` on the environment's vault; returns its output, or raises PhoenixError."""
-    vault = backup_plan.vault_host(environment.hosts)
-    if vault is None:
-        raise PhoenixError(f"{environment.path}: no host has the vault role; the backups are read from the vault")
-    # ssh hands the remote shell one string: the arguments are quoted for it (a pin's reason has spaces)
-    quoted = [shlex.quote(argument) for argument in arguments] if environment.connection["type"] == "ssh" else arguments
-    command = [*remote_command(environment, vault), "phoenix-vault", *quoted]
-    what = f"`phoenix-vault {' '.join(arguments)}`"
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as error:
-        raise PhoenixError(f"{vault}: {what} did not answer within {timeout}s") from error
-    if result.returncode != 0:
-        raise PhoenixError(f"{vault}: {what} failed: {(result.stderr.strip() or result.stdout.strip())[-500:]}")
-    return result.stdout
-
-
-def vault_report(environment: Environment) -> dict:
-    """Returns `phoenix-vault status` of the environment's vault."""
-    return ask_vault(environment, "status")
+from phoenix.units import age, duration, human_bytes
+from phoenix.vault_client import vault_report
 
 
 @dataclass
@@ -117,8 +76,8 @@ def evaluate(environment: Environment, report: dict) -> tuple[list[Row], list[st
                 row.unverified_hours = _age_hours({"time": found["unverified_since"]}, now)
                 if alert_hours is not None and row.unverified_hours > alert_hours:
                     row.flags.append(
-                        f"not verified for {_hours(row.unverified_hours)} (vault.verify_alert_hours: {alert_hours:g}):"
-                        " is the vault's verify timer running?"
+                        f"not verified for {duration(row.unverified_hours * 3600)}"
+                        f" (vault.verify_alert_hours: {alert_hours:g}): is the vault's verify timer running?"
                     )
             failed = found.get("latest_failed")
             if failed:
@@ -126,10 +85,6 @@ def evaluate(environment: Environment, report: dict) -> tuple[list[Row], list[st
                 row.flags.append(f"run {failed['run']} ({when}) failed the vault's check: {failed['problem']}")
             rows.append(row)
     return rows, vault_flags
-
-
-def _hours(hours: float) -> str:
-    return f"{hours * 60:.0f}m" if hours < 1 else f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"
 
 
 def _time(text: str) -> str:
@@ -158,7 +113,7 @@ def ignored_pin_lines(report: dict) -> list[str]:
 def _when(entry: dict | None, now: datetime) -> str:
     if not entry:
         return "none"
-    return f"{_time(entry['time'])} ({_hours(_age_hours(entry, now))} ago)"
+    return f"{_time(entry['time'])} ({age(entry['time'], now)} ago)"
 
 
 def render(rows: list[Row], vault_flags: list[str], report: dict) -> str:
@@ -170,7 +125,7 @@ def render(rows: list[Row], vault_flags: list[str], report: dict) -> str:
         notes = pins + [f"!! {flag}" for flag in row.flags]
         if row.incomplete:
             notes.append(f"{row.incomplete} incomplete run(s), never counted as good")
-        gap = "-" if row.unverified_hours is None else _hours(row.unverified_hours)
+        gap = "-" if row.unverified_hours is None else duration(row.unverified_hours * 3600)
         lines.append(
             f"{row.host:8} {row.job:14} {_when(row.latest, now):28} {_when(row.latest_verified, now):28} {gap:6}"
             f" {'; '.join(notes)}"
@@ -188,22 +143,13 @@ def render(rows: list[Row], vault_flags: list[str], report: dict) -> str:
     return "\n".join(lines)
 
 
-def human_bytes(count: float) -> str:
-    """Returns a byte count as people read it: 512 B, 1.5 MiB, 12.0 GiB."""
-    units = ["B", "KiB", "MiB", "GiB"]
-    while count >= 1024 and len(units) > 1:
-        count /= 1024
-        units.pop(0)
-    return f"{count:.0f} B" if units[0] == "B" else f"{count:.1f} {units[0]}"
-
-
 def run(inventory: str, as_json: bool) -> int:
     from phoenix.inventory import load_environment
 
     environment = load_environment(inventory)
     report = vault_report(environment)
     rows, vault_flags = evaluate(environment, report)
-    drill_line, drill_flags = drill.status_flags(environment, datetime.fromisoformat(report["now"]))
+    drill_line, drill_flags = drill_report.status_flags(environment, datetime.fromisoformat(report["now"]))
     flags = vault_flags + [f"{r.host}/{r.job}: {f}" for r in rows for f in r.flags]
     flags += [f"drill: {flag}" for flag in drill_flags]
     if as_json:

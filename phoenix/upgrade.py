@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from phoenix.errors import PhoenixError
+from phoenix.units import duration, step_durations
 from phoenix.wheel import wheel_version
 
 STATE_DIRECTORY = "/var/lib/phoenix/upgrade"
@@ -409,8 +410,8 @@ def describe(record: dict) -> str:
         lines.append(f"  reason: {headline(Exception(record['error']))}")
     steps = record.get("steps", {})
     if steps:
-        lines.append("  steps: " + ", ".join(f"{step} {seconds:.1f}s" for step, seconds in steps.items()))
-        lines.append(f"  total: {sum(steps.values()):.1f}s; recorded in {HISTORY}")
+        lines.append(f"  steps: {step_durations(steps)}")
+        lines.append(f"  total: {duration(sum(steps.values()))}; recorded in {HISTORY}")
     return "\n".join(lines)
 
 

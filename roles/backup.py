@@ -13,7 +13,7 @@ from pyinfra.facts.files import FindFiles
 from pyinfra.operations import apt, files, systemd
 
 from phoenix.errors import PhoenixError
-from phoenix.remote.backup_job import TRIGGERS
+from phoenix.remote.backup import TRIGGERS
 from roles import phoenix_tools, timers
 from roles.operations import secret_file
 

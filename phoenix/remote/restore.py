@@ -15,7 +15,16 @@ import sys
 import time
 from pathlib import Path
 
-from phoenix.remote.backup_job import COUNT_QUERY, Config, Psql, choose_run, list_runs, read_manifest, relay, row_counts
+from phoenix.remote.backup_host import (
+    COUNT_QUERY,
+    Config,
+    Psql,
+    choose_run,
+    list_runs,
+    read_manifest,
+    relay,
+    row_counts,
+)
 from phoenix.remote.common import JobError, RefusedError, last_lines, now, write_json
 from phoenix.remote.restore_progress import RestoreProgress
 from phoenix.remote.runs import Run

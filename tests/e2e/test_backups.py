@@ -6,15 +6,25 @@ Runs after the two converges. The fault tests leave every service running again 
 from __future__ import annotations
 
 import json
+import re
 import shlex
-import subprocess
-import time
 
 import pytest
 
 from phoenix.remote.restore import DATABASE_STEPS, FILES_STEPS
 from phoenix.remote.restore_progress import STOP_AT_STEP_VARIABLE
 from tests.e2e.conftest import container, converge, run_phoenix, run_pyinfra
+from tests.e2e.helpers import (
+    HOLD_TABLE_LOCK,
+    LOCK_IS_HELD,
+    complete,
+    release_table_lock,
+    restic_as_client,
+    runs,
+    sh,
+    start,
+    wait_for,
+)
 
 PING_LOG = "/var/log/phoenix-test-pings.log"
 # A stand-in for healthchecks.io on vault1: records "METHOD PATH body" per request.
@@ -30,62 +40,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = record
 http.server.ThreadingHTTPServer(("", 8099), Handler).serve_forever()
 """
-HOLD_TABLE_LOCK = (
-    "runuser -u postgres -- psql -X -d links -c "
-    "'BEGIN; LOCK TABLE links IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);'"
-)
-
-
-LOCK_IS_HELD = (
-    "runuser -u postgres -- psql -XtAc"
-    " \"SELECT 1 FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'links'::regclass\" links | grep -q 1"
-)
-
-
-def release_table_lock(host: str = "web1") -> None:
-    """Ends the session HOLD_TABLE_LOCK opened (killing `docker exec` would not reach it)."""
-    sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()"  # noqa: E501
-    sh(host, f'runuser -u postgres -- psql -XtAc "{sql}" links')
-
-
-def sh(host: str, command: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Runs a shell command as root on a sandbox host."""
-    return subprocess.run(
-        ["docker", "exec", container(host), "bash", "-c", command],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def start(host: str, command: str) -> subprocess.Popen:
-    """Starts a shell command on a sandbox host without waiting for it."""
-    return subprocess.Popen(
-        ["docker", "exec", container(host), "bash", "-c", command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def wait_for(host: str, condition: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if sh(host, condition).returncode == 0:
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"{host}: `{condition}` did not become true within {seconds}s")
-
-
-def runs(host: str, job: str = "") -> list[dict]:
-    """The host's runs in its repository, as phoenix-backup lists them (oldest first)."""
-    result = sh(host, f"phoenix-backup runs {'--job ' + job if job else ''}")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def complete(host: str, job: str) -> list[dict]:
-    return [run for run in runs(host, job) if run["complete"]]
 
 
 def vault_pins(client: str) -> dict[str, str]:
@@ -93,16 +47,6 @@ def vault_pins(client: str) -> dict[str, str]:
     result = sh("vault1", f"phoenix-vault pins --client {client}")
     assert result.returncode == 0, result.stderr
     return {pin["run"]: pin["pin"] for pin in json.loads(result.stdout)["pins"]}
-
-
-def restic_as_client(host: str, arguments: str) -> str:
-    """Returns a shell command running restic with the host's own repository URL and password."""
-    environment = (
-        'eval "$(python3 -c \'import json, shlex; c = json.load(open("/etc/phoenix/backup.json"));'
-        ' print("export RESTIC_REPOSITORY=%s RESTIC_PASSWORD=%s" % (shlex.quote(c["repository"]),'
-        ' shlex.quote(c["password"])))\')"'
-    )
-    return f"{environment}; restic --cacert /etc/phoenix/vault.crt {arguments}"
 
 
 @pytest.fixture(scope="module")
@@ -451,4 +395,4 @@ def test_phoenix_status_reports_the_true_age_of_each_jobs_latest_backup(converge
     never = "last drill: never\n!! no drill recorded (run `phoenix drill inventories/sandbox.py`)"
     assert human.stdout.rstrip().endswith(never)
     row = next(line for line in human.stdout.splitlines() if line.startswith("web1") and "db-links" in line)
-    assert "m ago)" in row  # minutes old: the age is measured, not assumed
+    assert re.search(r"\(\d+[sm] ago\)", row), row  # seconds or minutes old: the age is measured, not assumed

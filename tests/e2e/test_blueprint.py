@@ -10,21 +10,10 @@ import uuid
 
 import pytest
 
-from phoenix.drill_checks import SniHTTPSConnection
 from tests.e2e.conftest import container, run_pyinfra
+from tests.e2e.helpers import SERVER_NAME, request
 
-SERVER_NAME = "links.sandbox.test"
 WEB_HOSTS = ["web1", "web2"]
-
-
-def request(host: dict, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
-    """Sends one HTTPS request through nginx, trusting only the host's own certificate."""
-    certificate = host["testinfra"].file(f"/etc/ssl/phoenix/{SERVER_NAME}.crt").content_string
-    context = ssl.create_default_context(cadata=certificate)
-    connection = SniHTTPSConnection(host["address"], SERVER_NAME, context)
-    connection.request(method, path, body=body, headers={"Host": SERVER_NAME, **(headers or {})})
-    response = connection.getresponse()
-    return response.status, dict(response.getheaders()), response.read()
 
 
 def test_first_converge_succeeds_on_every_host(first_converge):

@@ -11,7 +11,7 @@ import pytest
 from phoenix import sandbox, sandbox_state
 from phoenix.drill_checks import Target, https_get
 from tests.e2e.conftest import SANDBOX_NAME, live_host, run_phoenix
-from tests.e2e.test_recovery import post_json, sh
+from tests.e2e.helpers import post_json, sh
 
 DEV_SANDBOX = f"{SANDBOX_NAME}-dev"
 

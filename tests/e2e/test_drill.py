@@ -18,9 +18,9 @@ import pytest
 
 from phoenix import sandbox
 from phoenix.inventory import load_environment
-from phoenix.status import ask_vault
+from phoenix.vault_client import ask_vault
 from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME, live_host, run_phoenix
-from tests.e2e.test_recovery import post_json, sh, upload
+from tests.e2e.helpers import post_json, sh, upload
 
 DRILL_SANDBOX = "drill-sandbox"  # drill-<environment name>
 

@@ -9,7 +9,7 @@ import json
 import socket
 
 from tests.e2e.conftest import run_phoenix
-from tests.e2e.test_recovery import sh
+from tests.e2e.helpers import sh
 
 
 def pinned_runs() -> dict[str, str]:

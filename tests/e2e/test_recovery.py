@@ -17,33 +17,10 @@ import pytest
 
 from phoenix import sandbox
 from tests.e2e.conftest import SANDBOX_NAME, container, live_host, run_pyinfra
-from tests.e2e.test_blueprint import request
+from tests.e2e.helpers import post_json, request, sh, upload
 
 RESTORE_REPORT = "/tmp/phoenix-e2e-restore-web1.json"
 VERIFY_TIMER, VERIFY_SERVICE = "phoenix-vault-verify.timer", "phoenix-vault-verify.service"
-
-
-def sh(host: str, command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", "exec", container(host), "bash", "-c", command], capture_output=True, text=True)
-
-
-def post_json(host: dict, path: str, document: dict) -> dict:
-    status, _, body = request(
-        host, "POST", path, body=json.dumps(document).encode(), headers={"Content-Type": "application/json"}
-    )
-    assert status == 201, body
-    return json.loads(body)
-
-
-def upload(host: dict, link_id: int, content: bytes) -> None:
-    boundary = "phoenixboundary"
-    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="report.bin"\r\n\r\n'
-    form = head.encode() + content + f"\r\n--{boundary}--\r\n".encode()
-    status, _, body = request(
-        host, "POST", f"/api/links/{link_id}/file", body=form,
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-    )  # fmt: skip
-    assert status == 201, body
 
 
 def restore(*data: str) -> subprocess.CompletedProcess:

@@ -18,9 +18,8 @@ import time
 import pytest
 
 from tests.e2e.conftest import container, live_host, run_pyinfra, start_pyinfra
+from tests.e2e.helpers import post_json, request, sh
 from tests.e2e.releases import broken_release
-from tests.e2e.test_blueprint import request
-from tests.e2e.test_recovery import post_json, sh
 
 IN_PROGRESS = "/var/lib/phoenix/upgrade/in-progress.json"
 HISTORY = "/var/lib/phoenix/upgrade/history.jsonl"

@@ -19,7 +19,7 @@ import subprocess
 import pytest
 
 from tests.e2e.conftest import container, run_phoenix, run_pyinfra
-from tests.e2e.test_backups import (
+from tests.e2e.helpers import (
     HOLD_TABLE_LOCK,
     LOCK_IS_HELD,
     complete,

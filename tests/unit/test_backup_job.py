@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from phoenix.remote.backup_job import HostLock, ping
+from phoenix.remote.backup import HostLock
+from phoenix.remote.backup_host import ping
 from phoenix.remote.common import JobError
 
 HOLD_LOCK = """

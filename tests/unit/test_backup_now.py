@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from phoenix import backup_now
+from phoenix import backup_now, vault_client
 from phoenix.errors import PhoenixError
 
 COMMAND = "phoenix-backup run all --trigger manual --pin 'before 2.0'"
@@ -38,7 +38,7 @@ def vault_calls(monkeypatch):
         return {"path": "/var/lib/phoenix-vault", "free_bytes": 12 * 1024, "total_bytes": 64 * 1024 * 1024}
 
     monkeypatch.setattr(backup_now, "pin_run", pin_run)
-    monkeypatch.setattr(backup_now, "ask_vault", ask_vault)
+    monkeypatch.setattr(vault_client, "ask_vault", ask_vault)
     return calls
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from phoenix import drill, drill_checks, stand_in
+from phoenix import drill, drill_checks, drill_report, stand_in
 from phoenix.errors import PhoenixError
 from phoenix.inventory import load_environment
 
@@ -63,33 +63,33 @@ def shop(write_inventory):
 
 
 def test_a_report_is_written_as_json_and_markdown_and_recorded_in_the_history(tmp_path):
-    json_path, markdown_path = drill.write_report(tmp_path, report(NOW), "20261121T120000Z")
+    json_path, markdown_path = drill_report.write_report(tmp_path, report(NOW), "20261121T120000Z")
 
     assert json.loads(json_path.read_text())["rto_seconds"] == 56.5
     markdown = markdown_path.read_text()
     assert "# Drill of shop: PASSED" in markdown
-    assert "- RTO: 56s (create hosts 2.0s, prepare 5.0s, provision 40.0s, restore data 6.5s, verify 3.0s)" in markdown
+    assert "- RTO: 56s (create hosts 2.0s, prepare 5.0s, provision 40s, restore data 6.5s, verify 3.0s)" in markdown
     assert "- RPO: 2.0h" in markdown
     assert "| db1 | db-links | r1 | not yet | abcdef01 |" in markdown
     assert "| db1 | db-links: row counts equal the manifest | pass | x / y |" in markdown  # a | never breaks the table
-    (entry,) = drill.history(tmp_path, "shop")
+    (entry,) = drill_report.history(tmp_path, "shop")
     assert entry["passed"] and entry["report"] == str(json_path) and entry["failed_checks"] == 0
 
 
 def test_history_prints_the_trend_of_the_environments_drills(tmp_path):
-    drill.write_report(tmp_path, report(NOW - timedelta(days=7)), "a")
-    drill.write_report(tmp_path, report(NOW, passed=False), "b")
-    text = drill.render_history(drill.history(tmp_path, "shop"))
+    drill_report.write_report(tmp_path, report(NOW - timedelta(days=7)), "a")
+    drill_report.write_report(tmp_path, report(NOW, passed=False), "b")
+    text = drill_report.render_history(drill_report.history(tmp_path, "shop"))
     lines = text.splitlines()
     assert lines[1].startswith("2026-11-14T12:00:00") and " passed " in lines[1]
     assert lines[2].startswith("2026-11-21T12:00:00") and "FAILED (1)" in lines[2]
-    assert drill.history(tmp_path, "other") == []
+    assert drill_report.history(tmp_path, "other") == []
 
 
 def test_a_damaged_history_line_is_named(tmp_path):
     (tmp_path / "history.jsonl").write_text('{"environment": "shop"}\n{not json\n')
     with pytest.raises(PhoenixError, match=r"history.jsonl:2: not a JSON line"):
-        drill.history(tmp_path)
+        drill_report.history(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -101,23 +101,23 @@ def test_a_damaged_history_line_is_named(tmp_path):
     ],
 )
 def test_status_flags_a_failed_or_old_drill(shop, tmp_path, age_days, passed, flags):
-    drill.write_report(tmp_path, report(NOW - timedelta(days=age_days), passed), "x")
-    line, found = drill.status_flags(shop, NOW, str(tmp_path))
+    drill_report.write_report(tmp_path, report(NOW - timedelta(days=age_days), passed), "x")
+    line, found = drill_report.status_flags(shop, NOW, str(tmp_path))
     assert line.startswith(f"last drill: {(NOW - timedelta(days=age_days)).strftime('%Y-%m-%d %H:%M')}")
     assert [flag.split(" (")[0] for flag in found] == flags
 
 
 def test_status_flags_an_environment_never_drilled(shop, tmp_path):
-    line, flags = drill.status_flags(shop, NOW, str(tmp_path))
+    line, flags = drill_report.status_flags(shop, NOW, str(tmp_path))
     assert line == "last drill: never"
     assert flags == [f"no drill recorded (run `phoenix drill {shop.path.with_suffix('.py')}`)"]
 
 
 def test_the_report_directory_comes_from_the_option_then_the_variable_then_the_inventory(shop, monkeypatch):
-    assert str(drill.report_dir(shop)) == "drills"
+    assert str(drill_report.report_dir(shop)) == "drills"
     monkeypatch.setenv("PHOENIX_DRILL_DIR", "/var/drills")
-    assert str(drill.report_dir(shop)) == "/var/drills"
-    assert str(drill.report_dir(shop, "/tmp/given")) == "/tmp/given"
+    assert str(drill_report.report_dir(shop)) == "/var/drills"
+    assert str(drill_report.report_dir(shop, "/tmp/given")) == "/tmp/given"
 
 
 def test_restore_steps_are_the_slowest_hosts_and_the_rest_is_preparing():
@@ -149,7 +149,7 @@ def test_a_drill_whose_restore_fails_exits_1_records_it_and_pings_fail(
     code = drill.run(str(path), given_report_dir=str(tmp_path / "drills"))
 
     assert code == 1
-    (entry,) = drill.history(tmp_path / "drills", "shop")
+    (entry,) = drill_report.history(tmp_path / "drills", "shop")
     assert not entry["passed"] and entry["failed_checks"] == 1
     saved = json.loads((tmp_path / "drills" / entry["report"].rsplit("/", 1)[-1]).read_text())
     assert saved["checks"] == [{"host": "-", "name": "restore.py succeeds", "ok": False, "detail": "boom"}]

@@ -22,7 +22,7 @@ def test_the_table_shows_each_pin_with_its_age_and_reason():
         "20261114T120000Z-abc123",
         "2026-11-14",
         "12:00",
-        "168.0h",
+        "7.0d",
         "before",
         "2.0",
     ]

@@ -57,8 +57,8 @@ def test_a_run_the_vault_found_bad_stops_the_restore_in_one_line_with_both_ages(
     message = str(refusal.value)
     assert "\n" not in message
     assert message == (
-        f"web1/db-links: the newest run r5 (12 min old) failed the vault's check ({BAD});"
-        " the newest good one is r3 (11.9 h old): to restore it, run again with --data allow_older=yes"
+        f"web1/db-links: the newest run r5 (12m old) failed the vault's check ({BAD});"
+        " the newest good one is r3 (11.9h old): to restore it, run again with --data allow_older=yes"
     )
 
 
@@ -66,7 +66,7 @@ def test_allow_older_restores_the_newest_good_run_and_says_so():
     chosen = choose(WITH_A_BAD_RUN, JOBS, "web1", allow_older=True, now=NOW)
 
     assert chosen["db-links"]["run"] == "r3" and chosen["files"]["run"] == "f1"
-    assert chosen["db-links"]["fallback"].startswith("web1/db-links: the newest run r5 (12 min old) failed")
+    assert chosen["db-links"]["fallback"].startswith("web1/db-links: the newest run r5 (12m old) failed")
     assert "fallback" not in chosen["files"]
 
 

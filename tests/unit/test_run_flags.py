@@ -15,7 +15,7 @@ import pytest
 from phoenix import run_flags
 from phoenix.errors import PhoenixError
 from phoenix.flags_doc import example_argument, markdown
-from phoenix.remote.backup_job import TRIGGERS
+from phoenix.remote.backup import TRIGGERS
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 ENTRY_POINTS = ["deploy.py", "backup.py", "restore.py", "upgrade.py"]

@@ -1,0 +1,329 @@
+"""phoenix-backup's backup commands: `run` (a job's data, then its manifest), `status` and `runs`.
+
+A run writes its data snapshot, then, only if that fully succeeded, a manifest snapshot (row counts
+and checksum, or file count and size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from phoenix.remote.backup_host import (
+    COUNT_QUERY,
+    END_MARKER,
+    Config,
+    Psql,
+    list_runs,
+    ping,
+    relay,
+    row_counts,
+    status_path,
+    write_status,
+)
+from phoenix.remote.common import (
+    JobError,
+    RefusedError,
+    Restic,
+    last_lines,
+    log,
+    now,
+    read_json,
+    redact,
+    retry_while_locked,
+    summary_of,
+    tag_arguments,
+    warn,
+)
+from phoenix.remote.runs import run_tags
+from phoenix.remote.vault_link import Watchdog, disk_full_message, endpoint, probe, refused_storage, unreachable
+
+LOCK_PATH = Path("/run/lock/phoenix-backup.lock")
+TRIGGERS = ("scheduled", "manual", "pre-upgrade")
+
+
+# --- the one-backup-at-a-time lock -----------------------------------------------------
+
+
+class HostLock:
+    """An flock held for a whole run; the kernel drops it when the process dies, so it is never stale."""
+
+    def __init__(self, path: Path, description: str):
+        self.path = path
+        self.description = description
+        self.handle = None
+
+    def acquire(self, wait_seconds: float) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = self.path.open("a+")
+        deadline = time.monotonic() + wait_seconds
+        told = False
+        while True:
+            try:
+                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = self.holder()
+                if time.monotonic() >= deadline:
+                    raise JobError(
+                        f"another backup still holds {self.path} after {wait_seconds:.0f}s ({holder}); giving up,"
+                        " nothing was written"
+                    ) from None
+                if not told:
+                    log(f"waiting for the backup lock, held by {holder} (at most {wait_seconds:.0f}s)")
+                    told = True
+                time.sleep(0.5)
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"{self.description}, pid {os.getpid()}, since {now().isoformat(timespec='seconds')}\n")
+        self.handle.flush()
+
+    def holder(self) -> str:
+        self.handle.seek(0)
+        return self.handle.read().strip() or "an unknown process"
+
+    def release(self) -> None:
+        if self.handle:
+            self.handle.close()
+
+
+# --- the jobs ----------------------------------------------------------------------------
+
+
+def new_run_id() -> str:
+    return now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def check_repository(restic: Restic) -> None:
+    """Fails fast and clearly when the repository cannot be reached or opened; clears stale locks."""
+    url = endpoint(restic.repository)
+    reason = probe(url, restic.cacert) if url else ""
+    if reason:
+        raise JobError(f"{unreachable(url, reason)}; nothing was written")
+    result = restic.run("cat", "config", check=False)
+    if result.returncode != 0:
+        reason = redact(last_lines(result.stderr, 3))
+        raise JobError(f"cannot open the repository {redact(restic.repository)}: {reason}")
+    unlock = restic.run("unlock", check=False)  # removes only locks whose process is gone
+    if unlock.returncode != 0:
+        warn(f"restic unlock failed: {redact(last_lines(unlock.stderr, 2))}")
+
+
+def abandon(process: subprocess.Popen) -> None:
+    """Stops restic before it saves a snapshot of a partial stream (SIGINT: it cleans up its lock)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def backup_database(config: Config, job: dict, tags: list[str]) -> tuple[dict, dict]:
+    """Streams pg_dump into restic; returns (restic summary, manifest fields). Raises JobError on any failure."""
+    database = job["database"]
+    psql = Psql(database)
+    scratch = Path(tempfile.mkdtemp(prefix="phoenix-backup-"))
+    try:
+        psql.send("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;")
+        exported = psql.query("SELECT pg_export_snapshot();")
+        psql.send(COUNT_QUERY)  # counted while pg_dump streams, in the same snapshot
+        psql.send(f"\\echo {END_MARKER}")
+        summary, checksum, size = stream_dump(config, database, exported[0], tags, scratch)
+        tables = row_counts(psql.read_until_marker())
+    finally:
+        psql.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    manifest = {"database": database, "format": "pg_dump custom, uncompressed", "sha256": checksum, "bytes": size}
+    manifest.update(tables=tables, rows=sum(tables.values()))
+    return summary, manifest
+
+
+def stream_dump(config: Config, database: str, snapshot: str, tags: list[str], scratch: Path) -> tuple[dict, str, int]:
+    """Pipes pg_dump into `restic backup --stdin`, pipefail-style; returns (summary, sha256, bytes).
+
+    When pg_dump fails, restic is interrupted before it saves anything: no snapshot of a partial dump.
+    """
+    dump_errors = scratch / "pg_dump.err"
+    with dump_errors.open("w") as error_sink:
+        dump = config.restic.watch(subprocess.Popen(
+            ["runuser", "-u", "postgres", "--", "pg_dump", "--format=custom", "--compress=0",
+             f"--snapshot={snapshot}", database],
+            stdout=subprocess.PIPE, stderr=error_sink,
+        ))  # fmt: skip
+    restic, output = config.restic.start(
+        "backup", "--json", "--host", config.host, "--stdin", "--stdin-filename", f"{database}.dump",
+        *tag_arguments(tags),
+        output_dir=scratch,
+    )  # fmt: skip
+    try:
+        checksum, size = relay(dump, restic)
+    except BrokenPipeError:
+        dump.kill()
+        dump.wait()
+        restic.wait()
+        raise JobError(f"restic stopped reading the dump: {redact(last_lines(output.read_text()))}") from None
+    if dump.wait() != 0:
+        abandon(restic)
+        raise JobError(
+            f"pg_dump of {database} failed (exit {dump.returncode}): {last_lines(dump_errors.read_text(), 3)};"
+            " the partial dump was abandoned, no snapshot kept"
+        )
+    restic.stdin.close()
+    if restic.wait() != 0:
+        raise JobError(f"restic backup failed (exit {restic.returncode}): {redact(last_lines(output.read_text()))}")
+    return summary_of(output.read_text()), checksum, size
+
+
+def backup_files(config: Config, job: dict, tags: list[str]) -> tuple[dict, dict]:
+    """Backs up the job's paths; returns (restic summary, manifest fields). Raises JobError on any failure."""
+    paths = [path for path in job["paths"] if os.path.exists(path)]
+    for missing in sorted(set(job["paths"]) - set(paths)):
+        warn(f"{missing} does not exist; skipped")
+    if not paths:
+        raise JobError("none of the job's paths exist; nothing to back up")
+    result = config.restic.run(
+        "backup", "--json", "--host", config.host, "--exclude-caches", *tag_arguments(tags),
+        *paths, check=False,
+    )  # fmt: skip
+    if result.returncode == 3:
+        raise JobError(f"some files could not be read, the snapshot is incomplete: {last_lines(result.stderr, 3)}")
+    if result.returncode != 0:
+        raise JobError(f"restic backup failed (exit {result.returncode}): {redact(last_lines(result.stderr))}")
+    summary = summary_of(result.stdout)
+    stats = config.restic.json("stats", "--mode", "restore-size", summary["snapshot_id"])
+    manifest = {"paths": paths, "files": stats["total_file_count"], "bytes": stats["total_size"]}
+    manifest["counted_by"] = "restic stats --mode restore-size"
+    return summary, manifest
+
+
+def write_manifest(config: Config, manifest: dict, tags: list[str]) -> str:
+    """Stores the manifest as the run's second snapshot; returns its id."""
+    result = config.restic.run(
+        "backup", "--json", "--host", config.host, "--stdin", "--stdin-filename", "manifest.json",
+        *tag_arguments(tags),
+        input=json.dumps(manifest, indent=2, sort_keys=True),
+    )  # fmt: skip
+    return summary_of(result.stdout)["snapshot_id"]
+
+
+def run_job(config: Config, name: str, trigger: str, pin: str, deadline: float) -> dict:
+    """Runs one job; returns its status record (result ok). Raises JobError when it fails."""
+    job = config.job(name)
+    run_id = new_run_id()
+    record = {"job": name, "kind": job["kind"], "host": config.host, "trigger": trigger, "run": run_id, "pin": pin}
+    record.update(started=now().isoformat(), result="running")
+    began = time.monotonic()
+    log(f"[{name}] run {run_id} ({trigger}{', pin asked: ' + pin if pin else ''}): checking the repository")
+    check_repository(config.restic)
+    with Watchdog(config.restic) as watchdog:
+        try:
+            summary, fields, manifest_id = _store_run(config, job, trigger, run_id, pin, deadline)
+        except JobError as error:
+            if watchdog.tripped:
+                raise JobError(f"{watchdog.tripped}; nothing of this run counts (no manifest)") from error
+            if refused_storage(str(error)):
+                raise JobError(disk_full_message(str(error))) from error
+            raise
+    record.update(
+        result="ok",
+        finished=now().isoformat(),
+        snapshot=summary["snapshot_id"],
+        manifest_snapshot=manifest_id,
+        bytes_added=summary.get("data_added", 0),
+        bytes_processed=summary.get("total_bytes_processed", 0),
+        duration_seconds=round(time.monotonic() - began, 2),
+    )
+    if job["kind"] == "db":
+        what = f"{fields['rows']} rows in {len(fields['tables'])} tables"
+    else:
+        what = f"{fields['files']} files"
+    log(
+        f"[{name}] done: snapshot {summary['snapshot_id'][:8]} + manifest {manifest_id[:8]}, {what},"
+        f" {summary.get('total_bytes_processed', 0)} bytes read, {summary.get('data_added', 0)} added,"
+        f" {record['duration_seconds']}s"
+    )
+    return record
+
+
+def _store_run(config: Config, job: dict, trigger: str, run_id: str, pin: str, deadline: float):
+    """Stores the run's data, then its manifest; returns (data summary, manifest fields, manifest id)."""
+    name = job["name"]
+    kind_backup = backup_database if job["kind"] == "db" else backup_files
+    data_tags = run_tags(config.host, job, trigger, run_id, "data", pin)
+    summary, fields = retry_while_locked(lambda: kind_backup(config, job, data_tags), deadline, f"[{name}]")
+    manifest = {"run": run_id, "job": name, "kind": job["kind"], "host": config.host, "trigger": trigger}
+    manifest.update(fields, data_snapshot=summary["snapshot_id"], created=now().isoformat())
+    manifest_tags = run_tags(config.host, job, trigger, run_id, "manifest", pin)
+    manifest_id = retry_while_locked(lambda: write_manifest(config, manifest, manifest_tags), deadline, f"[{name}]")
+    return summary, fields, manifest_id
+
+
+def command_run(config: Config, arguments: argparse.Namespace) -> int:
+    if config.stand_in:
+        raise RefusedError(
+            f"this host stands in for {config.stand_in} (a drill or a dev copy): it restores from"
+            " that host's repository and never backs up into it"
+        )
+    names = list(config.jobs) if arguments.job == ["all"] else arguments.job
+    for name in names:
+        config.job(name)
+    pin = (arguments.pin or "").strip()
+    lock = HostLock(LOCK_PATH, f"{'+'.join(names)} ({arguments.trigger})")
+    failures = 0
+    try:
+        lock.acquire(config.lock_wait_seconds)
+        deadline = time.monotonic() + config.lock_wait_seconds
+        for name in names:
+            job = config.jobs[name]
+            started = now().isoformat()
+            ping(job.get("ping_url", ""), "start", timeout=config.ping_timeout)
+            running = {"job": name, "result": "running", "started": started, "trigger": arguments.trigger}
+            write_status(config, name, running)
+            try:
+                record = run_job(config, name, arguments.trigger, pin, deadline)
+            except JobError as error:
+                failures += 1
+                message = str(error)
+                log(f"[{name}] FAILED: {message}")
+                write_status(
+                    config, name,
+                    {"job": name, "kind": job["kind"], "host": config.host, "trigger": arguments.trigger,
+                     "result": "failed", "error": message, "started": started, "finished": now().isoformat()},
+                )  # fmt: skip
+                ping(job.get("ping_url", ""), "failure", message, timeout=config.ping_timeout)
+                continue
+            write_status(config, name, record)
+            ping(job.get("ping_url", ""), "success", timeout=config.ping_timeout)
+    except JobError as error:  # the lock was not obtained: every job failed
+        for name in names:
+            log(f"[{name}] FAILED: {error}")
+            ping(config.jobs[name].get("ping_url", ""), "failure", str(error), timeout=config.ping_timeout)
+        return 1
+    finally:
+        lock.release()
+    return 1 if failures else 0
+
+
+def command_status(config: Config, arguments: argparse.Namespace) -> int:
+    records = {name: read_json(status_path(config, name), {"result": "never run"}) for name in config.jobs}
+    print(json.dumps(records, indent=2, sort_keys=True))
+    return 0
+
+
+def command_runs(config: Config, arguments: argparse.Namespace) -> int:
+    print(json.dumps([run.summary() for run in list_runs(config, arguments.job)], indent=2))
+    return 0
+
+
+COMMANDS = {"run": command_run, "status": command_status, "runs": command_runs}
