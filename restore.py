@@ -20,7 +20,6 @@ add but never delete.
 """
 
 import json
-import shlex
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from pyinfra import host
 from pyinfra.operations import files, python, server
 
 from phoenix import backup_plan, restore_plan
+from phoenix.commands import make_restore_db_command, make_restore_files_command
 from phoenix.errors import PhoenixError
 from phoenix.units import duration, step_durations
 from roles import app, backup, base, firewall, nginx, postgres, tls, vault
@@ -40,7 +40,7 @@ except PhoenixError as error:
     raise SystemExit(2) from None
 for fallback in [run["fallback"] for run in CHOSEN.values() if run.get("fallback")]:
     print(f"phoenix: {fallback}: restoring that one (allow_older=yes)", file=sys.stderr)
-FORCE = " --force" if host.data.run_flags["force_restore"] else ""
+FORCE = bool(host.data.run_flags["force_restore"])
 clock = restore_plan.Clock()
 
 
@@ -80,18 +80,17 @@ for job in database_jobs:
     run = CHOSEN[job["name"]]
     server.shell(
         name=f"Restore {job['name']} from run {restore_plan.title(run)}",
-        commands=[f"phoenix-backup restore-db {job['name']} --run {run['run']}{FORCE}"],
+        commands=[make_restore_db_command(job["name"], run["run"], force=FORCE)],
     )
 file_jobs = [job for job in host.data.backup_jobs if job["kind"] == "files" and backup_plan.restorable_paths(job)]
 if file_jobs and "app" in host.data.roles:
     app.system_user(host.data.app)  # the restored files belong to it
-owner = f" --owner {host.data.app['name']}" if "app" in host.data.roles else ""
+owner = host.data.app["name"] if "app" in host.data.roles else None
 for job in file_jobs:
     run = CHOSEN[job["name"]]
-    paths = shlex.join(backup_plan.restorable_paths(job))
     server.shell(
         name=f"Restore {job['name']} from run {restore_plan.title(run)}",
-        commands=[f"phoenix-backup restore-files --run {run['run']} --paths {paths}{owner}"],
+        commands=[make_restore_files_command(run["run"], backup_plan.restorable_paths(job), owner)],
     )
 python.call(name="Restore: time the data restore", function=clock.lap, host_name=NAME, step="restore data")
 

@@ -27,6 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from phoenix.commands import (
+    BACKUP_STATUS_COMMAND,
+    make_backup_run_command,
+    make_marker_write_command,
+    make_restore_db_command,
+    make_restore_files_command,
+    make_vault_pin_arguments,
+)
 from phoenix.errors import PhoenixError
 from phoenix.units import duration, step_durations
 from phoenix.wheel import wheel_version
@@ -214,14 +222,14 @@ class Upgrade:
         self.record["pin"] = pin
         for name in self.plan.timers:
             shell = self.shells[name]
-            shell.run(f"phoenix-backup run all --trigger pre-upgrade --pin {shlex.quote(pin)}", timeout=7200)
-            status = json.loads(shell.run("phoenix-backup status"))
+            shell.run(make_backup_run_command("pre-upgrade", pin), timeout=7200)
+            status = json.loads(shell.run(BACKUP_STATUS_COMMAND))
             for job, entry in status.items():
                 if entry.get("result") != "ok" or entry.get("pin") != pin:
                     raise StepFailed(f"{name}/{job}: the pre-upgrade backup did not finish ({entry.get('result')})")
                 # the vault records the pin: the server's own --pin only tags its snapshots
                 by = f"upgrade.py ({self.plan.host})"
-                self.vault("pin", entry["run"], "--client", name, "--reason", pin, "--by", by)
+                self.vault(*make_vault_pin_arguments(entry["run"], pin, by, client=name))
                 self.record["pinned_runs"][f"{name}/{job}"] = entry["run"]
         self.say(
             f"{self.plan.host}: pinned " + ", ".join(f"{k} run {v}" for k, v in self.record["pinned_runs"].items())
@@ -252,13 +260,13 @@ class Upgrade:
         self._step(f"install {release.version}", lambda: self._install(release))
         if commands["migrate"]:
             self._step("migrate the database", lambda: shell.run(commands["migrate"], timeout=7200))
-            shell.run(f"printf '%s\\n' {shlex.quote(release.migrated_marker)} > {markers['migrated']}")
+            shell.run(make_marker_write_command(markers["migrated"], release.migrated_marker, mode=None))
         self._start_and_verify(release.version, "start and verify")
 
     def _install(self, release: Release) -> None:
         shell = self.shells[self.plan.host]
         shell.run(self.plan.commands["install"].format(wheel=shlex.quote(release.wheel)), timeout=1800)
-        shell.run(f"printf '%s\\n' {release.sha256} > {self.plan.markers['installed']}")
+        shell.run(make_marker_write_command(self.plan.markers["installed"], release.sha256, mode=None))
 
     def _start_and_verify(self, version: str, step: str) -> None:
         self._step(step, lambda: self._start_and_check(version))
@@ -306,19 +314,17 @@ class Upgrade:
             if plan.database_job:
                 run = runs[f"{plan.database_host}/{plan.database_job}"]
                 self.shells[plan.database_host].run(
-                    f"phoenix-backup restore-db {plan.database_job} --run {run} --force", timeout=7200
+                    make_restore_db_command(plan.database_job, run, force=True), timeout=7200
                 )
             if plan.file_paths and f"{plan.host}/files" in runs:
-                paths = shlex.join(plan.file_paths)
                 shell.run(
-                    f"phoenix-backup restore-files --run {runs[plan.host + '/files']} --paths {paths}"
-                    f" --owner {plan.app['name']}",
+                    make_restore_files_command(runs[f"{plan.host}/files"], plan.file_paths, plan.app["name"]),
                     timeout=7200,
                 )
 
         self._step(f"reinstall {previous.version}", lambda: self._install(previous))
         self._step("restore the pinned data", restore_data)
-        shell.run(f"printf '%s\\n' {shlex.quote(previous.migrated_marker)} > {plan.markers['migrated']}")
+        shell.run(make_marker_write_command(plan.markers["migrated"], previous.migrated_marker, mode=None))
         self._start_and_verify(previous.version, "start and verify the old release")
         record["rolled_back_to"] = previous.version
 
