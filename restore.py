@@ -28,7 +28,7 @@ from pyinfra.operations import files, python, server
 
 from phoenix import backup_plan, restore_plan
 from phoenix.commands import make_restore_db_command, make_restore_files_command
-from phoenix.errors import PhoenixError
+from phoenix.errors import PhoenixError, refuse
 from phoenix.units import duration, step_durations
 from roles import app, backup, base, firewall, nginx, postgres, tls, vault
 
@@ -36,8 +36,7 @@ NAME = host.data.phoenix_host
 try:
     CHOSEN = restore_plan.for_host(host.data)
 except PhoenixError as error:
-    print(f"phoenix: restore.py stopped before changing anything on {NAME}:\n{error}", file=sys.stderr)
-    raise SystemExit(2) from None
+    refuse(f"phoenix: restore.py stopped before changing anything on {NAME}:\n{error}")
 for fallback in [run["fallback"] for run in CHOSEN.values() if run.get("fallback")]:
     print(f"phoenix: {fallback}: restoring that one (allow_older=yes)", file=sys.stderr)
 FORCE = bool(host.data.run_flags["force_restore"])

@@ -21,7 +21,7 @@ from pyinfra.operations import files, python
 
 from phoenix import upgrade as safe_upgrade
 from phoenix.artifact import artifact_for
-from phoenix.errors import PhoenixError
+from phoenix.errors import PhoenixError, refuse
 from phoenix.inventory import environment_of
 from phoenix.vault_client import run_on_vault
 from phoenix.wheel import file_sha256, wheel_version
@@ -140,11 +140,7 @@ if "app" in host.data.roles:
         WHEEL = artifact_for(SETTINGS, SOURCE)
         PLAN = plan_for(host.data, WHEEL)
     except PhoenixError as error:
-        print(
-            f"phoenix: upgrade.py stopped before changing anything on {host.data.phoenix_host}:\n{error}",
-            file=sys.stderr,
-        )
-        raise SystemExit(2) from None
+        refuse(f"phoenix: upgrade.py stopped before changing anything on {host.data.phoenix_host}:\n{error}")
     files.put(
         name=f"Upload {Path(PLAN.target.wheel).name}",
         src=str(WHEEL),
