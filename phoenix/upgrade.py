@@ -36,7 +36,9 @@ from phoenix.commands import (
     make_vault_pin_arguments,
 )
 from phoenix.errors import PhoenixError
+from phoenix.inventory import environment_of
 from phoenix.units import duration, step_durations
+from phoenix.vault_client import run_on_vault
 from phoenix.wheel import wheel_version
 
 STATE_DIRECTORY = "/var/lib/phoenix/upgrade"
@@ -423,3 +425,27 @@ def describe(record: dict) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def host_by_name(inventory, name: str):
+    """Given the run's pyinfra inventory and a host's short name, returns its pyinfra host; PhoenixError if absent."""
+    for candidate in inventory:
+        if candidate.data.get("phoenix_host") == name:
+            return candidate
+    raise PhoenixError(f"{name} is not in this inventory")
+
+
+def run_upgrade(state, host, plan: Plan, inventory: str) -> bool:
+    """The upgrade, as a pyinfra callback: False (the host failed, with the reason printed) unless upgraded."""
+    environment = environment_of(inventory)
+    shells = {name: Shell(name, host_by_name(state.inventory, name)) for name in plan.timers}
+    try:
+        Upgrade(
+            plan=plan,
+            shells=shells,
+            vault=lambda *arguments: run_on_vault(environment, *arguments, timeout=7200),
+        ).run()
+    except PhoenixError as error:
+        print(f"phoenix: {error}", file=sys.stderr, flush=True)
+        return False
+    return True
