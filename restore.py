@@ -19,48 +19,25 @@ blueprint rebuilds it from code. The host restores with its own vault login, whi
 add but never delete.
 """
 
-import json
-import shlex
 import sys
-from pathlib import Path
 
 from pyinfra import host
 from pyinfra.operations import files, python, server
 
-from phoenix import backup_plan, restore_plan
-from phoenix.errors import PhoenixError
-from phoenix.units import duration, step_durations
+from phoenix import backup_plan, restore_plan, restore_report
+from phoenix.commands import make_restore_db_command, make_restore_files_command
+from phoenix.errors import PhoenixError, refuse
 from roles import app, backup, base, firewall, nginx, postgres, tls, vault
 
 NAME = host.data.phoenix_host
 try:
     CHOSEN = restore_plan.for_host(host.data)
 except PhoenixError as error:
-    print(f"phoenix: restore.py stopped before changing anything on {NAME}:\n{error}", file=sys.stderr)
-    raise SystemExit(2) from None
+    refuse(f"phoenix: restore.py stopped before changing anything on {NAME}:\n{error}")
 for fallback in [run["fallback"] for run in CHOSEN.values() if run.get("fallback")]:
     print(f"phoenix: {fallback}: restoring that one (allow_older=yes)", file=sys.stderr)
-FORCE = " --force" if host.data.run_flags["force_restore"] else ""
+FORCE = bool(host.data.run_flags["force_restore"])
 clock = restore_plan.Clock()
-
-
-def report(host_name: str, chosen: dict, report_path: str) -> None:
-    """Prints what was restored, from the hosts' own reports, and the step durations."""
-    lines, restored = [], {}
-    for job in chosen:
-        _, output = host.run_shell_command(f"cat /var/lib/phoenix/restore/{job}.json")
-        restored[job] = json.loads(output.stdout)
-        lines.append(f"  {job}: {restore_plan.describe(restored[job])}")
-        if restored[job].get("previous_restore"):
-            lines.append(f"  {job}: {restored[job]['previous_restore']}; this run finished it")
-    steps = clock.steps[host_name]
-    lines.append(f"  steps: {step_durations(steps)}")
-    lines.append(f"  total: {duration(sum(steps.values()))}")
-    print(f"\n{host_name}: restored\n" + "\n".join(lines) + "\n", file=sys.stderr, flush=True)
-    if report_path:
-        document = {"host": host_name, "steps": steps, "restored": restored, "chosen": chosen}
-        Path(report_path.replace("{host}", host_name)).write_text(json.dumps(document, indent=2))
-
 
 python.call(name="Restore: start the clock", function=clock.start, host_name=NAME)
 base.apply()
@@ -80,18 +57,17 @@ for job in database_jobs:
     run = CHOSEN[job["name"]]
     server.shell(
         name=f"Restore {job['name']} from run {restore_plan.title(run)}",
-        commands=[f"phoenix-backup restore-db {job['name']} --run {run['run']}{FORCE}"],
+        commands=[make_restore_db_command(job["name"], run["run"], force=FORCE)],
     )
 file_jobs = [job for job in host.data.backup_jobs if job["kind"] == "files" and backup_plan.restorable_paths(job)]
 if file_jobs and "app" in host.data.roles:
     app.system_user(host.data.app)  # the restored files belong to it
-owner = f" --owner {host.data.app['name']}" if "app" in host.data.roles else ""
+owner = host.data.app["name"] if "app" in host.data.roles else None
 for job in file_jobs:
     run = CHOSEN[job["name"]]
-    paths = shlex.join(backup_plan.restorable_paths(job))
     server.shell(
         name=f"Restore {job['name']} from run {restore_plan.title(run)}",
-        commands=[f"phoenix-backup restore-files --run {run['run']} --paths {paths}{owner}"],
+        commands=[make_restore_files_command(run["run"], backup_plan.restorable_paths(job), owner)],
     )
 python.call(name="Restore: time the data restore", function=clock.lap, host_name=NAME, step="restore data")
 
@@ -105,8 +81,9 @@ if "nginx" in host.data.roles:
 python.call(name="Restore: time the app start", function=clock.lap, host_name=NAME, step="start the app")
 python.call(
     name="Restore: report",
-    function=report,
+    function=restore_report.report,
     host_name=NAME,
     chosen={job["name"]: CHOSEN[job["name"]] for job in database_jobs + file_jobs},
     report_path=host.data.run_flags["restore_report"] or "",
+    clock=clock,
 )

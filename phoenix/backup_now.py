@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from phoenix.commands import BACKUP_STATUS_COMMAND
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 from phoenix.remote.vault_link import DISK_FULL
@@ -26,7 +27,7 @@ def back_up_now(shell: Shell, command: str, environment: Environment, client: st
     on the vault when `pin` is set; returns the lines to print. Raises PhoenixError naming every
     failed job (with the vault's free space when it refused the data)."""
     succeeded, stdout, stderr = shell(command)
-    listed, status_text, _ = shell("phoenix-backup status")
+    listed, status_text, _ = shell(BACKUP_STATUS_COMMAND)
     statuses = json.loads(status_text) if listed else {}
     lines = [line for line in stdout.splitlines() if line.strip()]  # each job's report
     for job, entry in sorted(statuses.items()):

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import testinfra
 
+from phoenix.commands import make_backup_run_command
 from phoenix.remote.backup_host import COUNT_QUERY, row_counts
 
 
@@ -107,7 +108,7 @@ def https_health(target: Target, context: dict) -> Check:
 
 def no_backups_from_a_stand_in(target: Target, context: dict) -> Check:
     timers = target.server.run("systemctl list-unit-files --no-legend 'phoenix-backup-*.timer'").stdout.split()
-    refused = target.server.run("phoenix-backup run all").rc == 3
+    refused = target.server.run(make_backup_run_command()).rc == 3
     ok = not timers and refused
     detail = f"timers: {timers}, phoenix-backup run refused: {refused}"
     return Check(target.name, "never backs up into the real repository", ok, detail)

@@ -18,7 +18,7 @@ import jsonschema
 import yaml
 
 from phoenix import backup_plan, host_limit, inventory_checks, run_flags, sandbox_state, strict_yaml
-from phoenix.errors import PhoenixError
+from phoenix.errors import PhoenixError, refuse
 from phoenix.secrets import Secrets, load_secrets
 
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
@@ -313,7 +313,6 @@ def hosts_for(inventory_file: str) -> list[tuple[str, dict]]:
         check_app_sources(environment)
         hosts = pyinfra_hosts(environment, load_secrets(environment))
     except PhoenixError as error:
-        print(f"phoenix: inventory not loaded, no host was touched:\n{error}", file=sys.stderr)
-        sys.exit(2)
+        refuse(f"phoenix: inventory not loaded, no host was touched:\n{error}")
     sys._getframe(1).f_globals.update(groups)  # pyinfra makes a group of each list the inventory file defines
     return hosts

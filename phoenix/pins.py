@@ -14,6 +14,7 @@ import getpass
 import socket
 from datetime import datetime
 
+from phoenix.commands import make_vault_pin_arguments
 from phoenix.errors import PhoenixError
 from phoenix.inventory import load_environment
 from phoenix.units import age
@@ -47,7 +48,7 @@ def who_am_i() -> str:
 def pin(inventory: str, run: str, reason: str) -> int:
     if not reason.strip():
         raise PhoenixError("pin: --reason must say why the run must be kept; it is logged on the vault")
-    pinned = ask_vault(load_environment(inventory), "pin", run, "--reason", reason, "--by", who_am_i())
+    pinned = ask_vault(load_environment(inventory), *make_vault_pin_arguments(run, reason, who_am_i()))
     print(f"pinned {pinned['client']} run {pinned['run']}: '{pinned['pin']}' (logged on the vault: by {pinned['by']})")
     return 0
 

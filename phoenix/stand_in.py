@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from phoenix import backup_plan, sandbox_state
-from phoenix.errors import PhoenixError
+from phoenix.errors import PhoenixError, refuse
 from phoenix.inventory import Environment, host_addresses, load_environment, pyinfra_hosts
 from phoenix.progress import say
 from phoenix.secrets import load_secrets
@@ -129,8 +129,7 @@ def inventory_hosts(arguments: dict) -> list[tuple[str, dict]]:
     try:
         return stand_in_hosts(**arguments)
     except PhoenixError as error:
-        print(f"phoenix: inventory not loaded, no host was touched:\n{error}", file=sys.stderr)
-        sys.exit(2)
+        refuse(f"phoenix: inventory not loaded, no host was touched:\n{error}")
 
 
 def inventory_arguments(source: Environment, target_path: str | Path, target_sandbox: str, names: list[str]) -> dict:

@@ -27,8 +27,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from phoenix.commands import (
+    BACKUP_STATUS_COMMAND,
+    make_backup_run_command,
+    make_marker_write_command,
+    make_restore_db_command,
+    make_restore_files_command,
+    make_vault_pin_arguments,
+)
 from phoenix.errors import PhoenixError
+from phoenix.inventory import environment_of
 from phoenix.units import duration, step_durations
+from phoenix.vault_client import run_on_vault
 from phoenix.wheel import wheel_version
 
 STATE_DIRECTORY = "/var/lib/phoenix/upgrade"
@@ -214,14 +224,14 @@ class Upgrade:
         self.record["pin"] = pin
         for name in self.plan.timers:
             shell = self.shells[name]
-            shell.run(f"phoenix-backup run all --trigger pre-upgrade --pin {shlex.quote(pin)}", timeout=7200)
-            status = json.loads(shell.run("phoenix-backup status"))
+            shell.run(make_backup_run_command("pre-upgrade", pin), timeout=7200)
+            status = json.loads(shell.run(BACKUP_STATUS_COMMAND))
             for job, entry in status.items():
                 if entry.get("result") != "ok" or entry.get("pin") != pin:
                     raise StepFailed(f"{name}/{job}: the pre-upgrade backup did not finish ({entry.get('result')})")
                 # the vault records the pin: the server's own --pin only tags its snapshots
                 by = f"upgrade.py ({self.plan.host})"
-                self.vault("pin", entry["run"], "--client", name, "--reason", pin, "--by", by)
+                self.vault(*make_vault_pin_arguments(entry["run"], pin, by, client=name))
                 self.record["pinned_runs"][f"{name}/{job}"] = entry["run"]
         self.say(
             f"{self.plan.host}: pinned " + ", ".join(f"{k} run {v}" for k, v in self.record["pinned_runs"].items())
@@ -252,13 +262,13 @@ class Upgrade:
         self._step(f"install {release.version}", lambda: self._install(release))
         if commands["migrate"]:
             self._step("migrate the database", lambda: shell.run(commands["migrate"], timeout=7200))
-            shell.run(f"printf '%s\\n' {shlex.quote(release.migrated_marker)} > {markers['migrated']}")
+            shell.run(make_marker_write_command(markers["migrated"], release.migrated_marker, mode=None))
         self._start_and_verify(release.version, "start and verify")
 
     def _install(self, release: Release) -> None:
         shell = self.shells[self.plan.host]
         shell.run(self.plan.commands["install"].format(wheel=shlex.quote(release.wheel)), timeout=1800)
-        shell.run(f"printf '%s\\n' {release.sha256} > {self.plan.markers['installed']}")
+        shell.run(make_marker_write_command(self.plan.markers["installed"], release.sha256, mode=None))
 
     def _start_and_verify(self, version: str, step: str) -> None:
         self._step(step, lambda: self._start_and_check(version))
@@ -306,19 +316,17 @@ class Upgrade:
             if plan.database_job:
                 run = runs[f"{plan.database_host}/{plan.database_job}"]
                 self.shells[plan.database_host].run(
-                    f"phoenix-backup restore-db {plan.database_job} --run {run} --force", timeout=7200
+                    make_restore_db_command(plan.database_job, run, force=True), timeout=7200
                 )
             if plan.file_paths and f"{plan.host}/files" in runs:
-                paths = shlex.join(plan.file_paths)
                 shell.run(
-                    f"phoenix-backup restore-files --run {runs[plan.host + '/files']} --paths {paths}"
-                    f" --owner {plan.app['name']}",
+                    make_restore_files_command(runs[f"{plan.host}/files"], plan.file_paths, plan.app["name"]),
                     timeout=7200,
                 )
 
         self._step(f"reinstall {previous.version}", lambda: self._install(previous))
         self._step("restore the pinned data", restore_data)
-        shell.run(f"printf '%s\\n' {shlex.quote(previous.migrated_marker)} > {plan.markers['migrated']}")
+        shell.run(make_marker_write_command(plan.markers["migrated"], previous.migrated_marker, mode=None))
         self._start_and_verify(previous.version, "start and verify the old release")
         record["rolled_back_to"] = previous.version
 
@@ -417,3 +425,27 @@ def describe(record: dict) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def host_by_name(inventory, name: str):
+    """Given the run's pyinfra inventory and a host's short name, returns its pyinfra host; PhoenixError if absent."""
+    for candidate in inventory:
+        if candidate.data.get("phoenix_host") == name:
+            return candidate
+    raise PhoenixError(f"{name} is not in this inventory")
+
+
+def run_upgrade(state, host, plan: Plan, inventory: str) -> bool:
+    """The upgrade, as a pyinfra callback: False (the host failed, with the reason printed) unless upgraded."""
+    environment = environment_of(inventory)
+    shells = {name: Shell(name, host_by_name(state.inventory, name)) for name in plan.timers}
+    try:
+        Upgrade(
+            plan=plan,
+            shells=shells,
+            vault=lambda *arguments: run_on_vault(environment, *arguments, timeout=7200),
+        ).run()
+    except PhoenixError as error:
+        print(f"phoenix: {error}", file=sys.stderr, flush=True)
+        return False
+    return True

@@ -12,6 +12,7 @@ import shlex
 import subprocess
 
 from phoenix import backup_plan, sandbox_state
+from phoenix.commands import make_vault_pin_arguments
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 
@@ -63,7 +64,7 @@ def vault_runs(environment: Environment, host_name: str) -> dict:
 
 def pin_run(environment: Environment, client: str, run: str, reason: str, by: str) -> dict:
     """Asks the environment's vault to pin one run of `client`; returns its answer; PhoenixError when refused."""
-    return ask_vault(environment, "pin", run, "--client", client, "--reason", reason, "--by", by)
+    return ask_vault(environment, *make_vault_pin_arguments(run, reason, by, client=client))
 
 
 def vault_space(environment: Environment, client: str) -> dict:

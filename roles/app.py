@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
-import sys
 from io import StringIO
 from pathlib import Path
 from urllib.parse import quote
@@ -21,7 +20,7 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from phoenix.artifact import artifact_for
-from phoenix.errors import PhoenixError
+from phoenix.errors import PhoenixError, refuse
 from phoenix.wheel import file_sha256, wheel_version
 from roles import supervisor
 from roles.operations import check_passes, command_once_per_value, secret_file
@@ -287,8 +286,7 @@ def _artifact(app: dict) -> Path:
     try:
         return artifact_for(app, app["source"])
     except PhoenixError as error:
-        print(f"phoenix: {host.data.phoenix_host}: nothing was changed: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        refuse(f"phoenix: {host.data.phoenix_host}: nothing was changed: {error}")
 
 
 def _refuse_downgrade(app: dict, wheel_name: str) -> None:
@@ -298,14 +296,12 @@ def _refuse_downgrade(app: dict, wheel_name: str) -> None:
     if not running or host.data.run_flags["allow_downgrade"]:
         return
     if Version(wheel_version(running)) > Version(wheel_version(wheel_name)):
-        print(
+        refuse(
             f"phoenix: {host.data.phoenix_host} runs {app['name']} {wheel_version(running)}, and app.source builds"
             f" the older {wheel_version(wheel_name)}; nothing was changed. Point app.source at release"
             f" {wheel_version(running)} (upgrade.py installed it), or downgrade on purpose with"
-            " --data allow_downgrade=yes (and restore the pre-upgrade backup: docs/upgrades.md).",
-            file=sys.stderr,
+            " --data allow_downgrade=yes (and restore the pre-upgrade backup: docs/upgrades.md)."
         )
-        raise SystemExit(2)
 
 
 def _remove_dropped_system_packages(app: dict, where: dict) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 from io import StringIO
 from urllib.parse import quote
 
@@ -12,6 +11,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import FindFiles
 from pyinfra.operations import apt, files, systemd
 
+from phoenix.commands import make_backup_run_command
 from phoenix.errors import PhoenixError
 from phoenix.remote.backup import TRIGGERS
 from roles import phoenix_tools, timers
@@ -54,11 +54,10 @@ def now_command(trigger: str, pin: str) -> str:
     """Returns the shell command that runs every backup job of a host now (backup.py)."""
     if trigger not in TRIGGERS:
         raise PhoenixError(f"--data backup_trigger={trigger!r}: expected one of {', '.join(TRIGGERS)}")
-    pin_option = f" --pin {shlex.quote(pin)}" if pin.strip() else ""
     return (
         "command -v phoenix-backup >/dev/null"
         " || { echo 'phoenix-backup is not installed here: run deploy.py first' >&2; exit 2; };"
-        f" phoenix-backup run all --trigger {trigger}{pin_option}"
+        f" {make_backup_run_command(trigger, pin)}"
     )
 
 

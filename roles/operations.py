@@ -13,6 +13,7 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import files
 
 from phoenix import scram
+from phoenix.commands import make_marker_write_command
 
 # Secret files are uploaded into this root-only directory first, so the clear content is never
 # readable by others on its way to the destination.
@@ -151,7 +152,7 @@ def command_once_per_value(command: str, marker: str, value: str):
         host.noop(f"already done for {value[:16]} ({marker})")
         return
     yield command
-    yield f"printf '%s\\n' {shlex.quote(value)} > {shlex.quote(marker)} && chmod 0644 {shlex.quote(marker)}"
+    yield make_marker_write_command(marker, value)
 
 
 class TimerSchedule(FactBase):

@@ -1,0 +1,51 @@
+"""The command lines Phoenix sends to its servers, each built in one place (pure functions, no I/O).
+
+Every caller that runs `phoenix-backup`, asks `phoenix-vault` or writes a marker file builds the
+line here, so the text a server receives is written once and unit-tested once
+(tests/unit/test_commands.py). Values are quoted for the remote shell; a value made only of
+letters, digits and `@%+=:,./-_` (run ids, job names, paths, SHA-256 sums) is sent as it is.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+
+BACKUP_STATUS_COMMAND = "phoenix-backup status"  # the last result of each job, as JSON
+
+
+def make_backup_run_command(trigger: str | None = None, pin: str = "") -> str:
+    """Given a trigger (scheduled, manual, pre-upgrade; None: the program's default) and a pin reason
+    (blank: no pin), returns the line that runs every backup job of a host now."""
+    line = "phoenix-backup run all"
+    if trigger is not None:
+        line += f" --trigger {shlex.quote(trigger)}"
+    if pin.strip():
+        line += f" --pin {shlex.quote(pin)}"
+    return line
+
+
+def make_restore_db_command(job: str, run: str, force: bool) -> str:
+    """Given a database job, a run id and whether a database holding data may be replaced, returns the line
+    that restores that job's database from the run."""
+    return f"phoenix-backup restore-db {shlex.quote(job)} --run {shlex.quote(run)}" + (" --force" if force else "")
+
+
+def make_restore_files_command(run: str, paths: Sequence[str], owner: str | None = None) -> str:
+    """Given a run id, the paths to bring back and the user who owns them (None: as backed up), returns the
+    line that restores those paths from the run."""
+    line = f"phoenix-backup restore-files --run {shlex.quote(run)} --paths {shlex.join(paths)}"
+    return line + (f" --owner {shlex.quote(owner)}" if owner else "")
+
+
+def make_marker_write_command(marker: str, value: str, mode: str | None = "0644") -> str:
+    """Given a marker file, the value it must hold and its mode (None: leave the mode as it is), returns the
+    line that writes the value and a newline to it."""
+    line = f"printf '%s\\n' {shlex.quote(value)} > {shlex.quote(marker)}"
+    return line + (f" && chmod {mode} {shlex.quote(marker)}" if mode else "")
+
+
+def make_vault_pin_arguments(run: str, reason: str, by: str, client: str | None = None) -> list[str]:
+    """Given a run (id or snapshot id), why, who asks and the client it belongs to (None: the vault finds it),
+    returns the `phoenix-vault` arguments that pin the run."""
+    return ["pin", run, *(["--client", client] if client else []), "--reason", reason, "--by", by]

@@ -1,0 +1,48 @@
+"""What restore.py says when a host is restored: each job's host-side report and the step durations.
+
+`phoenix-backup restore-db/restore-files` leave one JSON report per job on the host
+(RESTORE_REPORT_DIRECTORY); restore.py's last operation reads them back, prints a summary and,
+with `--data restore_report=PATH`, writes them to the control machine as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from phoenix.restore_plan import Clock, describe
+from phoenix.units import duration, step_durations
+
+RESTORE_REPORT_DIRECTORY = "/var/lib/phoenix/restore"
+
+
+def summary(host_name: str, restored: dict[str, dict], steps: dict[str, float]) -> str:
+    """Given a host, each job's host-side report and the step durations, returns the text printed for it."""
+    lines = []
+    for job, report in restored.items():
+        lines.append(f"  {job}: {describe(report)}")
+        if report.get("previous_restore"):
+            lines.append(f"  {job}: {report['previous_restore']}; this run finished it")
+    lines.append(f"  steps: {step_durations(steps)}")
+    lines.append(f"  total: {duration(sum(steps.values()))}")
+    return f"\n{host_name}: restored\n" + "\n".join(lines) + "\n"
+
+
+def write_document(report_path: str, host_name: str, steps: dict, restored: dict, chosen: dict) -> None:
+    """Writes the host's restore as JSON to report_path ({host} in it replaced by the host's name)."""
+    document = {"host": host_name, "steps": steps, "restored": restored, "chosen": chosen}
+    Path(report_path.replace("{host}", host_name)).write_text(json.dumps(document, indent=2))
+
+
+def report(state, host, host_name: str, chosen: dict, report_path: str, clock: Clock) -> None:
+    """The report, as a pyinfra callback: prints what was restored, from the host's own reports, and the step
+    durations; also writes them to report_path when one is given."""
+    restored = {}
+    for job in chosen:
+        _, output = host.run_shell_command(f"cat {RESTORE_REPORT_DIRECTORY}/{job}.json")
+        restored[job] = json.loads(output.stdout)
+    steps = clock.steps[host_name]
+    print(summary(host_name, restored, steps), file=sys.stderr, flush=True)
+    if report_path:
+        write_document(report_path, host_name, steps, restored, chosen)

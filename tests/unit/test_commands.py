@@ -1,0 +1,58 @@
+"""Every command line Phoenix sends to a server, exactly as the server receives it (phoenix/commands.py)."""
+
+from phoenix.commands import (
+    BACKUP_STATUS_COMMAND,
+    make_backup_run_command,
+    make_marker_write_command,
+    make_restore_db_command,
+    make_restore_files_command,
+    make_vault_pin_arguments,
+)
+
+
+def test_backup_run_lines_name_the_trigger_and_quote_the_pin():
+    assert make_backup_run_command() == "phoenix-backup run all"
+    assert make_backup_run_command("scheduled") == "phoenix-backup run all --trigger scheduled"
+    assert make_backup_run_command("manual", "  ") == "phoenix-backup run all --trigger manual"
+    assert (
+        make_backup_run_command("pre-upgrade", "before 2.0 (2026-11-30T07:00:00Z)")
+        == "phoenix-backup run all --trigger pre-upgrade --pin 'before 2.0 (2026-11-30T07:00:00Z)'"
+    )
+    assert make_backup_run_command("manual", "it's; rm -rf /") == (
+        "phoenix-backup run all --trigger manual --pin 'it'\"'\"'s; rm -rf /'"
+    )
+    assert BACKUP_STATUS_COMMAND == "phoenix-backup status"
+
+
+def test_restore_db_line_forces_only_when_asked():
+    assert make_restore_db_command("db-links", "run-1", force=False) == "phoenix-backup restore-db db-links --run run-1"
+    assert make_restore_db_command("db-links", "a1b2c3", force=True) == (
+        "phoenix-backup restore-db db-links --run a1b2c3 --force"
+    )
+
+
+def test_restore_files_line_quotes_each_path_and_names_the_owner_when_given():
+    assert make_restore_files_command("run-9", ["/var/lib/links/uploads", "/srv/my files"]) == (
+        "phoenix-backup restore-files --run run-9 --paths /var/lib/links/uploads '/srv/my files'"
+    )
+    assert make_restore_files_command("run-9", ["/var/lib/links/uploads"], "links") == (
+        "phoenix-backup restore-files --run run-9 --paths /var/lib/links/uploads --owner links"
+    )
+
+
+def test_marker_write_keeps_the_value_whole_and_sets_the_mode_unless_told_not_to():
+    assert make_marker_write_command("/srv/links/.installed", "abc123") == (
+        "printf '%s\\n' abc123 > /srv/links/.installed && chmod 0644 /srv/links/.installed"
+    )
+    assert make_marker_write_command("/srv/links/.migrated", "sha v2 'quoted'", mode=None) == (
+        "printf '%s\\n' 'sha v2 '\"'\"'quoted'\"'\"'' > /srv/links/.migrated"
+    )
+
+
+def test_vault_pin_arguments_name_the_client_only_when_known():
+    assert make_vault_pin_arguments("r1", "before 2.0", "ann@laptop") == [
+        "pin", "r1", "--reason", "before 2.0", "--by", "ann@laptop",
+    ]  # fmt: skip
+    assert make_vault_pin_arguments("r1", "why", "upgrade.py (web1)", client="db1") == [
+        "pin", "r1", "--client", "db1", "--reason", "why", "--by", "upgrade.py (web1)",
+    ]  # fmt: skip
