@@ -156,11 +156,11 @@ def command_once_per_value(command: str, marker: str, value: str):
 
 
 class TimerSchedule(FactBase):
-    """Returns what systemd holds loaded for a timer: {"LoadState", "ActiveState", "NeedDaemonReload",
-    "NextElapseUSecRealtime"} ({} when systemctl cannot say)."""
+    """Returns what systemd holds loaded for a timer: {"LoadState", "ActiveState", "SubState",
+    "NeedDaemonReload", "NextElapseUSecRealtime"} ({} when systemctl cannot say)."""
 
     def command(self, timer: str) -> str:
-        properties = " ".join(f"-p {name}" for name in ("LoadState", "ActiveState", "NeedDaemonReload"))
+        properties = " ".join(f"-p {name}" for name in ("LoadState", "ActiveState", "SubState", "NeedDaemonReload"))
         return f"systemctl show {properties} -p NextElapseUSecRealtime {shlex.quote(timer)} 2>/dev/null || true"
 
     def process(self, output: list[str]) -> dict:
@@ -168,7 +168,8 @@ class TimerSchedule(FactBase):
 
 
 def next_elapse_check_command(timer: str) -> str:
-    """Returns the shell command that fails, saying why, unless `timer` is active with a next elapse time.
+    """Returns the shell command that fails, saying why, unless `timer` is active with a next elapse time,
+    or active (running): its service runs now, and systemd sets the next elapse time when it ends.
 
     Names each OnCalendar value that systemd rejects, with the file it is in.
     """
@@ -176,8 +177,9 @@ def next_elapse_check_command(timer: str) -> str:
     calendars = 'awk \'/^# \\//{file=$2} /^OnCalendar=./{sub(/^OnCalendar=/, ""); print file "\\t" $0}\''
     return (
         f"next=$(systemctl show -p NextElapseUSecRealtime --value {quoted}); state=$(systemctl is-active {quoted});"
-        ' [ "$state" = active ] && [ -n "$next" ] && exit 0;'
-        f' state="$state ($(systemctl show -p SubState --value {quoted}))";'
+        f" sub=$(systemctl show -p SubState --value {quoted});"
+        ' [ "$state" = active ] && { [ -n "$next" ] || [ "$sub" = running ]; } && exit 0;'
+        ' state="$state ($sub)";'
         f' echo "{timer} has no next run (it is $state): what it starts would silently stop running." >&2;'
         f" systemctl cat {quoted} 2>/dev/null | {calendars} | while IFS=\"$(printf '\\t')\" read -r file value; do"
         """ systemd-analyze calendar "$value" >/dev/null 2>&1 || echo "  $file: OnCalendar=$value is not a"""
@@ -213,6 +215,10 @@ def timer_scheduled(timer: str):
     stale = loaded.get("NeedDaemonReload") == "yes"
     if not stale and loaded.get("ActiveState") == "active" and loaded.get("NextElapseUSecRealtime"):
         host.noop(f"{timer} next runs {loaded['NextElapseUSecRealtime']}")
+        return
+    if not stale and loaded.get("ActiveState") == "active" and loaded.get("SubState") == "running":
+        # what it starts runs now; systemd shows no next elapse time until that ends, then sets one
+        host.noop(f"{timer} is running its service")
         return
     if stale:
         yield "systemctl daemon-reload"
