@@ -112,6 +112,20 @@ def complete(host: str, job: str) -> list[dict]:
     return [run for run in runs(host, job) if run["complete"]]
 
 
+def vault_runs(client: str) -> list[dict]:
+    """The client's runs as the vault lists them (oldest first), pins as the vault records them."""
+    result = sh("vault1", f"phoenix-vault runs --client {client}")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["runs"]
+
+
+def vault_pins(client: str) -> dict[str, str]:
+    """The client's pins as the vault records them: {run: reason}."""
+    result = sh("vault1", f"phoenix-vault pins --client {client}")
+    assert result.returncode == 0, result.stderr
+    return {pin["run"]: pin["pin"] for pin in json.loads(result.stdout)["pins"]}
+
+
 def restic_as_client(host: str, arguments: str) -> str:
     """Returns a shell command running restic with the host's own repository URL and password."""
     environment = (

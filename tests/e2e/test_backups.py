@@ -23,6 +23,7 @@ from tests.e2e.helpers import (
     runs,
     sh,
     start,
+    vault_pins,
     wait_for,
 )
 
@@ -40,13 +41,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = record
 http.server.ThreadingHTTPServer(("", 8099), Handler).serve_forever()
 """
-
-
-def vault_pins(client: str) -> dict[str, str]:
-    """The client's pins as the vault records them: {run: reason}."""
-    result = sh("vault1", f"phoenix-vault pins --client {client}")
-    assert result.returncode == 0, result.stderr
-    return {pin["run"]: pin["pin"] for pin in json.loads(result.stdout)["pins"]}
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from tests.e2e.conftest import container, live_host, run_pyinfra, start_pyinfra
-from tests.e2e.helpers import post_json, request, sh
+from tests.e2e.helpers import post_json, request, sh, vault_pins, vault_runs
 from tests.e2e.releases import broken_release
 
 IN_PROGRESS = "/var/lib/phoenix/upgrade/in-progress.json"
@@ -67,18 +67,6 @@ def history(name: str) -> list[dict]:
 
 def timer_states(name: str, units: list[str]) -> list[str]:
     return sh(name, f"systemctl is-active {' '.join(units)}").stdout.split()
-
-
-def vault_runs(client: str) -> list[dict]:
-    result = sh("vault1", f"phoenix-vault runs --client {client}")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)["runs"]
-
-
-def vault_pins(client: str) -> dict[str, str]:
-    result = sh("vault1", f"phoenix-vault pins --client {client}")
-    assert result.returncode == 0, result.stderr
-    return {pin["run"]: pin["pin"] for pin in json.loads(result.stdout)["pins"]}
 
 
 @pytest.fixture(scope="module")

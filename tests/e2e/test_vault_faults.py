@@ -27,6 +27,7 @@ from tests.e2e.helpers import (
     restic_as_client,
     sh,
     start,
+    vault_runs,
     wait_for,
 )
 
@@ -38,10 +39,8 @@ CLIENT_LOGIN = (
 )
 
 
-def vault_runs(client: str) -> dict[str, dict]:
-    result = sh("vault1", f"phoenix-vault runs --client {client}")
-    assert result.returncode == 0, result.stderr
-    return {run["run"]: run for run in json.loads(result.stdout)["runs"]}
+def vault_runs_by_id(client: str) -> dict[str, dict]:
+    return {run["run"]: run for run in vault_runs(client)}
 
 
 def backed_up(host: str, job: str) -> str:
@@ -66,7 +65,7 @@ def test_a_pin_tag_a_server_writes_into_its_own_snapshot_is_no_pin(converged):
 
     assert "attacker" not in run_phoenix("pins", "inventories/sandbox.py").stdout
     assert any(run["pin_tag"] == "attacker" for run in complete("web1", "files"))  # the tag is there, ignored
-    assert vault_runs("web1")[target]["pin"] == ""
+    assert vault_runs_by_id("web1")[target]["pin"] == ""
     strict = "--keep-within-hours 0 --hourly 0 --daily 1 --weekly 0 --monthly 0 --minimum-verified 1"
     decided = sh("vault1", f"phoenix-vault retain --client web1 --dry-run {strict}")
     assert decided.returncode == 0, decided.stderr
@@ -91,7 +90,7 @@ def test_a_garbage_snapshot_a_server_posts_is_quarantined_and_the_rest_still_ver
     assert sh("vault1", f"test -e {VAULT_DATA}/repos/web1/snapshots/{GARBAGE}").returncode == 1
     moved = sh("vault1", f"ls {VAULT_DATA}/quarantine/web1/").stdout.split()
     assert [name for name in moved if name.endswith(f"-snapshots-{GARBAGE}")], moved
-    assert vault_runs("web1")[fresh]["verified"]
+    assert vault_runs_by_id("web1")[fresh]["verified"]
     status = run_phoenix("status", "inventories/sandbox.py", timeout=120)
     flagged = [line for line in status.stdout.splitlines() if line.startswith("!! web1: QUARANTINED snapshots/")]
     assert flagged and "delete it there once reviewed" in flagged[0], status.stdout
@@ -135,7 +134,7 @@ def test_a_vault_that_stops_answering_mid_backup_is_named_within_seconds_and_not
     after = backed_up("web1", "db-links")
     assert before <= {run["run"] for run in complete("web1", "db-links")}
     checks_clean("web1")
-    assert vault_runs("web1")[after]["verified"]
+    assert vault_runs_by_id("web1")[after]["verified"]
 
 
 def restart_the_vault() -> str:
@@ -192,4 +191,4 @@ def test_a_full_vault_disk_is_named_with_its_free_space_and_the_next_backup_afte
     after = backed_up("web1", "files")
     assert before <= {run["run"] for run in complete("web1", "files")}
     checks_clean("web1")
-    assert vault_runs("web1")[after]["verified"]
+    assert vault_runs_by_id("web1")[after]["verified"]
