@@ -1,4 +1,4 @@
-"""The `phoenix` command: sandboxes and dev copies, secrets, inventory checks, backup status, drills."""
+"""The `phoenix` command: sandboxes and dev copies, secrets, inventory checks, backup status, drills, the dashboard."""
 
 from __future__ import annotations
 
@@ -71,6 +71,12 @@ def run_drill(arguments: argparse.Namespace) -> int:
     if not arguments.inventory:
         raise PhoenixError("drill: name the inventory, e.g. `phoenix drill inventories/prod.py`")
     return drill.run(arguments.inventory, arguments.host, arguments.keep, arguments.report_dir)
+
+
+def run_report(arguments: argparse.Namespace) -> int:
+    from phoenix import dashboard
+
+    return dashboard.run(arguments.inventory, arguments.output)
 
 
 def run_up(arguments: argparse.Namespace) -> int:
@@ -175,6 +181,13 @@ def parser() -> argparse.ArgumentParser:
     drill.add_argument("--report-dir", default="", help="where reports go (default: the inventory's drill.report_dir)")
     drill.add_argument("--history", action="store_true", help="print the trend of past drills and exit")
     drill.set_defaults(run=run_drill)
+
+    report = verbs.add_parser(
+        "report", help="the recovery dashboard: one self-contained HTML page of backups, pins, drills and trends"
+    )
+    report.add_argument("inventory", help="inventories/<env>.py or .yml")
+    report.add_argument("--output", default="", help="the HTML file (default: <report_dir>/<env>-dashboard.html)")
+    report.set_defaults(run=run_report)
 
     up_parser = verbs.add_parser("up", help="a local copy of the stack (dev, sandbox), optionally with real data")
     up_parser.add_argument("environment", help="a throwaway environment: dev, or inventories/<env>.yml")

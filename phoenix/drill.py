@@ -7,7 +7,8 @@
 3. verify: the drill checks (phoenix/drill_checks.py) on every restored host.
 
 RTO is the sum of the three, each timed; RPO is the age of the oldest restored data at drill
-time. The report goes to <report_dir>/<env>-<time>.json and .md, a line to history.jsonl;
+time. The report goes to <report_dir>/<env>-<time>.json, .md and .html (the dashboard's page of
+this drill, phoenix/dashboard.py), a line to history.jsonl;
 the inventory's drill.ping_url hears /start, success or /fail. The hosts are removed unless
 --keep. Exit status 0 when every check passed, 1 otherwise.
 """
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from phoenix import sandbox, sandbox_state, stand_in
+from phoenix.dashboard import write_drill_page
 from phoenix.drill_report import render_markdown, report_dir, write_report
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
@@ -93,7 +95,8 @@ def _run_locked(source: Environment, names: list[str], keep: bool, given_report_
     failed = [f"{c['host']}: {c['name']} ({c['detail']})" for c in report["checks"] if not c["ok"]]
     ping(source.drill["ping_url"], "success" if report["passed"] else "failure", "\n".join(failed))
     print(render_markdown(report))
-    say(f"report: {paths[0]} and {paths[1]}")
+    page = write_drill_page(source, report, paths[0].with_suffix(".html"), given_report_dir)
+    say(f"report: {paths[0]}, {paths[1]} and {page}")
     return 0 if report["passed"] else 1
 
 

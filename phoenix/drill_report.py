@@ -69,6 +69,8 @@ def write_report(directory: Path, report: dict, stamp: str) -> tuple[Path, Path]
         "steps": report["steps"],
         "failed_checks": sum(1 for check in report["checks"] if not check["ok"]),
         "report": str(json_path),
+        "hosts": report["hosts"],
+        "checks": report["checks"],
     }
     with (directory / HISTORY_FILE).open("a") as history:
         history.write(json.dumps(line) + "\n")
@@ -113,8 +115,13 @@ def render_history(entries: list[dict]) -> str:
 
 
 def status_flags(environment: Environment, now: datetime, given_report_dir: str = "") -> tuple[str, list[str]]:
-    """Returns (a line on the last drill, flags) for `phoenix status`."""
-    entries = history(report_dir(environment, given_report_dir), environment.name)
+    """Returns (a line on the last drill, flags) for `phoenix status`, from the local history."""
+    return last_drill(environment, history(report_dir(environment, given_report_dir), environment.name), now)
+
+
+def last_drill(environment: Environment, entries: list[dict], now: datetime) -> tuple[str, list[str]]:
+    """Given the environment's drills (oldest first) and the clock, returns (a line on the last drill, flags):
+    it failed, it is older than drill.max_age_days, or there is none."""
     limit = environment.drill["max_age_days"]
     if not entries:
         return "last drill: never", [f"no drill recorded (run `phoenix drill {environment.path.with_suffix('.py')}`)"]

@@ -143,20 +143,55 @@ def render(rows: list[Row], vault_flags: list[str], report: dict) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class Status:
+    """What `phoenix status` and `phoenix report` show, gathered once: the vault's report, a row per host
+    and job, the vault-wide flags, and the environment's drills (oldest first) with the line and flags on
+    the last one."""
+
+    report: dict
+    rows: list[Row]
+    vault_flags: list[str]
+    drills: list[dict]
+    drill_line: str
+    drill_flags: list[str]
+
+    @property
+    def now(self) -> datetime:
+        return datetime.fromisoformat(self.report["now"])
+
+    @property
+    def flags(self) -> list[str]:
+        """Every flag, one line each: the vault's, each job's ("web1/files: ..."), the drill's ("drill: ...")."""
+        flags = self.vault_flags + [f"{row.host}/{row.job}: {flag}" for row in self.rows for flag in row.flags]
+        return flags + [f"drill: {flag}" for flag in self.drill_flags]
+
+    @property
+    def failing(self) -> bool:
+        """True when `phoenix status` exits 1: a job flagged, a check failed, an object quarantined, a drill flag."""
+        failing = ("FAILED", "QUARANTINED")
+        vault_failing = any(word in flag for flag in self.vault_flags for word in failing)
+        return any(row.flags for row in self.rows) or vault_failing or bool(self.drill_flags)
+
+
+def gather(environment: Environment, given_report_dir: str = "") -> Status:
+    """Given an environment, asks its vault and reads its drill history; returns the Status.
+    Raises PhoenixError when the vault cannot be asked or the history is damaged."""
+    report = vault_report(environment)
+    rows, vault_flags = evaluate(environment, report)
+    now = datetime.fromisoformat(report["now"])
+    drills = drill_report.history(drill_report.report_dir(environment, given_report_dir), environment.name)
+    drill_line, drill_flags = drill_report.last_drill(environment, drills, now)
+    return Status(report, rows, vault_flags, drills, drill_line, drill_flags)
+
+
 def run(inventory: str, as_json: bool) -> int:
     from phoenix.inventory import load_environment
 
-    environment = load_environment(inventory)
-    report = vault_report(environment)
-    rows, vault_flags = evaluate(environment, report)
-    drill_line, drill_flags = drill_report.status_flags(environment, datetime.fromisoformat(report["now"]))
-    flags = vault_flags + [f"{r.host}/{r.job}: {f}" for r in rows for f in r.flags]
-    flags += [f"drill: {flag}" for flag in drill_flags]
+    status = gather(load_environment(inventory))
     if as_json:
-        print(json.dumps({"report": report, "drill": drill_line, "flags": flags}))
+        print(json.dumps({"report": status.report, "drill": status.drill_line, "flags": status.flags}))
     else:
-        print(render(rows, vault_flags, report))
-        print(drill_line + "".join(f"\n!! {flag}" for flag in drill_flags))
-    failing = ("FAILED", "QUARANTINED")
-    flagged = any(row.flags for row in rows) or any(w in flag for flag in vault_flags for w in failing) or drill_flags
-    return 1 if flagged else 0
+        print(render(status.rows, status.vault_flags, status.report))
+        print(status.drill_line + "".join(f"\n!! {flag}" for flag in status.drill_flags))
+    return 1 if status.failing else 0

@@ -70,3 +70,8 @@ def pin_run(environment: Environment, client: str, run: str, reason: str, by: st
 def vault_space(environment: Environment, client: str) -> dict:
     """Returns `phoenix-vault space` for the client: free and total bytes where its repository lives."""
     return ask_vault(environment, "space", "--client", client, timeout=60)
+
+
+def backup_history(environment: Environment) -> list[dict]:
+    """Returns `phoenix-vault backups`: each job's newest complete runs with bytes and seconds, oldest first."""
+    return ask_vault(environment, "backups", timeout=300)["backups"]

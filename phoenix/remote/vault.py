@@ -21,6 +21,14 @@
     phoenix-vault unpin RUN --reason WHY [--by WHO]
                                                release one pin; the retention log keeps who and why
     phoenix-vault space [--client C]           free space of the repositories' file system (JSON)
+    phoenix-vault backups [--client C] [--per-job N]
+                                               each job's newest N complete runs: when, bytes (from
+                                               the manifest, read once and kept), seconds to store (JSON)
+    phoenix-vault drill-record < REPORT.json   append one drill's report to the drill history
+    phoenix-vault drills                       the drill history, oldest first (JSON)
+
+The drill history (data_dir/state/drills.jsonl) is append-only: the control machine that ran a
+drill sends its report, the vault appends it, and every control machine reads the same history.
 
 Pins live in the vault's own state (data_dir/state/CLIENT.pins.json), outside the repositories the
 clients write to: a `pin=` tag a server writes into its own snapshot is a request that pins
@@ -56,6 +64,7 @@ from phoenix.remote.common import (
     is_locked,
     log,
     now,
+    parse_time,
     read_json,
     read_settings,
     retry_while_locked,
@@ -77,6 +86,9 @@ UNREADABLE_OBJECT = re.compile(
     r"|error loading (?P<kind3>index) (?P<c>[0-9a-f]{6,64})"
 )
 FOLDERS = {"snapshot": "snapshots", "index": "index"}
+BACKUPS_PER_JOB = 30
+DRILL_RECORD_MAX_BYTES = 1 << 20
+DRILL_RECORD_KEYS = {"environment": str, "started": str, "passed": bool, "steps": dict, "checks": list}
 
 
 class Vault:
@@ -593,6 +605,103 @@ def command_runs(vault: Vault, arguments: argparse.Namespace) -> int:
     return 0
 
 
+def stored_seconds(run: Run) -> float:
+    """Given a complete run, returns how long storing its data took: from the data snapshot's start to
+    the manifest snapshot's (written right after the data was stored)."""
+    return round((parse_time(run.manifest["time"]) - parse_time(run.data["time"])).total_seconds(), 1)
+
+
+def newest_complete(runs: list[Run], per_job: int) -> list[Run]:
+    """Given runs oldest first, returns each job's newest `per_job` complete runs, oldest first."""
+    kept: dict[str, list[Run]] = {}
+    for run in runs:
+        if run.complete:
+            kept.setdefault(run.job, []).append(run)
+    return sorted((run for job_runs in kept.values() for run in job_runs[-per_job:]), key=lambda run: run.time)
+
+
+def command_backups(vault: Vault, arguments: argparse.Namespace) -> int:
+    """Prints each job's newest complete runs with their size and how long they took to store (the
+    dashboard's plots). A run's size is its manifest's, read once and kept in state/CLIENT.sizes.json."""
+    found = []
+    for client in vault.chosen(arguments.client):
+        restic, runs = vault.restic(client), newest_complete(vault.runs(client), arguments.per_job)
+        path = vault.data_dir / "state" / f"{client}.sizes.json"
+        sizes = read_json(path, {})
+        missing = [run for run in runs if run.id not in sizes]
+        for run in missing:
+            try:
+                sizes[run.id] = json.loads(restic.run("dump", run.manifest["id"], "/manifest.json").stdout)["bytes"]
+            except (JobError, ValueError, KeyError) as error:
+                print(f"[{client}] run {run.id}: manifest unreadable ({error}); size left out", file=sys.stderr)
+                sizes[run.id] = None
+        if missing:
+            write_json(path, sizes, mode=0o640)
+        found += [
+            {
+                "client": client, "job": run.job, "kind": run.kind, "run": run.id, "time": run.time.isoformat(),
+                "bytes": sizes[run.id], "seconds": stored_seconds(run),
+            }
+            for run in runs
+        ]  # fmt: skip
+    print(json.dumps({"now": now().isoformat(), "backups": found}, indent=2))
+    return 0
+
+
+def drill_record_problem(record: object) -> str:
+    """Given what a control machine sent as a drill's report, returns "" when it can be recorded, else why not."""
+    if not isinstance(record, dict):
+        return "a drill record is a JSON object"
+    for key, kind in DRILL_RECORD_KEYS.items():
+        if not isinstance(record.get(key), kind):
+            return f"a drill record needs '{key}' ({kind.__name__})"
+    try:
+        datetime.fromisoformat(record["started"])
+    except ValueError:
+        return f"'started' is not an ISO 8601 time: {record['started']!r}"
+    return ""
+
+
+def drills_path(vault: Vault) -> Path:
+    return vault.data_dir / "state" / "drills.jsonl"
+
+
+def command_drill_record(vault: Vault, arguments: argparse.Namespace) -> int:
+    """Appends one drill's report (JSON on stdin) to the drill history; nothing is ever rewritten."""
+    text = sys.stdin.read(DRILL_RECORD_MAX_BYTES + 1)
+    if len(text) > DRILL_RECORD_MAX_BYTES:
+        raise JobError(f"drill-record: the report is larger than {DRILL_RECORD_MAX_BYTES} bytes")
+    try:
+        record = json.loads(text)
+    except ValueError as error:
+        raise JobError(f"drill-record: stdin is not JSON: {error}") from error
+    problem = drill_record_problem(record)
+    if problem:
+        raise JobError(f"drill-record: {problem}")
+    path = drills_path(vault)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with vault.lock("drills"), path.open("a") as handle:
+        os.chmod(path, 0o640)
+        handle.write(json.dumps({**record, "recorded": now().isoformat(timespec="seconds")}, sort_keys=True) + "\n")
+    print(f"recorded the drill of {record['environment']} started {record['started']}", file=sys.stderr)
+    print(json.dumps({"recorded": record["started"]}))
+    return 0
+
+
+def command_drills(vault: Vault, arguments: argparse.Namespace) -> int:
+    """Prints the drill history, oldest first; a damaged line is skipped and named on stderr."""
+    drills = []
+    path = drills_path(vault)
+    lines = path.read_text().splitlines() if path.exists() else []
+    for number, line in enumerate(lines, start=1):
+        try:
+            drills.append(json.loads(line))
+        except ValueError:
+            print(f"phoenix-vault: {path}:{number} is not a JSON line; skipped", file=sys.stderr)
+    print(json.dumps({"now": now().isoformat(), "drills": drills}))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="phoenix-vault", description="The vault's repositories.")
     verbs = top.add_subparsers(dest="verb", required=True)
@@ -628,6 +737,11 @@ def parser() -> argparse.ArgumentParser:
     pin.add_argument("--client", default="")
     space = verbs.add_parser("space", help="free space of the repositories' file system (JSON)")
     space.add_argument("--client", default="", help="where this client's repository is")
+    backups = verbs.add_parser("backups", help="each job's newest complete runs: time, bytes, seconds (JSON)")
+    backups.add_argument("--client", default="")
+    backups.add_argument("--per-job", type=int, default=BACKUPS_PER_JOB, help="runs per job (default: %(default)s)")
+    verbs.add_parser("drill-record", help="append one drill's report (JSON on stdin) to the drill history")
+    verbs.add_parser("drills", help="the drill history, oldest first (JSON)")
     unpin = verbs.add_parser("unpin", help="release one pin (logged with who and why)")
     unpin.add_argument("run", help="run id or snapshot id (prefix)")
     unpin.add_argument("--reason", required=True, help="why the pin may go (logged)")
@@ -648,6 +762,9 @@ COMMANDS = {
     "space": command_space,
     "hold": command_hold,
     "release": command_release,
+    "backups": command_backups,
+    "drill-record": command_drill_record,
+    "drills": command_drills,
 }
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from phoenix import drill, drill_checks, drill_report, stand_in
+from phoenix import drill, drill_checks, drill_report, stand_in, vault_client
 from phoenix.errors import PhoenixError
 from phoenix.inventory import load_environment
 
@@ -145,6 +145,7 @@ def test_a_drill_whose_restore_fails_exits_1_records_it_and_pings_fail(
     monkeypatch.setattr(drill.sandbox, "up", lambda name, hosts: {"hosts": {}})
     monkeypatch.setattr(drill.sandbox, "down", lambda name: removed.append(name) or 0)
     monkeypatch.setattr(stand_in, "run_pyinfra", lambda command, variable, log, label: log.write_text("boom\n") or 1)
+    monkeypatch.setattr(vault_client, "run_on_vault", unreachable_vault)
 
     code = drill.run(str(path), given_report_dir=str(tmp_path / "drills"))
 
@@ -156,6 +157,13 @@ def test_a_drill_whose_restore_fails_exits_1_records_it_and_pings_fail(
     assert removed == ["drill-shop", "drill-shop"]  # leftovers before, its own hosts after
     assert [(method, path) for method, path, _ in received] == [("GET", "/ping/abc/start"), ("POST", "/ping/abc/fail")]
     assert "restore.py succeeds" in received[1][2]
+    page = (tmp_path / "drills" / entry["report"].rsplit("/", 1)[-1]).with_suffix(".html").read_text()
+    assert '<div id="drill" class="failed">' in page and "<td>restore.py succeeds</td>" in page
+    assert "backup status not gathered: vault1: unreachable" in page
+
+
+def unreachable_vault(environment, *arguments, **options):
+    raise PhoenixError("vault1: unreachable")
 
 
 def test_a_check_that_raises_is_a_failed_check_and_the_others_still_run(monkeypatch):
