@@ -1,6 +1,6 @@
 """`phoenix drill inventories/<env>.py`: prove the backups restore, and measure how fast.
 
-1. create hosts: a throwaway sandbox (drill-<env>) with a container per data host;
+1. create hosts: a throwaway sandbox (drill-<env>-<checkout>) with a container per data host;
 2. restore: restore.py against them, with the environment's real vault and each host's own
    login (read and add, never delete), choosing each job's newest complete run as restore.py
    does by default (verified by the vault or not yet; the report says which);
@@ -8,7 +8,8 @@
 
 RTO is the sum of the three, each timed; RPO is the age of the oldest restored data at drill
 time. The report goes to <report_dir>/<env>-<time>.json, .md and .html (the dashboard's page of
-this drill, phoenix/dashboard.py), a line to history.jsonl;
+this drill, phoenix/dashboard.py), a line to history.jsonl and the same record to the vault's
+shared drill history (`phoenix-vault drill-record`);
 the inventory's drill.ping_url hears /start, success or /fail. The hosts are removed unless
 --keep. Exit status 0 when every check passed, 1 otherwise.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import time
@@ -26,22 +28,33 @@ from pathlib import Path
 
 from phoenix import sandbox, sandbox_state, stand_in
 from phoenix.dashboard import write_drill_page
-from phoenix.drill_report import render_markdown, report_dir, write_report
+from phoenix.drill_report import HISTORY_FILE, history_line, render_markdown, report_dir, write_report
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 from phoenix.progress import say
 from phoenix.remote.backup_host import ping  # the backup jobs' healthchecks.io-style ping
+from phoenix.vault_client import record_drill
 
 
 def sandbox_name(environment: Environment) -> str:
-    return f"drill-{environment.name}"
+    """Returns the sandbox of this checkout's drills of the environment: drill-<env>-<checkout>."""
+    return drill_sandbox_name(environment.name, sandbox_state.state_root())
+
+
+def drill_sandbox_name(environment_name: str, state_dir: Path) -> str:
+    """Given an environment's name and a checkout's state directory, returns drill-<env>-<6 hex digits of the
+    directory>: Docker's container names are machine-wide, so two checkouts (or two operators) on one
+    machine drill side by side; within one checkout the drill lock makes the second drill refuse."""
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:6]
+    return f"drill-{environment_name}-{digest}"
 
 
 @contextlib.contextmanager
 def exclusive(environment: Environment) -> Iterator[None]:
     """Holds the environment's drill lock for the duration; raises PhoenixError at once when another drill holds it.
 
-    Drills of one environment share the sandbox drill-<env>: a second one would remove the first one's hosts.
+    Drills of one environment from one checkout share its sandbox drill-<env>-<checkout>: a second one
+    would remove the first one's hosts.
     The lock is an flock, so a killed drill leaves none behind.
     """
     directory = sandbox_state.state_root() / "locks"
@@ -54,9 +67,9 @@ def exclusive(environment: Environment) -> Iterator[None]:
             lock.seek(0)
             holder = lock.read().strip() or "another process"
             raise PhoenixError(
-                f"a drill of {environment.name} is already running ({holder}); drills of one environment share"
-                f" the sandbox {sandbox_name(environment)}, so this one stopped before touching it. Run it again"
-                " when the other has finished."
+                f"a drill of {environment.name} is already running ({holder}); drills of one environment from this"
+                f" checkout share the sandbox {sandbox_name(environment)}, so this one stopped before touching it."
+                " Run it again when the other has finished."
             ) from None
         lock.seek(0)
         lock.truncate()
@@ -95,6 +108,10 @@ def _run_locked(source: Environment, names: list[str], keep: bool, given_report_
     failed = [f"{c['host']}: {c['name']} ({c['detail']})" for c in report["checks"] if not c["ok"]]
     ping(source.drill["ping_url"], "success" if report["passed"] else "failure", "\n".join(failed))
     print(render_markdown(report))
+    try:
+        record_drill(source, history_line(report, paths[0]))
+    except PhoenixError as error:
+        say(f"!! the drill's record did not reach the vault ({error}); it is in {directory / HISTORY_FILE} only")
     page = write_drill_page(source, report, paths[0].with_suffix(".html"), given_report_dir)
     say(f"report: {paths[0]}, {paths[1]} and {page}")
     return 0 if report["passed"] else 1

@@ -60,7 +60,15 @@ def write_report(directory: Path, report: dict, stamp: str) -> tuple[Path, Path]
     json_path, markdown_path = base.with_suffix(".json"), base.with_suffix(".md")
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     markdown_path.write_text(render_markdown(report))
-    line = {
+    with (directory / HISTORY_FILE).open("a") as history:
+        history.write(json.dumps(history_line(report, json_path)) + "\n")
+    return json_path, markdown_path
+
+
+def history_line(report: dict, json_path: Path) -> dict:
+    """Given a drill's report and where its JSON went, returns its history record (the local history's line,
+    and what the vault's shared history keeps): result, RTO and steps, RPO, hosts and every check."""
+    return {
         "environment": report["environment"],
         "started": report["started"],
         "passed": report["passed"],
@@ -72,9 +80,14 @@ def write_report(directory: Path, report: dict, stamp: str) -> tuple[Path, Path]
         "hosts": report["hosts"],
         "checks": report["checks"],
     }
-    with (directory / HISTORY_FILE).open("a") as history:
-        history.write(json.dumps(line) + "\n")
-    return json_path, markdown_path
+
+
+def merged(shared: list[dict], local: list[dict]) -> list[dict]:
+    """Given the vault's drill history and this machine's, returns every drill once (the vault's record
+    when both have it), oldest first: a drill run here while the vault was unreachable still counts."""
+    by_start = {entry["started"]: entry for entry in local}
+    by_start.update({entry["started"]: entry for entry in shared})
+    return sorted(by_start.values(), key=lambda entry: datetime.fromisoformat(entry["started"]))
 
 
 def history(directory: Path, environment: str | None = None) -> list[dict]:

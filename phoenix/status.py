@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from phoenix import backup_plan, drill_report
+from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 from phoenix.units import age, duration, human_bytes
-from phoenix.vault_client import vault_report
+from phoenix.vault_client import vault_drills, vault_report
 
 
 @dataclass
@@ -175,12 +176,18 @@ class Status:
 
 
 def gather(environment: Environment, given_report_dir: str = "") -> Status:
-    """Given an environment, asks its vault and reads its drill history; returns the Status.
-    Raises PhoenixError when the vault cannot be asked or the history is damaged."""
+    """Given an environment, asks its vault for the backups' status and the shared drill history, merged
+    with this machine's (drills/history.jsonl, the cache); returns the Status. Raises PhoenixError when
+    the vault cannot be asked or the local history is damaged."""
     report = vault_report(environment)
     rows, vault_flags = evaluate(environment, report)
     now = datetime.fromisoformat(report["now"])
-    drills = drill_report.history(drill_report.report_dir(environment, given_report_dir), environment.name)
+    local = drill_report.history(drill_report.report_dir(environment, given_report_dir), environment.name)
+    try:
+        drills = drill_report.merged(vault_drills(environment), local)
+    except PhoenixError as error:  # a vault deployed before the shared history: this machine's drills only
+        drills = local
+        vault_flags.append(f"the vault's drill history could not be read ({error}); showing this machine's only")
     drill_line, drill_flags = drill_report.last_drill(environment, drills, now)
     return Status(report, rows, vault_flags, drills, drill_line, drill_flags)
 

@@ -17,10 +17,12 @@ from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 
 
-def remote_command(environment: Environment, name: str) -> list[str]:
-    """Returns the argv prefix that runs a command as root on host `name` of the environment."""
+def remote_command(environment: Environment, name: str, with_stdin: bool = False) -> list[str]:
+    """Returns the argv prefix that runs a command as root on host `name` of the environment
+    (`with_stdin`: the command reads what is sent to it)."""
     if environment.connection["type"] == "docker":
-        return ["docker", "exec", sandbox_state.container_name(environment.sandbox_name, name)]
+        interactive = ["-i"] if with_stdin else []
+        return ["docker", "exec", *interactive, sandbox_state.container_name(environment.sandbox_name, name)]
     ssh = environment.hosts[name]["ssh"]
     command = ["ssh", "-p", str(ssh["port"]), "-o", "BatchMode=yes"]
     if ssh["key_file"]:
@@ -34,17 +36,18 @@ def ask_vault(environment: Environment, *arguments: str, timeout: int = 120) -> 
     return json.loads(run_on_vault(environment, *arguments, timeout=timeout))
 
 
-def run_on_vault(environment: Environment, *arguments: str, timeout: int = 120) -> str:
-    """Runs `phoenix-vault ARGUMENTS` on the environment's vault; returns its output, or raises PhoenixError."""
+def run_on_vault(environment: Environment, *arguments: str, timeout: int = 120, stdin: str | None = None) -> str:
+    """Runs `phoenix-vault ARGUMENTS` on the environment's vault (sending it `stdin` when given); returns its
+    output, or raises PhoenixError."""
     vault = backup_plan.vault_host(environment.hosts)
     if vault is None:
         raise PhoenixError(f"{environment.path}: no host has the vault role; the backups are read from the vault")
     # ssh hands the remote shell one string: the arguments are quoted for it (a pin's reason has spaces)
     quoted = [shlex.quote(argument) for argument in arguments] if environment.connection["type"] == "ssh" else arguments
-    command = [*remote_command(environment, vault), "phoenix-vault", *quoted]
+    command = [*remote_command(environment, vault, with_stdin=stdin is not None), "phoenix-vault", *quoted]
     what = f"`phoenix-vault {' '.join(arguments)}`"
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, input=stdin)
     except subprocess.TimeoutExpired as error:
         raise PhoenixError(f"{vault}: {what} did not answer within {timeout}s") from error
     if result.returncode != 0:
@@ -75,3 +78,14 @@ def vault_space(environment: Environment, client: str) -> dict:
 def backup_history(environment: Environment) -> list[dict]:
     """Returns `phoenix-vault backups`: each job's newest complete runs with bytes and seconds, oldest first."""
     return ask_vault(environment, "backups", timeout=300)["backups"]
+
+
+def record_drill(environment: Environment, record: dict) -> None:
+    """Appends one drill's record to the drill history on the environment's vault; PhoenixError when it cannot."""
+    run_on_vault(environment, "drill-record", stdin=json.dumps(record), timeout=60)
+
+
+def vault_drills(environment: Environment) -> list[dict]:
+    """Returns the environment's drills recorded on its vault, oldest first; PhoenixError when it cannot ask."""
+    drills = ask_vault(environment, "drills", timeout=60)["drills"]
+    return [drill for drill in drills if drill.get("environment") == environment.name]

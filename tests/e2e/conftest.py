@@ -85,7 +85,7 @@ def sandbox_hosts():
     finally:
         if not os.environ.get("PHOENIX_E2E_KEEP"):
             # the dev copy's and the drill's containers join the sandbox's network: they go first
-            for leftover in (f"{SANDBOX_NAME}-dev", "drill-sandbox", SANDBOX_NAME):
+            for leftover in (f"{SANDBOX_NAME}-dev", drill_sandbox(), SANDBOX_NAME):
                 sandbox.down(leftover)
         signal.signal(signal.SIGTERM, previous_handler)
 
@@ -120,6 +120,13 @@ def generated_secrets():
     from phoenix.secrets import load_secrets
 
     return load_secrets(load_environment(REPOSITORY / "inventories" / "sandbox.yml"))
+
+
+def drill_sandbox() -> str:
+    """Returns the sandbox `phoenix drill inventories/sandbox.py` uses from this checkout."""
+    from phoenix.drill import drill_sandbox_name
+
+    return drill_sandbox_name("sandbox", sandbox_state.state_root())
 
 
 def container(name: str) -> str:

@@ -19,10 +19,10 @@ import pytest
 from phoenix import sandbox
 from phoenix.inventory import load_environment
 from phoenix.vault_client import ask_vault
-from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME, live_host, run_phoenix
+from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME, drill_sandbox, live_host, run_phoenix
 from tests.e2e.helpers import post_json, sh, upload
 
-DRILL_SANDBOX = "drill-sandbox"  # drill-<environment name>
+DRILL_SANDBOX = drill_sandbox()  # drill-sandbox-<this checkout>
 
 
 def phoenix(*arguments: str, drill_dir: Path, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -135,3 +135,21 @@ def test_a_host_without_backups_is_refused_before_any_container_starts(drill):
     assert process.returncode == 2
     assert "--host vault1: it has no backups on sandbox's vault to restore" in process.stderr
     assert sandbox.labelled("container", DRILL_SANDBOX) == []
+
+
+def test_the_drill_is_shared_on_the_vault_and_the_dashboard_shows_it(drill, tmp_path):
+    started = drill["report"]["started"]
+    # a colleague's machine: no local history at all, the same last drill from the vault
+    status = phoenix("status", "inventories/sandbox.py", "--json", drill_dir=tmp_path / "elsewhere", timeout=120)
+    assert json.loads(status.stdout)["drill"].startswith(f"last drill: {started[:16].replace('T', ' ')}")
+
+    page = tmp_path / "dashboard.html"
+    report = phoenix("report", "inventories/sandbox.py", "--output", str(page), drill_dir=tmp_path / "elsewhere")
+    assert report.returncode == 0, report.stdout + report.stderr[-3000:]
+    text = page.read_text()
+    assert '<div id="drill" class="ok">' in text and '<span class="badge">PASSED</span>' in text
+    for host, job in (("web1", "db-links"), ("web1", "files"), ("web2", "files"), ("db1", "db-links")):
+        assert f'<tr class="ok" data-host="{host}" data-job="{job}">' in text, (host, job)
+    assert 'id="rto-total"' in text and 'id="size-web1-db-links"' in text  # sizes read from the real vault
+    (drill_page,) = drill["drill_dir"].glob("sandbox-*.html")
+    assert '<span class="badge">PASSED</span>' in drill_page.read_text()

@@ -154,7 +154,8 @@ def test_a_drill_whose_restore_fails_exits_1_records_it_and_pings_fail(
     assert not entry["passed"] and entry["failed_checks"] == 1
     saved = json.loads((tmp_path / "drills" / entry["report"].rsplit("/", 1)[-1]).read_text())
     assert saved["checks"] == [{"host": "-", "name": "restore.py succeeds", "ok": False, "detail": "boom"}]
-    assert removed == ["drill-shop", "drill-shop"]  # leftovers before, its own hosts after
+    drill_sandbox = drill.sandbox_name(load_environment(path))
+    assert drill_sandbox.startswith("drill-shop-") and removed == [drill_sandbox, drill_sandbox]  # leftovers, its own
     assert [(method, path) for method, path, _ in received] == [("GET", "/ping/abc/start"), ("POST", "/ping/abc/fail")]
     assert "restore.py succeeds" in received[1][2]
     page = (tmp_path / "drills" / entry["report"].rsplit("/", 1)[-1]).with_suffix(".html").read_text()
@@ -196,7 +197,8 @@ def test_a_second_drill_of_one_environment_refuses_at_once_naming_the_running_on
 
         assert touched == []
         assert f"a drill of shop is already running (pid {holder.pid}, started " in str(refused.value)
-        assert "share the sandbox drill-shop, so this one stopped before touching it" in str(refused.value)
+        drill_sandbox = drill.sandbox_name(load_environment(path))
+        assert f"share the sandbox {drill_sandbox}, so this one stopped before touching it" in str(refused.value)
     finally:
         holder.kill()
         holder.wait()
@@ -211,3 +213,30 @@ def test_the_drill_lock_is_free_again_after_a_drill_ends_or_its_process_dies(wri
 
     with drill.exclusive(environment):  # no stale lock: neither raises
         pass
+
+
+def test_drill_sandboxes_of_two_checkouts_differ_and_one_checkouts_stays_the_same(tmp_path):
+    first, second = tmp_path / "one" / ".phoenix", tmp_path / "two" / ".phoenix"
+    assert drill.drill_sandbox_name("prod", first) == drill.drill_sandbox_name("prod", first)
+    assert drill.drill_sandbox_name("prod", first) != drill.drill_sandbox_name("prod", second)
+    assert drill.drill_sandbox_name("prod", first).startswith("drill-prod-")
+
+
+def test_the_shared_history_and_the_local_one_merge_each_drill_once_oldest_first():
+    local = [{"started": "2026-11-10T04:00:00+00:00", "where": "here"}, {"started": "2026-11-17T04:00:00+00:00"}]
+    shared = [{"started": "2026-11-17T04:00:00+00:00", "where": "vault"}, {"started": "2026-11-14T04:00:00+00:00"}]
+    merged = drill_report.merged(shared, local)
+    assert [entry["started"][:10] for entry in merged] == ["2026-11-10", "2026-11-14", "2026-11-17"]
+    assert merged[0]["where"] == "here" and merged[2]["where"] == "vault"
+
+
+def test_a_drill_is_recorded_on_the_vault_with_its_checks(write_inventory, tmp_path, monkeypatch):
+    sent = []
+    monkeypatch.setattr(
+        vault_client, "run_on_vault", lambda environment, *arguments, **options: sent.append((arguments, options))
+    )
+    vault_client.record_drill(load_environment(write_inventory()), drill_report.history_line(report(NOW), tmp_path))
+    ((arguments, options),) = sent
+    assert arguments == ("drill-record",)
+    record = json.loads(options["stdin"])
+    assert record["started"] == NOW.isoformat(timespec="seconds") and record["checks"][1]["detail"] == "x | y"

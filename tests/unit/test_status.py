@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from phoenix import backup_plan
+from phoenix import status as status_verb
+from phoenix.errors import PhoenixError
 from phoenix.inventory import load_environment
 from phoenix.status import evaluate, render
 
@@ -81,3 +85,45 @@ def test_a_run_the_vault_found_bad_is_flagged_with_its_problem(shop):
     row = db1_row(shop, report)
 
     assert row.flags == ["run r9 (2026-11-20 13:30) failed the vault's check: checksum mismatch"]
+
+
+def drill_record(started: str, passed: bool) -> dict:
+    return {
+        "environment": "shop", "started": started, "passed": passed, "rto_seconds": 60.0, "rpo_seconds": 3600.0,
+        "steps": {"verify": 3.0}, "checks": [], "report": "elsewhere/shop.json", "failed_checks": int(not passed),
+    }  # fmt: skip
+
+
+def test_status_shows_the_last_drill_a_colleague_recorded_on_the_vault(shop, monkeypatch, tmp_path):
+    report = vault_report(
+        shop, latest="2026-11-20T13:00:00+00:00", verified="2026-11-20T13:00:00+00:00", unverified_since=None
+    )
+    monkeypatch.setattr(status_verb, "vault_report", lambda environment: report)
+    shared = [drill_record("2026-11-19T04:00:00+00:00", False)]  # run on another control machine
+    monkeypatch.setattr(status_verb, "vault_drills", lambda environment: shared)
+
+    gathered = status_verb.gather(shop, str(tmp_path / "no-local-history"))
+
+    assert gathered.drill_line.startswith("last drill: 2026-11-19 04:00 (34.0h ago) FAILED")
+    assert gathered.drill_flags == ["the last drill FAILED (elsewhere/shop.json)"] and gathered.failing
+
+
+def test_status_falls_back_to_this_machines_drills_when_the_vault_has_no_shared_history(shop, monkeypatch, tmp_path):
+    report = vault_report(
+        shop, latest="2026-11-20T13:00:00+00:00", verified="2026-11-20T13:00:00+00:00", unverified_since=None
+    )
+    monkeypatch.setattr(status_verb, "vault_report", lambda environment: report)
+
+    def old_vault(environment):
+        raise PhoenixError("vault1: `phoenix-vault drills` failed: invalid choice: 'drills'")
+
+    monkeypatch.setattr(status_verb, "vault_drills", old_vault)
+    (tmp_path / "history.jsonl").write_text(json.dumps(drill_record("2026-11-20T04:00:00+00:00", True)) + "\n")
+
+    gathered = status_verb.gather(shop, str(tmp_path))
+
+    assert " passed, RTO 60s" in gathered.drill_line
+    assert gathered.vault_flags == [
+        "the vault's drill history could not be read (vault1: `phoenix-vault drills` failed: invalid choice:"
+        " 'drills'); showing this machine's only"
+    ]
