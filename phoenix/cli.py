@@ -79,6 +79,12 @@ def run_report(arguments: argparse.Namespace) -> int:
     return dashboard.run(arguments.inventory, arguments.output)
 
 
+def run_runbook(arguments: argparse.Namespace) -> int:
+    from phoenix import runbook
+
+    return runbook.run(arguments.inventory, arguments.html)
+
+
 def run_up(arguments: argparse.Namespace) -> int:
     from phoenix import dev
 
@@ -188,6 +194,11 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("inventory", help="inventories/<env>.py or .yml")
     report.add_argument("--output", default="", help="the HTML file (default: <report_dir>/<env>-dashboard.html)")
     report.set_defaults(run=run_report)
+
+    runbook = verbs.add_parser("runbook", help="the operator's runbook for an environment, as Markdown")
+    runbook.add_argument("inventory", help="inventories/<env>.py or .yml")
+    runbook.add_argument("--html", default="", help="also write it as an HTML page to this file")
+    runbook.set_defaults(run=run_runbook)
 
     up_parser = verbs.add_parser("up", help="a local copy of the stack (dev, sandbox), optionally with real data")
     up_parser.add_argument("environment", help="a throwaway environment: dev, or inventories/<env>.yml")

@@ -1,0 +1,55 @@
+"""`phoenix runbook`: the operator's runbook, generated from the inventory (its by-hand steps run in tests/e2e)."""
+
+from __future__ import annotations
+
+import pytest
+
+from phoenix import runbook
+from phoenix.inventory import load_environment
+
+
+@pytest.fixture
+def shop(write_inventory):
+    return load_environment(write_inventory())
+
+
+def test_the_runbook_names_every_host_what_it_runs_and_where_it_backs_up(shop):
+    text = runbook.markdown(shop)
+    assert text.startswith("# Runbook: shop\n")
+    assert "| web1 | alice@192.0.2.10:22 | nginx, the app under systemd (database links on db1) |" in text
+    assert "| db1 | alice@192.0.2.20:22 | PostgreSQL (links) | rest:https://198.51.100.30:8443/db1/ |" in text
+    assert "| db1 | db-links | database links (pg_dump -Fc) |" in text
+    assert "| web1 | files | /etc, /var/lib/links/uploads |" in text
+
+
+def test_the_runbook_says_where_the_keys_live_and_how_long_backups_are_kept(shop):
+    text = runbook.markdown(shop)
+    assert "`inventories/secrets/shop.yml.age`" in text and "age-identity.txt" in text
+    assert "`/etc/phoenix-vault/vault.json` holds every client's restic password" in text
+    assert "then 7 daily, 4 weekly, 6 monthly; pins always" in text
+
+
+def test_the_recovery_commands_are_this_environments(shop):
+    text = runbook.markdown(shop)
+    for host in ("web1", "db1"):
+        assert f"/shop.py restore.py --limit {host} --data ssh_user=root\n" in text
+    assert "    .venv/bin/phoenix drill " in text and "/shop.py\n" in text
+    assert "deploy.py --data allow_downgrade=yes" in text and '--reason "why it may go"' in text
+
+
+def test_the_by_hand_database_restore_uses_stock_restic_on_the_vault_and_pg_restore_on_the_host(shop):
+    steps = runbook.manual_database_restore(shop, "db1", "links")
+    assert [step.host for step in steps] == ["vault1", "vault1", "db1", "db1"]
+    assert "RESTIC_REPOSITORY=/var/lib/phoenix-vault/repos/db1" in steps[1].command
+    assert steps[1].command.endswith(
+        "restic --no-lock --no-cache dump --tag job=db-links,part=data latest /links.dump > /root/links.dump"
+    )
+    assert "createdb -O links links" in steps[2].command
+    assert "pg_restore --clean --if-exists --exit-on-error -d links < /root/links.dump" in steps[3].command
+    scratch = runbook.manual_database_restore(shop, "db1", "links", target="scratch", dump="/root/x.dump")
+    assert "-d scratch < /root/x.dump" in scratch[3].command
+
+
+def test_the_html_runbook_is_escaped(shop):
+    page = runbook.html_page(runbook.markdown(shop))
+    assert "<script" not in page and "&lt;host&gt;" in page
