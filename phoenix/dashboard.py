@@ -24,7 +24,7 @@ from phoenix import drill_report
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 from phoenix.status import Row, Status
-from phoenix.units import age, duration, step_durations
+from phoenix.units import age, duration, human_bytes, step_durations
 
 TEMPLATE = "dashboard.html.j2"
 
@@ -101,8 +101,6 @@ def vault_lines(status: Status) -> list[str]:
             lines.append(f"check of {client}'s repository: {result} at {check['time'][:16].replace('T', ' ')}")
     disk = status.report.get("disk")
     if disk:
-        from phoenix.units import human_bytes
-
         lines.append(f"vault disk: {human_bytes(disk['free_bytes'])} free of {human_bytes(disk['total_bytes'])}")
     return lines
 
