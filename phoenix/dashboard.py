@@ -159,7 +159,9 @@ def page(sources: Sources, generated: datetime, command: str) -> dict:
         "drill_count": len(sources.drills),
         "drill_plot": Markup(plots.drill_history_svg(sources.drills)) if sources.drills else "",
         "backup_plot": Markup(plots.backups_svg(sources.backups)) if sources.backups else "",
-        "backup_plot_none": "no backup sizes known" if sources.backups is not None else "backup sizes not gathered",
+        "backup_plot_none": "no backup sizes known"
+        if sources.backups is not None
+        else "backup sizes not gathered here: `phoenix report` shows them",
     }
 
 
@@ -183,9 +185,11 @@ def default_output(environment: Environment, given_report_dir: str = "") -> Path
     return drill_report.report_dir(environment, given_report_dir) / f"{environment.name}-dashboard.html"
 
 
-def gather_sources(environment: Environment, drill: dict | None = None, given_report_dir: str = "") -> Sources:
-    """Gathers the status and the backups from the vault; when the vault cannot be asked, returns the
-    local drill history alone with the problem named (a page is still written)."""
+def gather_sources(
+    environment: Environment, drill: dict | None = None, given_report_dir: str = "", with_backups: bool = True
+) -> Sources:
+    """Gathers the status and (`with_backups`) the backups' sizes and times from the vault; when the vault
+    cannot be asked, returns the local drill history alone with the problem named (a page is still written)."""
     from phoenix.status import gather
     from phoenix.vault_client import backup_history
 
@@ -194,16 +198,19 @@ def gather_sources(environment: Environment, drill: dict | None = None, given_re
     except PhoenixError as error:
         drills = drill_report.history(drill_report.report_dir(environment, given_report_dir), environment.name)
         return Sources(environment, None, drills, None, drill, problem=str(error))
+    backups = None
     try:
-        backups = backup_history(environment)
+        backups = backup_history(environment) if with_backups else None
     except PhoenixError:
-        backups = None  # a vault deployed before `phoenix-vault backups`: the rest of the page stands
+        pass  # a vault deployed before `phoenix-vault backups`: the rest of the page stands
     return Sources(environment, status, status.drills, backups, drill)
 
 
 def write_drill_page(environment: Environment, report: dict, path: Path, given_report_dir: str = "") -> Path:
-    """Writes the page of one drill (`phoenix drill`, next to its JSON): this drill, the history, the status."""
-    sources = gather_sources(environment, drill=report, given_report_dir=given_report_dir)
+    """Writes the page of one drill (`phoenix drill`, next to its JSON): this drill, the history, the status.
+    The backups' sizes and times are left to `phoenix report`: reading every run's manifest would add
+    minutes to a drill on a vault that has not read them yet."""
+    sources = gather_sources(environment, drill=report, given_report_dir=given_report_dir, with_backups=False)
     return write_page(path, sources, f"phoenix drill {environment.path.with_suffix('.py')}")
 
 
