@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from matplotlib import rc_context
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
@@ -32,7 +32,9 @@ def _svg(figure: Figure) -> str:
     return text[text.index("<svg") :]
 
 
-def _time_axis(axes) -> None:
+def _time_axis(axes, times: list[datetime]) -> None:
+    if times and min(times) == max(times):  # one moment: a day either side, not matplotlib's decade
+        axes.set_xlim(min(times) - timedelta(days=1), max(times) + timedelta(days=1))
     locator = AutoDateLocator()
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
@@ -72,7 +74,7 @@ def drill_history_svg(drills: list[dict]) -> str:
         line.set_gid("rpo")
         rpo.set_ylabel("hours")
         rpo.set_title("RPO: age of the restored data")
-        _time_axis(rpo)
+        _time_axis(rpo, times)
     return _svg(figure)
 
 
@@ -97,5 +99,5 @@ def backups_svg(backups: list[dict]) -> str:
         size.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
         seconds.set_ylabel("seconds")
         seconds.set_title("Time to store the data")
-        _time_axis(seconds)
+        _time_axis(seconds, [datetime.fromisoformat(backup["time"]) for backup in backups])
     return _svg(figure)

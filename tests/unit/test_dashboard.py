@@ -105,3 +105,8 @@ def test_the_checks_of_an_older_history_line_come_from_its_report_file(tmp_path)
 def test_the_default_page_goes_to_the_drill_report_directory(shop, monkeypatch):
     monkeypatch.setenv("PHOENIX_DRILL_DIR", "/var/drills")
     assert str(dashboard.default_output(shop)) == "/var/drills/shop-dashboard.html"
+
+
+def test_a_single_drill_is_plotted_on_a_scale_of_days_not_years():
+    svg = plots.drill_history_svg(drills(1, last_passed=True))
+    assert points(svg, "rto-total") == 1 and "2027" not in svg and "Nov-19" in svg
