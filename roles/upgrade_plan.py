@@ -64,6 +64,7 @@ def plan_for(data, wheel: Path, inventory) -> safe_upgrade.Plan:
         wheel=f"{where['releases']}/{wheel.name}",
         sha256=release,
         migrated_marker=app.migration_marker(release, settings_text, app.migrate_command(settings)),
+        static_marker=app.migration_marker(release, settings_text, app.static_command(settings)),
     )
     timers = {name: timer_units(data)}
     timers.setdefault(database_host, timer_units(database_data))
@@ -85,8 +86,13 @@ def plan_for(data, wheel: Path, inventory) -> safe_upgrade.Plan:
             "stop": app.stop_command(settings),
             "health_wait": app.health_wait_command(settings),
             "installed_wheel": app.installed_wheel_command(settings),
+            "static": app.static_command(settings),
         },
-        markers={"installed": where["installed_marker"], "migrated": where["migrated_marker"]},
+        markers={
+            "installed": where["installed_marker"],
+            "migrated": where["migrated_marker"],
+            "static": where["static_marker"],
+        },
     )
 
 
