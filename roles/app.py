@@ -49,23 +49,20 @@ def install_command(app: dict, remote_archive: str) -> str:
 
     pip installs from the archive alone (--no-index), each wheel checked against the SHA-256 its
     requirements file names. The previous venv is kept until the new one is complete, and put
-    back when the install fails. The bytecode is compiled after pip, on every core at once
-    (pip compiles one file after another, most of an install's time); the app's user could not
-    write it later into the root-owned venv, so every worker would compile what it imports on
-    every start.
+    back when the install fails. pip compiles the bytecode (half the install's CPU time, measured
+    in docs/apps.md): the app's user cannot write it later into the root-owned venv, so without it
+    every worker would compile what it imports on every start.
     """
     where = paths(app)
     venv, unpacked = where["venv"], f"{where['home']}/.unpacked-release"
     # Debian's pip (python3-pip) installs into the venv: no pip of its own to set up first
-    pip = f"PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip --python {venv}/bin/python install --quiet --no-compile"
+    pip = f"PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip --python {venv}/bin/python install --quiet"
     pip += f" --no-index --require-hashes --find-links {unpacked}/wheels -r {unpacked}/requirements.txt"
-    # as pip does, a file that does not compile (a Python 2 example, say) is left to fail if ever imported
-    compile_all = f"{{ {venv}/bin/python -m compileall -q -q -j 0 {venv}/lib >/dev/null 2>&1 || true; }}"
     check = wsgi_import_check_command(app)
     return (
         f"rm -rf {unpacked} {venv}.previous && mkdir {unpacked} && tar -xf {remote_archive} -C {unpacked}"
         f" && if [ -d {venv} ]; then mv {venv} {venv}.previous; fi"
-        f" && if python3 -m venv --without-pip {venv} && {pip} && {compile_all}{f' && {check}' if check else ''};"
+        f" && if python3 -m venv --without-pip {venv} && {pip}{f' && {check}' if check else ''};"
         f" then rm -rf {unpacked} {venv}.previous;"
         f" else rm -rf {unpacked} {venv}; [ ! -d {venv}.previous ] || mv {venv}.previous {venv}; exit 1; fi"
     )
