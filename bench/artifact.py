@@ -37,7 +37,7 @@ from roles import app as app_role  # noqa: E402
 LOCK = REPOSITORY / "tests/e2e/own_apps/kinto/requirements.lock"
 SOURCE = "kinto[postgresql,monitoring]==26.5.0"
 CONTAINER = "phx-artifact-bench"
-SETTINGS = {"name": "kinto", "lock": str(LOCK), "build_packages": []}
+SETTINGS = {"name": "kinto", "lock": str(LOCK), "build_packages": [], "wsgi": "paste"}
 
 
 def timed(action) -> tuple[float, object]:
