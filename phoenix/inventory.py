@@ -175,6 +175,7 @@ def load_environment(path: str | Path) -> Environment:
     connection = apply_defaults(schema["properties"]["connection"], raw.get("connection", {}), schema)
     errors = cross_host_errors(str(path), connection, hosts)
     errors += inventory_checks.port_clash_errors(str(path), hosts)
+    errors += inventory_checks.static_errors(str(path), hosts)
     if errors:
         raise PhoenixError("\n".join(errors))
     return Environment(

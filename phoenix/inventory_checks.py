@@ -197,3 +197,14 @@ def source_errors(filename: str, hosts: dict[str, dict], base: Path) -> list[str
 def port_clash_errors(filename: str, hosts: dict[str, dict]) -> list[str]:
     """Given merged host settings, returns one message per port two services of one host would share."""
     return [error for name, host in hosts.items() for error in port_errors(filename, name, host)]
+
+
+def static_errors(filename: str, hosts: dict[str, dict]) -> list[str]:
+    """Given merged host settings, returns one message per app host whose app.static_command has no
+    app.static_dir to collect into."""
+    return [
+        f"{filename}: at 'hosts.{name}.app.static_command': it collects into app.static_dir, which is not set:"
+        " set app.static_dir (nginx serves it at /static/), the directory the app's settings collect into"
+        for name, host in hosts.items()
+        if "app" in host["roles"] and host["app"]["static_command"] and not host["app"]["static_dir"]
+    ]

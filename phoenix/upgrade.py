@@ -84,6 +84,7 @@ class Release:
     wheel: str  # the wheel's path on the app host
     sha256: str
     migrated_marker: str  # what the migrated marker says once this release has migrated
+    static_marker: str = ""  # what the static marker says once its static files are collected ("" unknown)
 
 
 @dataclass
@@ -100,8 +101,8 @@ class Plan:
     file_paths: list[str]  # the app's data directories, restored from the app host's files job
     smoke_commands: dict[str, str]  # what -> shell command printing the answer's body, run on the app host
     expected_schema_command: str  # prints the schema version the release expects ("" to skip)
-    commands: dict[str, str]  # install (with {wheel}), migrate, start, stop, health_wait, installed_wheel
-    markers: dict[str, str]  # installed, migrated: marker paths on the app host
+    commands: dict[str, str]  # install (with {wheel}), migrate, start, stop, health_wait, installed_wheel[, static]
+    markers: dict[str, str]  # installed, migrated[, static]: marker paths on the app host
 
 
 @dataclass
@@ -130,6 +131,7 @@ class Upgrade:
             "from_sha256": previous.sha256,
             "to_wheel": plan.target.wheel,
             "previous_migrated_marker": previous.migrated_marker,
+            "previous_static_marker": previous.static_marker,
             "reason": plan.reason,
             "started": _now(),
             "phase": "pausing",
@@ -204,7 +206,10 @@ class Upgrade:
             )
         sha = shell.run(f"sha256sum {shlex.quote(wheel)}").split()[0]
         marker = shell.run(f"cat {self.plan.markers['migrated']} 2>/dev/null || true").strip()
-        return Release(version=wheel_version(wheel), wheel=wheel, sha256=sha, migrated_marker=marker)
+        static = ""
+        if self.plan.markers.get("static"):
+            static = shell.run(f"cat {self.plan.markers['static']} 2>/dev/null || true").strip()
+        return Release(wheel_version(wheel), wheel, sha, migrated_marker=marker, static_marker=static)
 
     def _pause_timers(self) -> None:
         for name, units in self.plan.timers.items():
@@ -263,7 +268,20 @@ class Upgrade:
         if commands["migrate"]:
             self._step("migrate the database", lambda: shell.run(commands["migrate"], timeout=7200))
             shell.run(make_marker_write_command(markers["migrated"], release.migrated_marker, mode=None))
+        self._collect_static(release)
         self._start_and_verify(release.version, "start and verify")
+
+    def _collect_static(self, release: Release) -> None:
+        """app.static_command for the release just installed, so nginx serves its static files, not the last one's."""
+        command = self.plan.commands.get("static")
+        if not command:
+            return
+        shell = self.shells[self.plan.host]
+        self._step("collect the static files", lambda: shell.run(command, timeout=1800))
+        if release.static_marker:
+            shell.run(make_marker_write_command(self.plan.markers["static"], release.static_marker, mode=None))
+        else:  # not known (an older record): the next deploy collects again
+            shell.run(f"rm -f {self.plan.markers['static']}")
 
     def _install(self, release: Release) -> None:
         shell = self.shells[self.plan.host]
@@ -307,7 +325,11 @@ class Upgrade:
         plan = self.plan
         shell = self.shells[plan.host]
         previous = Release(
-            record["from"], record["from_wheel"], record["from_sha256"], record["previous_migrated_marker"]
+            record["from"],
+            record["from_wheel"],
+            record["from_sha256"],
+            record["previous_migrated_marker"],
+            record.get("previous_static_marker", ""),
         )
 
         def restore_data() -> None:
@@ -327,6 +349,7 @@ class Upgrade:
         self._step(f"reinstall {previous.version}", lambda: self._install(previous))
         self._step("restore the pinned data", restore_data)
         shell.run(make_marker_write_command(plan.markers["migrated"], previous.migrated_marker, mode=None))
+        self._collect_static(previous)
         self._start_and_verify(previous.version, "start and verify the old release")
         record["rolled_back_to"] = previous.version
 

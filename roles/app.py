@@ -35,9 +35,11 @@ def paths(app: dict) -> dict:
         "python": f"{home}/venv/bin/python",
         "releases": f"{home}/releases",
         "config": f"/etc/{app['name']}/production.ini",
+        "environment": f"/etc/{app['name']}/environment",  # app.environment, read by the process manager
         "unit": f"/etc/systemd/system/{app['name']}.service",
         "installed_marker": f"{home}/.installed-release",  # the installed wheel's SHA-256
         "migrated_marker": f"{home}/.migrated-release",  # migration_marker() of the last migration
+        "static_marker": f"{home}/.static-release",  # migration_marker() of the last static_command run
         "system_packages": f"{home}/.system-packages",  # app.system_packages as last deployed
     }
 
@@ -47,7 +49,9 @@ def install_command(app: dict, remote_archive: str) -> str:
 
     pip installs from the archive alone (--no-index), each wheel checked against the SHA-256 its
     requirements file names. The previous venv is kept until the new one is complete, and put
-    back when the install fails.
+    back when the install fails. pip compiles the bytecode (half the install's CPU time, measured
+    in docs/apps.md): the app's user cannot write it later into the root-owned venv, so without it
+    every worker would compile what it imports on every start.
     """
     where = paths(app)
     venv, unpacked = where["venv"], f"{where['home']}/.unpacked-release"
@@ -95,7 +99,43 @@ def migrate_command(app: dict) -> str:
         return ""
     where = paths(app)
     migrate = app["migrate_command"].format(python=where["python"], config=where["config"])
-    return f"cd {where['home']} && runuser -u {app['name']} -- {migrate}"
+    return f"cd {where['home']} && {_load_environment(app)}runuser -u {app['name']} -- {migrate}"
+
+
+def static_command(app: dict) -> str:
+    """The shell command, run as the app's user with its environment, that collects the static files into
+    app.static_dir ("" without app.static_command); fails with one line naming the app and the command."""
+    if not app.get("static_command"):
+        return ""
+    where = paths(app)
+    collect = app["static_command"].format(python=where["python"], static_dir=app["static_dir"])
+    failed = (
+        f"app {app['name']}: the static command `{app['static_command']}` (app.static_command) failed:"
+        " correct the command, or app.static_dir and the settings it reads"
+    )
+    return (
+        f"cd {where['home']} && {_load_environment(app)}runuser -u {app['name']} -- {collect}"
+        f" || {{ echo {shlex.quote(failed)} >&2; exit 1; }}"
+    )
+
+
+def _load_environment(app: dict) -> str:
+    """The shell words exporting app.environment's file before a command ("" without app.environment).
+
+    runuser keeps the environment, so the app's user gets the variables without reading the file itself.
+    """
+    if not app.get("environment"):
+        return ""
+    return f"set -a && . {paths(app)['environment']} && set +a && "
+
+
+def supervised_command(app: dict) -> str:
+    """The command supervisor runs: gunicorn, started by a shell that exports app.environment first (supervisor
+    has no environment file, and its program files are world-readable)."""
+    command = server_command(app)
+    if not app.get("environment"):
+        return command
+    return f"/bin/sh -c {shlex.quote(f'{_load_environment(app)}exec {command}')}"
 
 
 def migration_marker(release: str, config_text: str, command: str) -> str:
@@ -147,7 +187,7 @@ def schema_check_command(app: dict) -> str:
             f' && [ "$current" = "$heads" ] || {{ echo "app {name}: the migrate command exited 0, but the'
             ' database is at revision ${current:-none}, not the head $heads: check app.migrate_command" >&2; exit 1; }'
         )
-    if re.search(r"(manage\.py|django-admin)\S*\s+migrate\b", command):
+    if re.search(r"(manage\.py|django-admin\S*|-m\s+django)\s+migrate\b", command):
         check = re.sub(r"\bmigrate\b.*$", "migrate --check", migrate_command(app))
         return (
             f"{check} >/dev/null || {{ echo 'app {name}: the migrate command exited 0, but Django still lists"
@@ -180,18 +220,62 @@ def database_url(database: dict, address: str, password: str) -> str:
     return f"postgresql://{credentials}@{host_part}:5432/{database['name']}"
 
 
+def template_variables(app: dict, address: str, secrets) -> dict:
+    """What app.config_template and app.environment's values see: the database's URL and parts, the secrets."""
+    password = secrets.database_password(app["database"]["user"])
+    return {
+        "database_url": database_url(app["database"], address, password),
+        "database_host": "127.0.0.1" if address == "localhost" else address,
+        "database_port": 5432,
+        "database_name": app["database"]["name"],
+        "database_user": app["database"]["user"],
+        "database_password": password,
+        "upload_dir": app["data_dirs"][0] if app["data_dirs"] else "",
+        "static_dir": app["static_dir"],
+        "max_upload_bytes": app["max_upload_bytes"],
+        "session_secret": secrets.get("session_secret"),
+    }
+
+
 def render_config(app: dict, address: str, secrets) -> str:
-    """Renders the app's ini template (StrictUndefined) with its database URL and secrets."""
+    """Renders the app's ini template (StrictUndefined) with its database URL and secrets ("" without one)."""
+    if not app["config_template"]:
+        return ""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader("."), undefined=jinja2.StrictUndefined, keep_trailing_newline=True
     )
     template = environment.get_template(app["config_template"])
-    return template.render(
-        database_url=database_url(app["database"], address, secrets.database_password(app["database"]["user"])),
-        upload_dir=app["data_dirs"][0] if app["data_dirs"] else "",
-        max_upload_bytes=app["max_upload_bytes"],
-        session_secret=secrets.get("session_secret"),
-    )
+    return template.render(**template_variables(app, address, secrets))
+
+
+def render_environment(app: dict, address: str, secrets) -> str:
+    """Given the app settings, returns its environment file: one NAME='value' line per app.environment entry,
+    each value rendered (StrictUndefined) with template_variables(); "" without app.environment.
+
+    Single quotes make the value literal both to the shell that loads it for a command and to systemd's
+    EnvironmentFile. Raises PhoenixError naming the variable when a rendered value holds a quote or a line break.
+    """
+    rendering = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    variables = template_variables(app, address, secrets)
+    lines = []
+    for name, template in sorted((app.get("environment") or {}).items()):
+        try:
+            value = rendering.from_string(template).render(**variables)
+        except jinja2.TemplateError as error:
+            raise PhoenixError(f"app {app['name']}: app.environment.{name}: {error}") from error
+        if "'" in value or "\n" in value or "\r" in value:
+            raise PhoenixError(
+                f"app {app['name']}: app.environment.{name} holds a single quote or a line break once rendered,"
+                " which an environment file cannot carry: change the value (a secret: generate it again)"
+            )
+        lines.append(f"{name}='{value}'\n")
+    return "".join(lines)
+
+
+def settings_text(config_text: str, environment_text: str) -> str:
+    """Given the rendered config and environment file, returns what the markers hash: a change to either
+    migrates (and collects) again. The config alone without an environment, as before app.environment."""
+    return config_text + (f"\0{environment_text}" if environment_text else "")
 
 
 def server_command(app: dict) -> str:
@@ -222,6 +306,8 @@ def apply() -> None:
     files.directory(name="App config directory", path=f"/etc/{name}", user="root", group=name, mode="0750")
     for directory in app["data_dirs"]:
         files.directory(name=f"App data {directory}", path=directory, user=name, group=name, mode="0750")
+    if app["static_command"]:  # nginx (www-data) reads what the command collects
+        files.directory(name="App static files", path=app["static_dir"], user=name, group=name, mode="0755")
 
     artifact = _artifact(app)
     _refuse_downgrade(app, artifact.name)
@@ -234,24 +320,35 @@ def apply() -> None:
         marker=where["installed_marker"],
         value=release,
     )
-    config_text = render_config(app, host.data.database_address, host.data.secrets)
-    config = secret_file(
-        name="App config (production.ini)", path=where["config"], content=config_text, group=name, mode="0640"
-    )
+    try:
+        config_text = render_config(app, host.data.database_address, host.data.secrets)
+        environment_text = render_environment(app, host.data.database_address, host.data.secrets)
+    except PhoenixError as error:
+        refuse(f"phoenix: {host.data.phoenix_host}: nothing was changed: {error}")
+    settings = settings_text(config_text, environment_text)
+    config = _secret_or_absent("App config (production.ini)", where["config"], config_text, group=name)
+    environment = _secret_or_absent("App environment file", where["environment"], environment_text, group=name)
     if app["migrate_command"]:
         command_once_per_value(
             name="Database migrations",
             command=migrate_and_check_command(app),
             marker=where["migrated_marker"],
-            value=migration_marker(release, config_text, migrate_command(app)),
+            value=migration_marker(release, settings, migrate_command(app)),
         )
-    code_or_config_changed = any_changed(installed, config)
+    if app["static_command"]:
+        command_once_per_value(
+            name=f"Collect the static files into {app['static_dir']}",
+            command=static_command(app),
+            marker=where["static_marker"],
+            value=migration_marker(release, settings, static_command(app)),
+        )
+    code_or_config_changed = any_changed(installed, config, environment)
     if app["process_manager"] == "supervisor":
         _remove_systemd_unit(name, where["unit"])
         supervisor.program(
             program_name=name,
-            command=server_command(app),
-            environment=_environment(where),
+            command=supervised_command(app),
+            environment=_environment(app),
             restart=code_or_config_changed,
         )
     else:
@@ -332,8 +429,16 @@ def remove_unneeded_packages_command(packages: list[str]) -> str:
     )
 
 
-def _environment(where: dict) -> dict:
-    return {"PHOENIX_APP_CONFIG": where["config"]}
+def _secret_or_absent(name: str, path: str, content: str, group: str):
+    """The secret file (root:group, 0640) with `content`, or no file at all when `content` is empty."""
+    if content:
+        return secret_file(name=name, path=path, content=content, group=group, mode="0640")
+    return files.file(name=f"{name}: none", path=path, present=False)
+
+
+def _environment(app: dict) -> dict:
+    """The variables the process manager sets itself (no secrets: its files are readable by all)."""
+    return {"PHOENIX_APP_CONFIG": paths(app)["config"]} if app["config_template"] else {}
 
 
 def _systemd_unit(app: dict, where: dict, restart) -> None:
@@ -344,7 +449,8 @@ def _systemd_unit(app: dict, where: dict, restart) -> None:
         mode="0644",
         app=app,
         command=server_command(app),
-        environment=_environment(where),
+        environment=_environment(app),
+        environment_file=where["environment"] if app["environment"] else "",
         home=where["home"],
     )
     systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)

@@ -55,12 +55,16 @@ def plan_for(data, wheel: Path, inventory) -> safe_upgrade.Plan:
         raise PhoenixError(f"{name}: its database is not backed up by {database_host} (no job {database_job})")
     where = app.paths(settings)
     release = file_sha256(wheel)
-    config_text = app.render_config(settings, data.database_address, data.secrets)
+    settings_text = app.settings_text(
+        app.render_config(settings, data.database_address, data.secrets),
+        app.render_environment(settings, data.database_address, data.secrets),
+    )
     target = safe_upgrade.Release(
         version=wheel_version(wheel.name),
         wheel=f"{where['releases']}/{wheel.name}",
         sha256=release,
-        migrated_marker=app.migration_marker(release, config_text, app.migrate_command(settings)),
+        migrated_marker=app.migration_marker(release, settings_text, app.migrate_command(settings)),
+        static_marker=app.migration_marker(release, settings_text, app.static_command(settings)),
     )
     timers = {name: timer_units(data)}
     timers.setdefault(database_host, timer_units(database_data))
@@ -82,8 +86,13 @@ def plan_for(data, wheel: Path, inventory) -> safe_upgrade.Plan:
             "stop": app.stop_command(settings),
             "health_wait": app.health_wait_command(settings),
             "installed_wheel": app.installed_wheel_command(settings),
+            "static": app.static_command(settings),
         },
-        markers={"installed": where["installed_marker"], "migrated": where["migrated_marker"]},
+        markers={
+            "installed": where["installed_marker"],
+            "migrated": where["migrated_marker"],
+            "static": where["static_marker"],
+        },
     )
 
 

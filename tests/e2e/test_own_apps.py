@@ -1,16 +1,20 @@
-"""A real app nobody here wrote, deployed from an inventory, a lock and a config template alone.
+"""Real apps nobody here wrote, deployed from an inventory, a lock and a config alone.
 
-Kinto (Pyramid, PostgreSQL backend, 53 locked packages from PyPI, among them zope.* namespace
-packages) in a sandbox of its own: kinto1 (nginx, Kinto, PostgreSQL) backing up to vault1.
-From blank containers: deploy; records written through Kinto's own HTTP API; a backup; kinto1
-destroyed; restore.py; the records served again; an upgrade.py whose migration fails rolls back to
-the previous release, which serves the same records; upgrade.py to the next Kinto release.
+One sandbox, converged in one run: kinto1 runs Kinto (Pyramid, PostgreSQL backend, 53 locked
+packages from PyPI, among them zope.* namespace packages), wiki1 runs django-wiki (Django, 21
+locked packages, inside the user's small project: settings from app.environment, static files
+collected for nginx), each with its own PostgreSQL, both backing up to vault1. From blank
+containers: deploy; records written through Kinto's HTTP API and an article through the wiki's
+pages; a backup; both app hosts destroyed; one restore.py; the records and the article served
+again; an upgrade.py of Kinto whose migration fails rolls back to the previous release, which
+serves the same records; upgrade.py to the next Kinto release.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import uuid
 
@@ -19,10 +23,13 @@ import pytest
 from phoenix import sandbox, sandbox_state
 from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME, pyinfra_argv, run_phoenix
 
-INVENTORY = "tests/e2e/own_apps/kinto.yml"
-KINTO_SANDBOX = f"{SANDBOX_NAME}-kinto"
+INVENTORY = "tests/e2e/own_apps/apps.yml"
+INVENTORY_SCRIPT = "tests/e2e/own_apps/apps.py"
+KINTO_SANDBOX = f"{SANDBOX_NAME}-own-apps"
 SERVER_NAME = "kinto.sandbox.test"
 CREDENTIALS = "alice:correct-horse"
+WIKI = "https://wiki.sandbox.test"
+WIKI_ADMIN = ("admin", "wiki-admin-password")
 RESTORE_REPORT = "/tmp/phoenix-e2e-restore-{host}.json"  # restore.py's step timings, for the RTO figure
 
 
@@ -43,6 +50,31 @@ def kinto(method: str, path: str, document: dict | None = None) -> dict:
     return json.loads(answer.stdout)
 
 
+def wiki_page(path: str) -> subprocess.CompletedProcess:
+    """An anonymous reader's GET of a wiki page through nginx on wiki1."""
+    return sh("wiki1", f"curl -fsS -k --max-time 20 --resolve wiki.sandbox.test:443:127.0.0.1 {WIKI}{path}")
+
+
+def write_wiki_article(title: str, content: str) -> None:
+    """As the wiki's admin, through its own pages (login form, then the create-root form), as a browser does:
+    cookies kept, the CSRF token sent back."""
+    user, password = WIKI_ADMIN
+    curl = (
+        'jar=$(mktemp); c() { curl -fsS -k --max-time 20 --resolve wiki.sandbox.test:443:127.0.0.1 -b "$jar"'
+        ' -c "$jar" -o /dev/null "$@"; }; token() { awk \'$6 == "csrftoken" {print $7}\' "$jar"; }'
+    )
+    script = (
+        f"set -e; {curl}; c {WIKI}/_accounts/login/"
+        f' && c -e {WIKI}/_accounts/login/ -H "X-CSRFToken: $(token)" --data-urlencode username={user}'
+        f" --data-urlencode password={password} {WIKI}/_accounts/login/"
+        f" && c {WIKI}/create-root/"
+        f' && c -e {WIKI}/create-root/ -H "X-CSRFToken: $(token)" --data-urlencode {shlex.quote(f"title={title}")}'
+        f" --data-urlencode {shlex.quote(f'content={content}')} {WIKI}/create-root/"
+    )
+    written = sh("wiki1", script)
+    assert written.returncode == 0, written.stderr
+
+
 @pytest.fixture(scope="module")
 def kinto_incident():
     """Deploys Kinto, writes records, backs up, destroys kinto1, restores it; removes the sandbox afterwards."""
@@ -53,17 +85,31 @@ def kinto_incident():
         kinto("PUT", "/buckets/shop/collections/orders", {})
         items = [f"order-{uuid.uuid4()}" for _ in range(3)]
         records = [kinto("POST", "/buckets/shop/collections/orders/records", {"data": {"item": i}}) for i in items]
-        backed_up = sh("kinto1", "phoenix-backup run all --trigger scheduled")
-        assert backed_up.returncode == 0, backed_up.stderr
-        assert sh("vault1", "phoenix-vault check --client kinto1").returncode == 0
+        # the wiki's admin, made on the server as Django's docs say
+        user, password = WIKI_ADMIN
+        admin = sh(
+            "wiki1",
+            "set -a && . /etc/wiki/environment && cd /srv/wiki && runuser -u wiki -- env"
+            f" DJANGO_SUPERUSER_USERNAME={user} DJANGO_SUPERUSER_PASSWORD={password}"
+            " DJANGO_SUPERUSER_EMAIL=admin@wiki.sandbox.test /srv/wiki/venv/bin/python -m django createsuperuser"
+            " --noinput",
+        )
+        assert admin.returncode == 0, admin.stderr
+        article = f"Ship order {uuid.uuid4()} on Monday"
+        write_wiki_article("Orders", article)
+        for host in ("kinto1", "wiki1"):
+            backed_up = sh(host, "phoenix-backup run all --trigger scheduled")
+            assert backed_up.returncode == 0, backed_up.stderr
+            assert sh("vault1", f"phoenix-vault check --client {host}").returncode == 0
 
-        destroyed = sandbox_state.container_name(KINTO_SANDBOX, "kinto1")
-        subprocess.run(["docker", "rm", "-f", destroyed], check=True, capture_output=True)
-        sandbox.up(KINTO_SANDBOX, ["kinto1"])
+        for host in ("kinto1", "wiki1"):
+            destroyed = sandbox_state.container_name(KINTO_SANDBOX, host)
+            subprocess.run(["docker", "rm", "-f", destroyed], check=True, capture_output=True)
+        sandbox.up(KINTO_SANDBOX, ["kinto1", "wiki1"])
         restored = subprocess.run(
             pyinfra_argv(
                 *("--data", "snapshot=latest", "--data", f"restore_report={RESTORE_REPORT}"),
-                *("tests/e2e/own_apps/kinto.py", "restore.py"),
+                *(INVENTORY_SCRIPT, "restore.py"),
             ),
             cwd=REPOSITORY,
             env=dict(os.environ, PHOENIX_SANDBOX=KINTO_SANDBOX),
@@ -71,7 +117,7 @@ def kinto_incident():
             text=True,
             timeout=1800,
         )
-        yield {"deployed": deployed, "records": records, "restored": restored}
+        yield {"deployed": deployed, "records": records, "article": article, "restored": restored}
     finally:
         if not os.environ.get("PHOENIX_E2E_KEEP"):
             sandbox.down(KINTO_SANDBOX)
@@ -96,10 +142,39 @@ def test_kinto_records_are_served_again_after_restore(kinto_incident):
     assert {record["data"]["item"] for record in kinto_incident["records"]} <= {record["item"] for record in served}
 
 
+def test_the_wiki_article_is_served_again_after_restore(kinto_incident):
+    assert kinto_incident["restored"].returncode == 0, kinto_incident["restored"].stderr[-6000:]
+    page = wiki_page("/")
+    assert page.returncode == 0, page.stderr
+    assert kinto_incident["article"] in page.stdout and "Orders" in page.stdout
+
+
+def test_django_gets_its_settings_from_an_environment_file_only_its_group_reads(kinto_incident):
+    assert kinto_incident["restored"].returncode == 0
+    owner = sh("wiki1", "stat -c '%U:%G %a' /etc/wiki/environment").stdout.split()
+    assert owner == ["root:wiki", "640"]
+    secret = sh("wiki1", "sed -n \"s/^DJANGO_SECRET_KEY='\\(.*\\)'$/\\1/p\" /etc/wiki/environment").stdout.strip()
+    assert len(secret) > 20
+    deployed = kinto_incident["deployed"]
+    assert secret not in deployed.stdout + deployed.stderr
+    assert secret not in kinto_incident["restored"].stdout + kinto_incident["restored"].stderr
+    # app.workers: gunicorn's master and three workers, as the wiki's user
+    assert sh("wiki1", "pgrep -u wiki -c -f gunicorn").stdout.strip() == "4"
+
+
+def test_the_wiki_static_files_are_collected_and_served_by_nginx(kinto_incident):
+    assert kinto_incident["restored"].returncode == 0
+    # Django serves no static files with DEBUG off: an answer here comes from nginx, out of what collectstatic wrote
+    css = wiki_page("/static/wiki/bootstrap/css/wiki-bootstrap.min.css")
+    assert css.returncode == 0, css.stderr
+    assert len(css.stdout) > 10000
+    assert "/static/wiki/bootstrap/css/wiki-bootstrap.min.css" in wiki_page("/").stdout
+
+
 def test_a_deploy_after_the_restore_changes_nothing(kinto_incident):
     assert kinto_incident["restored"].returncode == 0
     deployed = subprocess.run(
-        pyinfra_argv("--json", "tests/e2e/own_apps/kinto.py", "deploy.py"),
+        pyinfra_argv("--json", INVENTORY_SCRIPT, "deploy.py"),
         cwd=REPOSITORY,
         env=dict(os.environ, PHOENIX_SANDBOX=KINTO_SANDBOX),
         capture_output=True,
@@ -115,7 +190,7 @@ def upgrade(version: str) -> subprocess.CompletedProcess:
     """upgrade.py on kinto1 to release `version` of app.releases; returns the finished process."""
     return subprocess.run(
         pyinfra_argv("--limit", f"@docker/{sandbox_state.container_name(KINTO_SANDBOX, 'kinto1')}",
-                     "--data", f"version={version}", "tests/e2e/own_apps/kinto.py", "upgrade.py"),
+                     "--data", f"version={version}", INVENTORY_SCRIPT, "upgrade.py"),
         cwd=REPOSITORY, env=dict(os.environ, PHOENIX_SANDBOX=KINTO_SANDBOX),
         capture_output=True, text=True, timeout=1800,
     )  # fmt: skip

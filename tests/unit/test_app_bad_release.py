@@ -59,6 +59,13 @@ def test_a_wsgi_target_that_imports_installs_the_new_release(tmp_path):
     assert version.stdout.strip() == "2.0"
 
 
+def test_the_installed_release_is_byte_compiled_for_workers_that_cannot_write_the_venv(tmp_path):
+    assert install_here(tmp_path, "tiny_app:application").returncode == 0
+    site_packages = next((tmp_path / "srv" / "tiny" / "venv" / "lib").glob("python3*/site-packages"))
+    compiled = [path.name for path in site_packages.rglob("__pycache__/*.pyc")]
+    assert any(name.startswith("tiny_app") or name.startswith("__init__") for name in compiled), compiled
+
+
 def test_paste_targets_are_not_looked_up_as_modules(tmp_path):
     assert install_here(tmp_path, "paste").returncode == 0
 

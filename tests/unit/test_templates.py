@@ -225,9 +225,11 @@ def test_systemd_unit_runs_the_app_as_its_user_with_its_config(hosts):
         app=app,
         command=server_command(app),
         environment={"PHOENIX_APP_CONFIG": where["config"]},
+        environment_file="",
         home=where["home"],
     )
 
+    assert "EnvironmentFile" not in unit
     assert f"ExecStart={server_command(app)}\n" in unit
     assert "--bind 127.0.0.1:6543" in server_command(app)
     assert "User=shop\n" in unit and "Group=shop\n" in unit

@@ -92,19 +92,22 @@ class FakeVault:
         return [call[0] for call in self.calls if call[0] in ("hold", "release")]
 
 
-def make_upgrade(web_rules=None, db_rules=None, verified=True) -> tuple[Upgrade, FakeHost, FakeHost, FakeVault]:
+def make_upgrade(
+    web_rules=None, db_rules=None, verified=True, static=False
+) -> tuple[Upgrade, FakeHost, FakeHost, FakeVault]:
     vault = FakeVault(verified)
     rules = {
         "sha256sum": f"{'1' * 64}  {OLD_WHEEL}",
         "print installed-wheel": OLD_WHEEL,
         "alembic heads": "0002 (head)",
+        "cat /srv/links/.static-release": "static-1",
     }
     web = FakeHost("web2", ["files"], vault, {**rules, **(web_rules or {})})
     db = FakeHost("db1", ["db-links"], vault, db_rules)
     plan = Plan(
         host="web2",
         app={"name": "links"},
-        target=Release("2.0.0", NEW_WHEEL, "2" * 64, "migrated-2"),
+        target=Release("2.0.0", NEW_WHEEL, "2" * 64, "migrated-2", "static-2" if static else ""),
         reason="pre-upgrade web2",
         timers={"web2": ["phoenix-backup-files.timer"], "db1": ["phoenix-backup-db-links.timer"]},
         database_host="db1",
@@ -119,8 +122,13 @@ def make_upgrade(web_rules=None, db_rules=None, verified=True) -> tuple[Upgrade,
             "stop": "systemctl stop links",
             "health_wait": "wait-for-health",
             "installed_wheel": "print installed-wheel",
+            **({"static": "collectstatic"} if static else {}),
         },
-        markers={"installed": "/srv/links/.installed-release", "migrated": "/srv/links/.migrated-release"},
+        markers={
+            "installed": "/srv/links/.installed-release",
+            "migrated": "/srv/links/.migrated-release",
+            **({"static": "/srv/links/.static-release"} if static else {}),
+        },
     )
     lines: list[str] = []
     runner = Upgrade(plan=plan, shells={"web2": web, "db1": db}, vault=vault, say=lines.append)
@@ -258,3 +266,26 @@ def test_describe_says_what_happened_and_why_in_a_few_lines():
     )
     assert "reason: web1: `alembic upgrade head` failed: ... RuntimeError: broken" in text
     assert "web1/db-links run R1" in text and "total: 1.5s" in text
+
+
+def test_an_upgrade_collects_the_new_release_static_files_before_it_starts_and_a_rollback_the_old_ones():
+    runner, web, db, vault = make_upgrade(static=True)
+    assert runner.run()["outcome"] == "upgraded"
+    after_install = web.commands[web.commands.index(f"pip install {NEW_WHEEL}") :]
+    assert after_install.index("alembic upgrade head") < after_install.index("collectstatic")
+    assert after_install.index("collectstatic") < after_install.index("systemctl restart links")
+    assert any("static-2" in command and ".static-release" in command for command in web.commands)
+
+    failure = StepFailed("web2: `alembic upgrade head` failed")
+    runner, web, db, vault = make_upgrade(web_rules={"alembic upgrade head": failure}, static=True)
+    with pytest.raises(StepFailed, match="ROLLED BACK"):
+        runner.run()
+    after_reinstall = web.commands[web.commands.index(f"pip install {OLD_WHEEL}") :]
+    assert "collectstatic" in after_reinstall  # the old release's files, not the failed one's
+    assert any("static-1" in command and ".static-release" in command for command in after_reinstall)
+
+
+def test_an_app_without_a_static_command_collects_nothing():
+    runner, web, db, vault = make_upgrade()
+    runner.run()
+    assert not web.ran("collectstatic") and not web.ran(".static-release")

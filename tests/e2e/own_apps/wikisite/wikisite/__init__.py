@@ -1,0 +1,1 @@
+"""A Django project serving django-wiki, configured from its environment (app.environment)."""
