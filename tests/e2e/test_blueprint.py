@@ -91,8 +91,8 @@ def test_http_redirects_to_https(converged, name):
 
 
 @pytest.mark.parametrize("name", WEB_HOSTS)
-def test_health_reports_database_and_schema(converged, name):
-    status, _, body = request(converged[name], "GET", "/health")
+def test_health_reports_database_and_schema(app_at_inventory_release, name):
+    status, _, body = request(app_at_inventory_release[name], "GET", "/health")
     health = json.loads(body)
     assert status == 200
     assert health["database"] == "ok" and health["schema_version"] == "0001"
@@ -163,6 +163,10 @@ def test_firewall_drops_unlisted_ports(converged):
     web1 = converged["web1"]["testinfra"]
     web1.run("nohup python3 -m http.server 8099 >/dev/null 2>&1 &")
     try:
+        # something really listens on the port (else "closed" would prove nothing about the firewall)
+        answered = "curl -s -o /dev/null http://127.0.0.1:8099/"
+        listening = f"for i in $(seq 100); do {answered} && exit 0; sleep 0.1; done; exit 1"
+        assert web1.run(listening).rc == 0
         probe = "timeout 3 bash -c '</dev/tcp/web1/8099' && echo open || echo closed"
         assert converged["web2"]["testinfra"].run(probe).stdout.strip() == "closed"
         assert converged["web2"]["testinfra"].run(probe.replace("8099", "443")).stdout.strip() == "open"
@@ -245,7 +249,9 @@ def test_vault_secrets_are_readable_only_by_root_and_the_vault_user(converged):
     assert server.file("/var/lib/phoenix-vault/repos").mode == 0o750
 
 
-def test_secrets_never_reach_the_output(first_converge, second_converge, generated_secrets, converged):
+def test_secrets_never_reach_the_output(
+    first_converge, second_converge, generated_secrets, app_at_inventory_release, converged
+):
     password = generated_secrets.database_password("links")
     assert password in converged["web1"]["testinfra"].file("/etc/links/production.ini").content_string
     converged["web1"]["testinfra"].run("rm /etc/links/production.ini")
@@ -276,7 +282,7 @@ def test_a_limit_matching_no_host_stops_before_connecting(sandbox_hosts):
     assert "Connecting to hosts" not in result.stderr
 
 
-def test_a_deploy_over_an_app_that_does_not_answer_fails(converged):
+def test_a_deploy_over_an_app_that_does_not_answer_fails(app_at_inventory_release):
     # web2's database on db1 is down: nothing in web2's blueprint changes, yet its app answers 503
     subprocess.run(["docker", "exec", container("db1"), "systemctl", "stop", "postgresql"], check=True)
     try:

@@ -17,7 +17,7 @@ DEV_SANDBOX = f"{SANDBOX_NAME}-dev"
 
 
 @pytest.fixture(scope="module")
-def dev_copy(converged):
+def dev_copy(app_at_inventory_release):
     """A record written on the sandbox's web1 and backed up; then the dev copy is made from it."""
     link = post_json(live_host("web1"), "/api/links", {"url": "https://example.org/dev", "note": f"dev-{uuid.uuid4()}"})
     assert sh("web1", "phoenix-backup run all --trigger manual").returncode == 0

@@ -2,7 +2,7 @@
 web1, web2 and db1 into throwaway hosts from vault1 and checks them. Nothing here runs the vault's
 check: the drill takes the newest complete runs, whether the vault's verify has reached them yet.
 
-Runs after the blueprint and backup tests, before the incident (which replaces web1).
+Needs only the converged sandbox on the inventory's release (the release the drill installs).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def phoenix(*arguments: str, drill_dir: Path, timeout: int = 900) -> subprocess.
 
 
 @pytest.fixture(scope="module")
-def drill(converged, tmp_path_factory):
+def drill(app_at_inventory_release, tmp_path_factory):
     """Writes records and an upload, backs up every host, runs the drill; returns what it saw."""
     written = {
         "web1": post_json(

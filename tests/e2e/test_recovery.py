@@ -1,8 +1,8 @@
 """The first incident, replayed: web1 is destroyed and restore.py brings it back from vault1.
 
 The disaster strikes seconds after the backup, before any check of the vault has looked at the
-new runs: the newest data must come back all the same. Runs after the blueprint and backup
-tests (it replaces web1's container).
+new runs: the newest data must come back all the same. Needs only the converged sandbox on the
+inventory's release: the records, the upload and the backup are its own.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from phoenix import sandbox
 from tests.e2e.conftest import SANDBOX_NAME, container, live_host, run_pyinfra
 from tests.e2e.helpers import post_json, request, sh, upload
 
-RESTORE_REPORT = "/tmp/phoenix-e2e-restore-web1.json"
+RESTORE_REPORT = f"/tmp/phoenix-e2e-restore-{SANDBOX_NAME}-web1.json"
 VERIFY_TIMER, VERIFY_SERVICE = "phoenix-vault-verify.timer", "phoenix-vault-verify.service"
 
 
@@ -30,7 +30,7 @@ def restore(*data: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def incident(converged):
+def incident(app_at_inventory_release):
     """Writes records and an upload, backs up, destroys web1, restores it; returns what the test needs."""
     # The vault's frequent verify could reach the new runs in the seconds between the backup and the
     # restore; paused here, so the restore meets them unverified, as after a disaster that struck

@@ -1,6 +1,7 @@
 """Safe upgrades (upgrade.py) of the reference app, release 1.0.0 -> 2.0.0 (a new column with a backfill).
 
-Runs last: it changes the app's release on web1 and web2.
+Starts from the inventory's release (1.0.0) on web1 and web2 and leaves them on 2.0.0: a file that
+runs afterwards and needs 1.0.0 gets it back from the `app_at_inventory_release` fixture.
 - web2 (systemd, database on db1) upgrades; meanwhile the scheduled backup fires on db1 by hand
   and the vault applies a retention policy that keeps only the newest run: the second incident.
 - web1 (supervisor, its own database) gets a release whose migration fails halfway, then an
@@ -70,7 +71,7 @@ def timer_states(name: str, units: list[str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def web2_upgrade(converged):
+def web2_upgrade(app_at_inventory_release):
     """web2 upgraded to 2.0.0; while it runs, db1's scheduled backup fires, and afterwards the
     vault checks db1's repository and keeps only its newest verified run (plus pins)."""
     saved = [
@@ -138,7 +139,7 @@ def test_the_incident_a_scheduled_backup_and_retention_during_the_upgrade_keep_t
 
 
 @pytest.fixture(scope="module")
-def web1_links(converged):
+def web1_links(app_at_inventory_release):
     for i in range(2):
         post_json(live_host("web1"), "/api/links", {"url": f"https://Web1-{i}.example.org/", "note": f"kept {i}"})
     return get_json("web1", "/api/links")["links"]

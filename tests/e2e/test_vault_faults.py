@@ -75,7 +75,15 @@ def test_a_pin_tag_a_server_writes_into_its_own_snapshot_is_no_pin(converged):
     assert f"web1/files run {target}: pin tag 'attacker' written by the server itself is ignored" in status.stdout
 
 
-def test_a_garbage_snapshot_a_server_posts_is_quarantined_and_the_rest_still_verified(converged):
+@pytest.fixture
+def quarantine_reviewed():
+    """Afterwards the admin, having reviewed what the check moved aside, deletes it (as `phoenix status` asks):
+    a later test's status is not flagged by this one's garbage."""
+    yield
+    sh("vault1", f"rm -rf {VAULT_DATA}/quarantine/web1")
+
+
+def test_a_garbage_snapshot_a_server_posts_is_quarantined_and_the_rest_still_verified(converged, quarantine_reviewed):
     fresh = backed_up("web1", "files")  # not yet verified: the check below must still get to it
     curl = f"curl -s -o /dev/null -w '%{{http_code}}' --cacert /etc/phoenix/vault.crt -u {CLIENT_LOGIN}"
     posted = sh(
