@@ -15,15 +15,32 @@ import testinfra
 from phoenix import sandbox, sandbox_state
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-SANDBOX_NAME = os.environ.get("PHOENIX_E2E_SANDBOX", "e2e")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1 ... under pytest-xdist
+SANDBOX_NAME = os.environ.get("PHOENIX_E2E_SANDBOX", "e2e") + (f"-{WORKER}" if WORKER else "")
 HOSTS = ["web1", "web2", "db1", "vault1"]
 os.environ.setdefault("PHOENIX_STATE_DIR", str(REPOSITORY / ".phoenix"))
+
+
+# `./run test` runs pytest-xdist workers (`--dist loadgroup`): every e2e file is in a group, run in
+# file order by one worker. Each worker that needs the session sandbox brings up its own
+# (<name>-gw0, <name>-gw1), so the two session groups converge and run side by side, and the
+# files with a sandbox of their own (Kinto) run beside both. A file joins a group only if it
+# needs nothing an earlier file of another group leaves behind.
+XDIST_GROUPS = {
+    "test_own_apps.py": "e2e-kinto-sandbox",
+    "test_drill.py": "e2e-session-sandbox-b",
+    "test_upgrade.py": "e2e-session-sandbox-b",
+    "test_vault_faults.py": "e2e-session-sandbox-b",
+}
+DEFAULT_XDIST_GROUP = "e2e-session-sandbox-a"
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+            group = XDIST_GROUPS.get(Path(str(item.fspath)).name, DEFAULT_XDIST_GROUP)
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pyinfra_argv(*arguments: str) -> list[str]:
@@ -79,15 +96,21 @@ def sandbox_hosts():
     """Brings up the e2e sandbox (web1, web2, db1, vault1) and removes it afterwards, even on failure."""
     previous_handler = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     if not os.environ.get("PHOENIX_E2E_KEEP"):
-        sandbox.down(SANDBOX_NAME)  # leftovers of an interrupted run; with KEEP, reuse them
+        remove_with_guests(SANDBOX_NAME)  # leftovers of an interrupted run; with KEEP, reuse them
     try:
         yield sandbox.up(SANDBOX_NAME, HOSTS)
     finally:
         if not os.environ.get("PHOENIX_E2E_KEEP"):
-            # the dev copy's and the drill's containers join the sandbox's network: they go first
-            for leftover in (f"{SANDBOX_NAME}-dev", "drill-sandbox", SANDBOX_NAME):
-                sandbox.down(leftover)
+            remove_with_guests(SANDBOX_NAME)
         signal.signal(signal.SIGTERM, previous_handler)
+
+
+def remove_with_guests(name: str) -> None:
+    """Removes sandbox `name`, and first the sandboxes whose containers joined its network (the dev
+    copy's, the drill's): only those, not another worker's drill or dev copy."""
+    for guest in sandbox.guests(name):
+        sandbox.down(guest)
+    sandbox.down(name)
 
 
 @pytest.fixture(scope="session")
