@@ -35,12 +35,26 @@ XDIST_GROUPS = {
 DEFAULT_XDIST_GROUP = "e2e-session-sandbox-a"
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups into the test ids
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
             group = XDIST_GROUPS.get(Path(str(item.fspath)).name, DEFAULT_XDIST_GROUP)
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_collection_finish(session):
+    """Under `--dist loadgroup`, stops a worker whose e2e tests lost their group (pytest-xdist 3.8 with
+    pytest 9.2 drops it silently): every worker would then bring up a session sandbox of its own."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    ungrouped = [item.nodeid for item in session.items if "tests/e2e/" in str(item.fspath) and "@" not in item.nodeid]
+    if ungrouped:
+        raise pytest.UsageError(
+            f"pytest-xdist did not put {ungrouped[0]} in its group (pytest {pytest.__version__}):"
+            " install the pytest versions pyproject.toml pins (./run test does)"
+        )
 
 
 def pyinfra_argv(*arguments: str) -> list[str]:
