@@ -31,21 +31,6 @@ SYSTEMD_RUN_FLAGS = [
     "--tmpfs", "/run/lock",
 ]  # fmt: skip
 
-# Written into every sandbox container when it starts (never by the blueprint: real servers keep
-# dpkg's defaults). A throwaway host needs no fsync after each unpacked file, nor the manuals,
-# docs and translations Debian's own slim images leave out too; that is dpkg's work in a converge
-# that is not the software itself.
-SANDBOX_DPKG_CONFIG_PATH = "/etc/dpkg/dpkg.cfg.d/phoenix-sandbox"
-SANDBOX_DPKG_CONFIG = """\
-# Phoenix sandbox container: written by `phoenix sandbox up`, not by the blueprint
-force-unsafe-io
-path-exclude=/usr/share/doc/*
-path-include=/usr/share/doc/*/copyright
-path-exclude=/usr/share/man/*
-path-exclude=/usr/share/info/*
-path-exclude=/usr/share/locale/*
-"""
-
 
 def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(["docker", *args], capture_output=True, text=True)
@@ -67,19 +52,6 @@ def run_container_command(sandbox: str, host: str, image: str) -> list[str]:
         *SYSTEMD_RUN_FLAGS,
         image,
     ]  # fmt: skip
-
-
-def _write_dpkg_config(container: str) -> None:
-    """Writes SANDBOX_DPKG_CONFIG into the freshly started `container`; raises PhoenixError when docker fails."""
-    script = f"cat > {SANDBOX_DPKG_CONFIG_PATH}"
-    result = subprocess.run(
-        ["docker", "exec", "-i", container, "sh", "-c", script],
-        input=SANDBOX_DPKG_CONFIG,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        raise PhoenixError(f"{container}: writing {SANDBOX_DPKG_CONFIG_PATH} failed: {result.stderr.strip()}")
 
 
 def _ensure_network(sandbox: str) -> None:
@@ -130,7 +102,6 @@ def up(sandbox: str, hosts: list[str]) -> dict:
         if info is None:
             say(f"{container}: starting")
             _docker(*run_container_command(sandbox, host, image))
-            _write_dpkg_config(container)
         elif not info["State"]["Running"]:
             _docker("start", container)
     for host in hosts:

@@ -105,10 +105,17 @@ def converge(*extra: str) -> tuple[dict, subprocess.CompletedProcess]:
     return json.loads(process.stdout), process
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sigterm_interrupts():
+    """A SIGTERM (CI's timeout, a killed worker) runs the fixtures' teardowns, which remove the sandboxes."""
+    previous_handler = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    yield
+    signal.signal(signal.SIGTERM, previous_handler)
+
+
 @pytest.fixture(scope="session")
 def sandbox_hosts():
     """Brings up the e2e sandbox (web1, web2, db1, vault1) and removes it afterwards, even on failure."""
-    previous_handler = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     if not os.environ.get("PHOENIX_E2E_KEEP"):
         remove_with_guests(SANDBOX_NAME)  # leftovers of an interrupted run; with KEEP, reuse them
     try:
@@ -116,7 +123,6 @@ def sandbox_hosts():
     finally:
         if not os.environ.get("PHOENIX_E2E_KEEP"):
             remove_with_guests(SANDBOX_NAME)
-        signal.signal(signal.SIGTERM, previous_handler)
 
 
 def remove_with_guests(name: str) -> None:
