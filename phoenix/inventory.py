@@ -27,7 +27,7 @@ SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 def load_schema() -> dict:
     """Returns the inventory schema as a dict."""
     with SCHEMA_PATH.open() as schema_file:
-        return yaml.safe_load(schema_file)
+        return yaml.load(schema_file, Loader=strict_yaml.OWN_FILES_LOADER)
 
 
 def read_yaml(path: Path) -> Any:

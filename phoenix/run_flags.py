@@ -19,6 +19,7 @@ from typing import Any
 import click
 import yaml
 
+from phoenix import strict_yaml
 from phoenix.errors import PhoenixError
 
 DECLARATION_PATH = Path(__file__).with_name("run_flags.yaml")
@@ -30,7 +31,7 @@ TIME_EXAMPLE = "2026-11-20 18:00"
 def load_declaration() -> dict:
     """Returns run_flags.yaml: {"entry_points": {file: summary}, "flags": {name: declaration}}."""
     with DECLARATION_PATH.open() as declaration_file:
-        return yaml.safe_load(declaration_file)
+        return yaml.load(declaration_file, Loader=strict_yaml.OWN_FILES_LOADER)
 
 
 def flags_for(entry_points: str | Sequence[str]) -> dict[str, dict]:

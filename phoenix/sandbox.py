@@ -124,6 +124,16 @@ def labelled(kind: str, sandbox: str | None = None) -> list[str]:
     return _docker(*command, "--filter", f"label={label}").stdout.split()
 
 
+def guests(sandbox: str) -> list[str]:
+    """Returns the other sandboxes with a container on `sandbox`'s network (a drill's or a dev copy's stand-ins)."""
+    network = sandbox_state.network_name(sandbox)
+    if _docker("network", "inspect", network, check=False).returncode != 0:
+        return []
+    label = f'{{{{.Label "{sandbox_state.SANDBOX_LABEL}"}}}}'
+    result = _docker("ps", "-a", "--filter", f"network={network}", "--format", label)
+    return sorted({name for name in result.stdout.split() if name != sandbox})
+
+
 def down(sandbox: str) -> int:
     """Removes the containers and network labelled with `sandbox`; returns how many containers."""
     containers = labelled("container", sandbox)

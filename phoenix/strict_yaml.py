@@ -12,6 +12,9 @@ import yaml
 from phoenix.errors import PhoenixError
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
+# For the project's own YAML (schema.yaml, run_flags.yaml): libyaml's safe loader reads it about 8x
+# faster than the pure-Python one, and every pyinfra run and many tests read those files.
+OWN_FILES_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class UniqueKeyLoader(yaml.SafeLoader):

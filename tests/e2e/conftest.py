@@ -22,15 +22,46 @@ import testinfra
 from phoenix import sandbox, sandbox_state
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-SANDBOX_NAME = os.environ.get("PHOENIX_E2E_SANDBOX", "e2e")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1 ... under pytest-xdist
+SANDBOX_NAME = os.environ.get("PHOENIX_E2E_SANDBOX", "e2e") + (f"-{WORKER}" if WORKER else "")
 HOSTS = ["web1", "web2", "db1", "vault1"]
 os.environ.setdefault("PHOENIX_STATE_DIR", str(REPOSITORY / ".phoenix"))
 
 
+# `./run test` runs pytest-xdist workers (`--dist loadgroup`): every e2e file is in a group, run in
+# file order by one worker. Each worker that needs the session sandbox brings up its own
+# (<name>-gw0, <name>-gw1), so the two session groups converge and run side by side, and the
+# files with a sandbox of their own (Kinto) run beside both. A file joins a group only if it
+# needs nothing an earlier file of another group leaves behind.
+XDIST_GROUPS = {
+    "test_own_apps.py": "e2e-kinto-sandbox",
+    "test_drill.py": "e2e-session-sandbox-b",
+    "test_upgrade.py": "e2e-session-sandbox-b",
+    "test_vault_faults.py": "e2e-session-sandbox-b",
+}
+DEFAULT_XDIST_GROUP = "e2e-session-sandbox-a"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups into the test ids
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+            group = XDIST_GROUPS.get(Path(str(item.fspath)).name, DEFAULT_XDIST_GROUP)
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_collection_finish(session):
+    """Under `--dist loadgroup`, stops a worker whose e2e tests lost their group (pytest-xdist 3.8 with
+    pytest 9.2 drops it silently): every worker would then bring up a session sandbox of its own."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    ungrouped = [item.nodeid for item in session.items if "tests/e2e/" in str(item.fspath) and "@" not in item.nodeid]
+    if ungrouped:
+        raise pytest.UsageError(
+            f"pytest-xdist did not put {ungrouped[0]} in its group (pytest {pytest.__version__}):"
+            " install the pytest versions pyproject.toml pins (./run test does)"
+        )
 
 
 def pyinfra_argv(*arguments: str) -> list[str]:
@@ -81,20 +112,32 @@ def converge(*extra: str) -> tuple[dict, subprocess.CompletedProcess]:
     return json.loads(process.stdout), process
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sigterm_interrupts():
+    """A SIGTERM (CI's timeout, a killed worker) runs the fixtures' teardowns, which remove the sandboxes."""
+    previous_handler = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    yield
+    signal.signal(signal.SIGTERM, previous_handler)
+
+
 @pytest.fixture(scope="session")
 def sandbox_hosts():
     """Brings up the e2e sandbox (web1, web2, db1, vault1) and removes it afterwards, even on failure."""
-    previous_handler = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     if not os.environ.get("PHOENIX_E2E_KEEP"):
-        sandbox.down(SANDBOX_NAME)  # leftovers of an interrupted run; with KEEP, reuse them
+        remove_with_guests(SANDBOX_NAME)  # leftovers of an interrupted run; with KEEP, reuse them
     try:
         yield sandbox.up(SANDBOX_NAME, HOSTS)
     finally:
         if not os.environ.get("PHOENIX_E2E_KEEP"):
-            # the dev copy's and the drill's containers join the sandbox's network: they go first
-            for leftover in (f"{SANDBOX_NAME}-dev", drill_sandbox(), SANDBOX_NAME):
-                sandbox.down(leftover)
-        signal.signal(signal.SIGTERM, previous_handler)
+            remove_with_guests(SANDBOX_NAME)
+
+
+def remove_with_guests(name: str) -> None:
+    """Removes sandbox `name`, and first the sandboxes whose containers joined its network (the dev
+    copy's, the drill's): only those, not another worker's drill or dev copy."""
+    for guest in sandbox.guests(name):
+        sandbox.down(guest)
+    sandbox.down(name)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import time
 
 import pytest
 
@@ -107,10 +108,25 @@ def test_a_garbage_snapshot_a_server_posts_is_quarantined_and_the_rest_still_ver
     backed_up("web1", "files")  # the garbage had broken the server's own backups (restic loads every snapshot)
 
 
+def pause(name: str, attempts: int = 5) -> None:
+    """Freezes the container `name` (docker pause); raises CalledProcessError when docker refuses.
+
+    On a busy machine the cgroup freezer can give up ("unable to freeze") while a process is in the
+    middle of a fork or an I/O: runc then thaws the container, and a second attempt freezes it.
+    """
+    for attempt in range(attempts):
+        result = subprocess.run(["docker", "pause", name], capture_output=True, text=True)
+        if result.returncode == 0:
+            return
+        if "unable to freeze" not in result.stderr or attempt == attempts - 1:
+            raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
+        time.sleep(0.5)
+
+
 @pytest.fixture
 def vault_paused_later():
     """Unpauses the vault whatever the test did."""
-    yield lambda: subprocess.run(["docker", "pause", container("vault1")], check=True)
+    yield lambda: pause(container("vault1"))
     subprocess.run(["docker", "unpause", container("vault1")], capture_output=True)
     wait_for("web1", "curl -s -o /dev/null --cacert /etc/phoenix/vault.crt https://vault1:8443/")
 

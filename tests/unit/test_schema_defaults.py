@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -47,6 +48,7 @@ SETTING_VARIABLES = {
 }
 
 
+@functools.cache
 def host_schema() -> dict:
     return load_schema()["$defs"]["host"]
 
