@@ -41,7 +41,7 @@ def program(
         command=command,
         environment=environment,
         directory=directory or f"/srv/{program_name}",
-        user=user or program_name,
+        program_user=user or program_name,  # files.template takes `user` for the file's owner
         marker=marker,
     )
     server.shell(

@@ -83,7 +83,7 @@ def test_a_supervised_process_loads_the_environment_file_then_becomes_the_comman
         command=supervised_worker_command(WORKER, run_as(app)),
         environment=run_as(app)["environment"],
         directory="/srv/shop",
-        user="shop",
+        program_user="shop",
         marker=process_marker(app),
     )
     assert "\nuser=shop\n" in program and "\ndirectory=/srv/shop\n" in program
@@ -102,7 +102,7 @@ def test_the_apps_own_program_file_is_unchanged_by_the_marker_and_user_options()
         command="gunicorn",
         environment={},
         directory="/srv/links",
-        user="links",
+        program_user="links",
         marker="",
     )
     assert program.splitlines()[:3] == [
