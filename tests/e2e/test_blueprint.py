@@ -95,7 +95,7 @@ def test_declared_worker_runs_as_the_app_user_and_restarts_with_the_app(converge
     # a config change (here: an edit the deploy puts back) restarts the app, and its worker with it
     for name in WORKER_PID:
         assert sh(name, "echo '# edited by hand' >> /etc/links/production.ini").returncode == 0
-    results, _ = converge("--limit", "web1,web2")
+    results, _ = converge("--limit", "web1", "--limit", "web2")
     assert results["results"]["failed_hosts"] == []
     after = _worker_pids()
     assert all(after[name] != before[name] for name in WORKER_PID), (before, after)
