@@ -22,7 +22,7 @@ from pyinfra.operations.util import any_changed
 from phoenix.artifact import artifact_for
 from phoenix.errors import PhoenixError, refuse
 from phoenix.wheel import file_sha256, wheel_version
-from roles import supervisor
+from roles import supervisor, workers
 from roles.operations import check_passes, command_once_per_value, secret_file
 
 
@@ -140,6 +140,21 @@ def supervised_command(app: dict) -> str:
     return f"/bin/sh -c {shlex.quote(f'{_load_environment(app)}exec {command}')}"
 
 
+def run_as(app: dict) -> dict:
+    """Given the app settings, returns how its other processes (roles/workers.py) run like it: its home, venv
+    python, config, environment file, the variables the process manager sets and the shell words loading
+    app.environment."""
+    where = paths(app)
+    return {
+        "home": where["home"],
+        "python": where["python"],
+        "config": where["config"],
+        "environment_file": where["environment"] if app["environment"] else "",
+        "environment": _environment(app),
+        "load_environment": _load_environment(app),
+    }
+
+
 def migration_marker(release: str, config_text: str, command: str) -> str:
     """What the migrated marker says once `release` (an archive's SHA-256) has migrated with this config and command."""
     config_digest = hashlib.sha256(config_text.encode()).hexdigest()
@@ -198,17 +213,24 @@ def schema_check_command(app: dict) -> str:
     return ""
 
 
+def _supervisor_programs(app: dict) -> str:
+    """The app's supervisor program and those of app.processes, which supervisor stops and starts only when
+    named (systemd's units follow the app's through PartOf=)."""
+    return " ".join([app["name"], *(f"{app['name']}-{entry['name']}" for entry in app.get("processes", []))])
+
+
 def stop_command(app: dict) -> str:
-    """The shell command that stops the app and fails unless it is stopped."""
+    """The shell command that stops the app (and app.processes) and fails unless it is stopped."""
     if app["process_manager"] == "supervisor":
-        return f"supervisorctl stop {app['name']}; ! supervisorctl status {app['name']} | grep -q RUNNING"
+        programs = _supervisor_programs(app)
+        return f"supervisorctl stop {programs}; ! supervisorctl status {programs} | grep -q RUNNING"
     return f"systemctl stop {app['name']}"
 
 
 def control_command(app: dict, action: str) -> str:
-    """The shell command that starts or stops the app under its process manager."""
+    """The shell command that starts, stops or restarts the app (and app.processes) under its process manager."""
     if app["process_manager"] == "supervisor":
-        return f"supervisorctl {action} {app['name']}"
+        return f"supervisorctl {action} {_supervisor_programs(app)}"
     return f"systemctl {action} {app['name']}"
 
 
@@ -356,6 +378,7 @@ def apply() -> None:
     else:
         supervisor.remove_program(program_name=name)
         _systemd_unit(app, where, restart=code_or_config_changed)
+    workers.apply(app=app, run_as=run_as(app), restart=code_or_config_changed)
     # every deploy ends here, changed or not: a deploy exits 0 only over an app that answers
     server.shell(
         name="Wait until the app answers its health check",

@@ -75,6 +75,45 @@ def test_app_runs_under_systemd_on_web2(converged):
     assert server.run("systemctl show -p User --value links").stdout.strip() == "links"
 
 
+WORKER_PID = {
+    "web1": "supervisorctl pid links-worker",  # app.processes under supervisor
+    "web2": "systemctl show -p MainPID --value links-worker",  # and under systemd
+}
+
+
+def _worker_pids() -> dict[str, str]:
+    pids = {name: sh(name, command).stdout.strip() for name, command in WORKER_PID.items()}
+    assert all(pid.isdigit() and pid != "0" for pid in pids.values()), pids
+    return pids
+
+
+def test_declared_worker_runs_as_the_app_user_and_restarts_with_the_app(converged):
+    before = _worker_pids()
+    for name, pid in before.items():
+        assert sh(name, f"ps -o user= -p {pid}").stdout.strip() == "links", name
+        assert "/srv/links/venv/bin/python" in sh(name, f"ps -o args= -p {pid}").stdout, name
+    # a config change (here: an edit the deploy puts back) restarts the app, and its worker with it
+    for name in WORKER_PID:
+        assert sh(name, "echo '# edited by hand' >> /etc/links/production.ini").returncode == 0
+    results, _ = converge("--limit", "web1", "--limit", "web2")
+    assert results["results"]["failed_hosts"] == []
+    after = _worker_pids()
+    assert all(after[name] != before[name] for name in WORKER_PID), (before, after)
+    assert "RUNNING" in sh("web1", "supervisorctl status links-worker").stdout
+    assert sh("web2", "systemctl is-active links-worker").stdout.strip() == "active"
+
+
+@pytest.mark.parametrize("name", WEB_HOSTS)
+def test_declared_periodic_command_is_scheduled_and_runs_as_the_app_user(converged, name):
+    unit = "links-schema-check"
+    assert sh(name, f"systemctl is-active {unit}.timer").stdout.strip() == "active"
+    assert sh(name, f"systemctl show -p NextElapseUSecRealtime --value {unit}.timer").stdout.strip()
+    ran = sh(name, f"systemctl start {unit}.service")  # what the timer does when it elapses
+    assert ran.returncode == 0, ran.stderr
+    assert sh(name, f"systemctl show -p Result --value {unit}.service").stdout.strip() == "success"
+    assert sh(name, f"systemctl show -p User --value {unit}.service").stdout.strip() == "links"
+
+
 @pytest.mark.parametrize("name", ["web1", "db1"])
 def test_postgres_active_and_enabled(converged, name):
     server = converged[name]["testinfra"]
