@@ -213,25 +213,26 @@ def schema_check_command(app: dict) -> str:
     return ""
 
 
-def _supervisor_programs(app: dict) -> str:
-    """The app's supervisor program and those of app.processes, which supervisor stops and starts only when
-    named (systemd's units follow the app's through PartOf=)."""
+def _app_and_processes(app: dict) -> str:
+    """The app's program (or unit) name and those of app.processes."""
     return " ".join([app["name"], *(f"{app['name']}-{entry['name']}" for entry in app.get("processes", []))])
 
 
 def stop_command(app: dict) -> str:
     """The shell command that stops the app (and app.processes) and fails unless it is stopped."""
     if app["process_manager"] == "supervisor":
-        programs = _supervisor_programs(app)
+        programs = _app_and_processes(app)
         return f"supervisorctl stop {programs}; ! supervisorctl status {programs} | grep -q RUNNING"
-    return f"systemctl stop {app['name']}"
+    return f"systemctl stop {app['name']}"  # app.processes' units are PartOf it: stopped with it
 
 
 def control_command(app: dict, action: str) -> str:
-    """The shell command that starts, stops or restarts the app (and app.processes) under its process manager."""
+    """The shell command that starts, stops or restarts the app and app.processes under its process manager.
+    Each is named: systemd propagates a stop or restart through PartOf= but not a start, and restarts a
+    stopped PartOf unit only when named (upgrade.py stops the app, later restarts it)."""
     if app["process_manager"] == "supervisor":
-        return f"supervisorctl {action} {_supervisor_programs(app)}"
-    return f"systemctl {action} {app['name']}"
+        return f"supervisorctl {action} {_app_and_processes(app)}"
+    return f"systemctl {action} {_app_and_processes(app)}"
 
 
 def database_url(database: dict, address: str, password: str) -> str:

@@ -111,7 +111,8 @@ def _unit_variables(run_as: dict) -> dict:
 
 
 def _process_unit(app: dict, entry: dict, run_as: dict) -> None:
-    """A systemd unit PartOf the app's: `systemctl restart <app>` (what a deploy runs) restarts it too."""
+    """A systemd unit PartOf the app's and wanted by it: `systemctl restart <app>` (what a deploy runs)
+    restarts it too, `systemctl start <app>` starts it too."""
     name = unit_name(app, entry)
     unit = files.template(
         name=f"{name}.service",
@@ -125,6 +126,8 @@ def _process_unit(app: dict, entry: dict, run_as: dict) -> None:
         **_unit_variables(run_as),
     )
     systemd.daemon_reload(name=f"Reload units for {name}", _if=unit.did_change)
+    # enable links it by [Install] once; a changed unit may list other targets
+    server.shell(name=f"Re-enable {name}", commands=[f"systemctl reenable {name}"], _if=unit.did_change)
     systemd.service(name=f"{name} running", service=name, running=True, enabled=True)
     systemd.service(name=f"Restart {name}", service=name, restarted=True, _if=unit.did_change)
 

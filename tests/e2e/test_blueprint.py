@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from tests.e2e.conftest import container, converge, run_pyinfra
-from tests.e2e.helpers import SERVER_NAME, request, sh
+from tests.e2e.helpers import SERVER_NAME, WORKER_PID, request, sh, wait_for, worker_pid
 
 WEB_HOSTS = ["web1", "web2"]
 
@@ -75,20 +75,8 @@ def test_app_runs_under_systemd_on_web2(converged):
     assert server.run("systemctl show -p User --value links").stdout.strip() == "links"
 
 
-WORKER_PID = {
-    "web1": "supervisorctl pid links-worker",  # app.processes under supervisor
-    "web2": "systemctl show -p MainPID --value links-worker",  # and under systemd
-}
-
-
-def _worker_pids() -> dict[str, str]:
-    pids = {name: sh(name, command).stdout.strip() for name, command in WORKER_PID.items()}
-    assert all(pid.isdigit() and pid != "0" for pid in pids.values()), pids
-    return pids
-
-
 def test_declared_worker_runs_as_the_app_user_and_restarts_with_the_app(converged):
-    before = _worker_pids()
+    before = {name: worker_pid(name) for name in WORKER_PID}
     for name, pid in before.items():
         assert sh(name, f"ps -o user= -p {pid}").stdout.strip() == "links", name
         assert "/srv/links/venv/bin/python" in sh(name, f"ps -o args= -p {pid}").stdout, name
@@ -97,10 +85,17 @@ def test_declared_worker_runs_as_the_app_user_and_restarts_with_the_app(converge
         assert sh(name, "echo '# edited by hand' >> /etc/links/production.ini").returncode == 0
     results, _ = converge("--limit", "web1", "--limit", "web2")
     assert results["results"]["failed_hosts"] == []
-    after = _worker_pids()
+    after = {name: worker_pid(name) for name in WORKER_PID}
     assert all(after[name] != before[name] for name in WORKER_PID), (before, after)
     assert "RUNNING" in sh("web1", "supervisorctl status links-worker").stdout
     assert sh("web2", "systemctl is-active links-worker").stdout.strip() == "active"
+
+
+def test_a_systemd_worker_stops_and_starts_with_the_app(converged):
+    assert sh("web2", "systemctl stop links").returncode == 0
+    assert sh("web2", "systemctl is-active links-worker").stdout.strip() == "inactive"
+    assert sh("web2", "systemctl start links").returncode == 0
+    wait_for("web2", "systemctl is-active --quiet links-worker")  # its start job follows the app's (After=)
 
 
 @pytest.mark.parametrize("name", WEB_HOSTS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from pyinfra.api.util import get_template
@@ -13,6 +14,7 @@ from pyinfra.api.util import get_template
 from phoenix.errors import PhoenixError
 from phoenix.inventory import load_environment
 from roles.app import control_command, run_as, stop_command
+from roles.upgrade_plan import timer_units
 from roles.workers import (
     marked_names_command,
     periodic_marker,
@@ -69,7 +71,7 @@ def test_a_process_runs_as_the_app_user_in_its_venv_with_its_config_and_environm
         "Environment=PHOENIX_APP_CONFIG=/etc/shop/production.ini",
         "ExecStart=/srv/shop/venv/bin/python -m shop.worker --config /etc/shop/production.ini --batch 10%%",
         "Restart=always",
-        "WantedBy=multi-user.target",
+        "WantedBy=multi-user.target shop.service",  # `systemctl start shop` starts it too
     ):
         assert f"\n{line}\n" in unit, line
     assert unit.splitlines()[1] == "# m"
@@ -194,4 +196,12 @@ def test_an_upgrade_stops_and_restarts_the_processes_with_the_app():
         "supervisorctl stop shop shop-worker; ! supervisorctl status shop shop-worker | grep -q RUNNING"
     )
     assert control_command(supervised, "restart") == "supervisorctl restart shop shop-worker"
-    assert control_command(shop_app(), "restart") == "systemctl restart shop"  # the worker's unit is PartOf it
+    # PartOf= stops the worker with the app, but restarts it only if it runs: upgrade.py starts it by name
+    assert stop_command(shop_app()) == "systemctl stop shop"
+    assert control_command(shop_app(), "restart") == "systemctl restart shop shop-worker"
+
+
+def test_an_upgrade_pauses_the_periodic_commands_with_the_backups():
+    data = SimpleNamespace(roles=["app"], app=shop_app(), backup_jobs=[{"name": "files", "kind": "files"}])
+    assert timer_units(data) == ["phoenix-backup-files.timer", "shop-purge.timer"]
+    assert timer_units(SimpleNamespace(roles=["postgres"], app={}, backup_jobs=[])) == []
