@@ -289,3 +289,11 @@ def test_an_app_without_a_static_command_collects_nothing():
     runner, web, db, vault = make_upgrade()
     runner.run()
     assert not web.ran("collectstatic") and not web.ran(".static-release")
+
+
+def test_an_app_whose_health_check_answers_plain_text_upgrades_on_its_status_alone():
+    runner, web, _, _ = make_upgrade(web_rules={"curl health": "ok\n"})
+    record = runner.run()
+    assert record["outcome"] == "upgraded"
+    assert upgrade.health_document("ok\n") == {} and upgrade.health_document("[1]") == {}
+    assert upgrade.health_document('{"version": "2.0.0"}') == {"version": "2.0.0"}
