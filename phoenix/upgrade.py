@@ -296,7 +296,8 @@ class Upgrade:
 
     def _install(self, release: Release) -> None:
         shell = self.shells[self.plan.host]
-        shell.run(self.plan.commands["install"].format(wheel=shlex.quote(release.wheel)), timeout=1800)
+        # replace, not str.format: the command has shell braces of its own (the WSGI target check's { ...; })
+        shell.run(self.plan.commands["install"].replace("{wheel}", shlex.quote(release.wheel)), timeout=1800)
         shell.run(make_marker_write_command(self.plan.markers["installed"], release.sha256, mode=None))
 
     def _start_and_verify(self, version: str, step: str) -> None:

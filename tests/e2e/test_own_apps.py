@@ -233,7 +233,10 @@ def as_wiki(command: str) -> subprocess.CompletedProcess:
 
 
 def wiki_release() -> str:
-    return as_wiki("/srv/wiki/venv/bin/python -c 'import wiki; print(wiki.__version__)'").stdout.strip()
+    """The django-wiki release installed in the wiki's venv."""
+    found = as_wiki("/srv/wiki/venv/bin/python -c 'from importlib.metadata import version; print(version(\"wiki\"))'")
+    assert found.returncode == 0, found.stderr
+    return found.stdout.strip()
 
 
 def nyt_migrations() -> str:
