@@ -176,6 +176,7 @@ def load_environment(path: str | Path) -> Environment:
     errors = cross_host_errors(str(path), connection, hosts)
     errors += inventory_checks.port_clash_errors(str(path), hosts)
     errors += inventory_checks.static_errors(str(path), hosts)
+    errors += inventory_checks.worker_errors(str(path), hosts)
     if errors:
         raise PhoenixError("\n".join(errors))
     return Environment(

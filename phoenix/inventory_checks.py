@@ -208,3 +208,35 @@ def static_errors(filename: str, hosts: dict[str, dict]) -> list[str]:
         for name, host in hosts.items()
         if "app" in host["roles"] and host["app"]["static_command"] and not host["app"]["static_dir"]
     ]
+
+
+WORKER_PLACEHOLDERS = {"python": "", "config": ""}
+
+
+def worker_errors(filename: str, hosts: dict[str, dict]) -> list[str]:
+    """Given merged host settings, returns one message per app.processes or app.periodic entry whose name is
+    already taken on its host (the two lists share the <app>-<name> unit names) or whose command names a
+    placeholder other than {python} and {config}."""
+    errors = []
+    for name, host in hosts.items():
+        if "app" not in host["roles"]:
+            continue
+        seen: dict[str, str] = {}
+        for key in ("processes", "periodic"):
+            for index, entry in enumerate(host["app"][key]):
+                where = f"{filename}: at 'hosts.{name}.app.{key}.{index}"
+                if entry["name"] in seen:
+                    errors.append(
+                        f"{where}.name': {entry['name']!r} is taken by {seen[entry['name']]}: each process and"
+                        " periodic command needs a name of its own (it names the unit)"
+                    )
+                else:
+                    seen[entry["name"]] = f"app.{key}.{index}"
+                try:
+                    entry["command"].format(**WORKER_PLACEHOLDERS)
+                except (KeyError, IndexError, ValueError) as error:
+                    errors.append(
+                        f"{where}.command': {entry['command']!r} has a placeholder other than {{python}} and"
+                        f" {{config}} ({type(error).__name__}: {error}); write a literal brace as {{{{ or }}}}"
+                    )
+    return errors

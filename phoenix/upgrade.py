@@ -74,6 +74,17 @@ class Shell:
         self.run(f"mkdir -p {STATE_DIRECTORY} && umask 077 && printf '%s' {shlex.quote(text)} > {path}")
 
 
+def health_document(answer: str) -> dict:
+    """Given the body of a health answer (the request succeeded), returns it when it is a JSON object (its version
+    and schema_version are then checked), else {}: an app whose health check answers plain text, such as a
+    Django view's "ok", passes on its status alone."""
+    try:
+        document = json.loads(answer)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
 def _short(command: str, limit: int = 120) -> str:
     return command if len(command) <= limit else command[: limit - 3] + "..."
 
@@ -285,7 +296,8 @@ class Upgrade:
 
     def _install(self, release: Release) -> None:
         shell = self.shells[self.plan.host]
-        shell.run(self.plan.commands["install"].format(wheel=shlex.quote(release.wheel)), timeout=1800)
+        # replace, not str.format: the command has shell braces of its own (the WSGI target check's { ...; })
+        shell.run(self.plan.commands["install"].replace("{wheel}", shlex.quote(release.wheel)), timeout=1800)
         shell.run(make_marker_write_command(self.plan.markers["installed"], release.sha256, mode=None))
 
     def _start_and_verify(self, version: str, step: str) -> None:
@@ -305,8 +317,8 @@ class Upgrade:
         shell = self.shells[self.plan.host]
         problems = []
         try:
-            health = json.loads(shell.run(self.plan.smoke_commands["health"]))
-        except (PhoenixError, ValueError) as error:
+            health = health_document(shell.run(self.plan.smoke_commands["health"]))
+        except PhoenixError as error:
             return [f"health check: {error}"]
         if health.get("version") not in (None, version):
             problems.append(f"health says version {health.get('version')}, expected {version}")

@@ -22,7 +22,7 @@ from pyinfra.operations.util import any_changed
 from phoenix.artifact import artifact_for
 from phoenix.errors import PhoenixError, refuse
 from phoenix.wheel import file_sha256, wheel_version
-from roles import supervisor
+from roles import supervisor, workers
 from roles.operations import check_passes, command_once_per_value, secret_file
 
 
@@ -140,6 +140,21 @@ def supervised_command(app: dict) -> str:
     return f"/bin/sh -c {shlex.quote(f'{_load_environment(app)}exec {command}')}"
 
 
+def run_as(app: dict) -> dict:
+    """Given the app settings, returns how its other processes (roles/workers.py) run like it: its home, venv
+    python, config, environment file, the variables the process manager sets and the shell words loading
+    app.environment."""
+    where = paths(app)
+    return {
+        "home": where["home"],
+        "python": where["python"],
+        "config": where["config"],
+        "environment_file": where["environment"] if app["environment"] else "",
+        "environment": _environment(app),
+        "load_environment": _load_environment(app),
+    }
+
+
 def migration_marker(release: str, config_text: str, command: str) -> str:
     """What the migrated marker says once `release` (an archive's SHA-256) has migrated with this config and command."""
     config_digest = hashlib.sha256(config_text.encode()).hexdigest()
@@ -198,18 +213,26 @@ def schema_check_command(app: dict) -> str:
     return ""
 
 
+def _app_and_processes(app: dict) -> str:
+    """The app's program (or unit) name and those of app.processes."""
+    return " ".join([app["name"], *(f"{app['name']}-{entry['name']}" for entry in app.get("processes", []))])
+
+
 def stop_command(app: dict) -> str:
-    """The shell command that stops the app and fails unless it is stopped."""
+    """The shell command that stops the app (and app.processes) and fails unless it is stopped."""
     if app["process_manager"] == "supervisor":
-        return f"supervisorctl stop {app['name']}; ! supervisorctl status {app['name']} | grep -q RUNNING"
-    return f"systemctl stop {app['name']}"
+        programs = _app_and_processes(app)
+        return f"supervisorctl stop {programs}; ! supervisorctl status {programs} | grep -q RUNNING"
+    return f"systemctl stop {app['name']}"  # app.processes' units are PartOf it: stopped with it
 
 
 def control_command(app: dict, action: str) -> str:
-    """The shell command that starts or stops the app under its process manager."""
+    """The shell command that starts, stops or restarts the app and app.processes under its process manager.
+    Each is named: systemd propagates a stop or restart through PartOf= but not a start, and restarts a
+    stopped PartOf unit only when named (upgrade.py stops the app, later restarts it)."""
     if app["process_manager"] == "supervisor":
-        return f"supervisorctl {action} {app['name']}"
-    return f"systemctl {action} {app['name']}"
+        return f"supervisorctl {action} {_app_and_processes(app)}"
+    return f"systemctl {action} {_app_and_processes(app)}"
 
 
 def database_url(database: dict, address: str, password: str) -> str:
@@ -356,6 +379,7 @@ def apply() -> None:
     else:
         supervisor.remove_program(program_name=name)
         _systemd_unit(app, where, restart=code_or_config_changed)
+    workers.apply(app=app, run_as=run_as(app), restart=code_or_config_changed)
     # every deploy ends here, changed or not: a deploy exits 0 only over an app that answers
     server.shell(
         name="Wait until the app answers its health check",

@@ -18,7 +18,18 @@ def config_path(name: str) -> str:
 
 
 @deploy("supervisor program")
-def program(program_name: str, command: str, environment: dict, restart: Callable[[], bool]) -> None:
+def program(
+    program_name: str,
+    command: str,
+    environment: dict,
+    restart: Callable[[], bool],
+    user: str = "",
+    directory: str = "",
+    marker: str = "",
+) -> None:
+    """Installs supervisor and the program PROGRAM_NAME, run as `user` in `directory` (the program's name and
+    /srv/<name> by default), loaded when its file changed, else restarted when restart() says so. `marker`,
+    a comment line in the file, lets a later run find the programs it made."""
     apt.packages(name="Install supervisor", packages=["supervisor"], no_recommends=True)
     systemd.service(name="supervisor running", service="supervisor", running=True, enabled=True)
     config = files.template(
@@ -29,7 +40,9 @@ def program(program_name: str, command: str, environment: dict, restart: Callabl
         program=program_name,
         command=command,
         environment=environment,
-        directory=f"/srv/{program_name}",
+        directory=directory or f"/srv/{program_name}",
+        program_user=user or program_name,  # files.template takes `user` for the file's owner
+        marker=marker,
     )
     server.shell(
         name=f"Load supervisor program {program_name}",
@@ -45,6 +58,7 @@ def program(program_name: str, command: str, environment: dict, restart: Callabl
 
 @deploy("No supervisor program")
 def remove_program(program_name: str) -> None:
+    """Stops and removes the supervisor program PROGRAM_NAME, when its file exists."""
     if host.get_fact(File, path=config_path(program_name)):
         files.file(name=f"Remove supervisor program {program_name}", path=config_path(program_name), present=False)
         server.shell(name="Unload it", commands=[f"{WAIT_FOR_SUPERVISORD}; supervisorctl update"])

@@ -13,7 +13,7 @@ from pathlib import Path
 from phoenix import upgrade as safe_upgrade
 from phoenix.errors import PhoenixError
 from phoenix.wheel import file_sha256, wheel_version
-from roles import app, backup
+from roles import app, backup, workers
 
 
 def release_source(data) -> tuple[str, dict]:
@@ -36,8 +36,12 @@ def release_source(data) -> tuple[str, dict]:
 
 
 def timer_units(data) -> list[str]:
-    """Given a host's pyinfra data, returns its backup timer units."""
-    return [f"{backup.unit_name(job)}.timer" for job in data.backup_jobs]
+    """Given a host's pyinfra data, returns its backup timer units and, on an app host, the timers of
+    app.periodic (paused too: their commands would meet a stopped app or data being restored)."""
+    units = [f"{backup.unit_name(job)}.timer" for job in data.backup_jobs]
+    if "app" in data.roles:
+        units += [f"{workers.unit_name(data.app, entry)}.timer" for entry in data.app["periodic"]]
+    return units
 
 
 def plan_for(data, wheel: Path, inventory) -> safe_upgrade.Plan:

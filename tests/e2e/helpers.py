@@ -51,6 +51,20 @@ def wait_for(host: str, condition: str, seconds: float = 60) -> None:
 # --- the app, through nginx --------------------------------------------------------------
 
 
+# the sandbox's declared worker (inventories/sandbox.yml app.processes): its main PID, "" or "0" when it is down
+WORKER_PID = {
+    "web1": "supervisorctl pid links-worker",  # app.processes under supervisor
+    "web2": "systemctl show -p MainPID --value links-worker",  # and under systemd
+}
+
+
+def worker_pid(host: str) -> str:
+    """Given a web host, returns the PID of its running links-worker; fails the test when it is not running."""
+    pid = sh(host, WORKER_PID[host]).stdout.strip()
+    assert pid.isdigit() and pid != "0", f"{host}: links-worker is not running ({pid!r})"
+    return pid
+
+
 def request(host: dict, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
     """Sends one HTTPS request through nginx, trusting only the host's own certificate."""
     certificate = host["testinfra"].file(f"/etc/ssl/phoenix/{SERVER_NAME}.crt").content_string

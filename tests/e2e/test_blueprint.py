@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from tests.e2e.conftest import container, converge, run_pyinfra
-from tests.e2e.helpers import SERVER_NAME, request, sh
+from tests.e2e.helpers import SERVER_NAME, WORKER_PID, request, sh, wait_for, worker_pid
 
 WEB_HOSTS = ["web1", "web2"]
 
@@ -73,6 +73,40 @@ def test_app_runs_under_systemd_on_web2(converged):
     assert server.service("links").is_running and server.service("links").is_enabled
     assert not server.file("/etc/supervisor/conf.d/links.conf").exists
     assert server.run("systemctl show -p User --value links").stdout.strip() == "links"
+
+
+def test_declared_worker_runs_as_the_app_user_and_restarts_with_the_app(converged):
+    before = {name: worker_pid(name) for name in WORKER_PID}
+    for name, pid in before.items():
+        assert sh(name, f"ps -o user= -p {pid}").stdout.strip() == "links", name
+        assert "/srv/links/venv/bin/python" in sh(name, f"ps -o args= -p {pid}").stdout, name
+    # a config change (here: an edit the deploy puts back) restarts the app, and its worker with it
+    for name in WORKER_PID:
+        assert sh(name, "echo '# edited by hand' >> /etc/links/production.ini").returncode == 0
+    results, _ = converge("--limit", "web1", "--limit", "web2")
+    assert results["results"]["failed_hosts"] == []
+    after = {name: worker_pid(name) for name in WORKER_PID}
+    assert all(after[name] != before[name] for name in WORKER_PID), (before, after)
+    assert "RUNNING" in sh("web1", "supervisorctl status links-worker").stdout
+    assert sh("web2", "systemctl is-active links-worker").stdout.strip() == "active"
+
+
+def test_a_systemd_worker_stops_and_starts_with_the_app(converged):
+    assert sh("web2", "systemctl stop links").returncode == 0
+    assert sh("web2", "systemctl is-active links-worker").stdout.strip() == "inactive"
+    assert sh("web2", "systemctl start links").returncode == 0
+    wait_for("web2", "systemctl is-active --quiet links-worker")  # its start job follows the app's (After=)
+
+
+@pytest.mark.parametrize("name", WEB_HOSTS)
+def test_declared_periodic_command_is_scheduled_and_runs_as_the_app_user(converged, name):
+    unit = "links-schema-check"
+    assert sh(name, f"systemctl is-active {unit}.timer").stdout.strip() == "active"
+    assert sh(name, f"systemctl show -p NextElapseUSecRealtime --value {unit}.timer").stdout.strip()
+    ran = sh(name, f"systemctl start {unit}.service")  # what the timer does when it elapses
+    assert ran.returncode == 0, ran.stderr
+    assert sh(name, f"systemctl show -p Result --value {unit}.service").stdout.strip() == "success"
+    assert sh(name, f"systemctl show -p User --value {unit}.service").stdout.strip() == "links"
 
 
 @pytest.mark.parametrize("name", ["web1", "db1"])

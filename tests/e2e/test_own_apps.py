@@ -6,8 +6,9 @@ locked packages, inside the user's small project: settings from app.environment,
 collected for nginx), each with its own PostgreSQL, both backing up to vault1. From blank
 containers: deploy; records written through Kinto's HTTP API and an article through the wiki's
 pages; a backup; both app hosts destroyed; one restore.py; the records and the article served
-again; an upgrade.py of Kinto whose migration fails rolls back to the previous release, which
-serves the same records; upgrade.py to the next Kinto release.
+again; for each app, an upgrade.py whose migration fails rolls back to the previous release, which
+serves the same data, then upgrade.py to the next release (Kinto 26.4.0 -> 26.5.0; the wiki's
+project from django-wiki 0.12.2 to 0.13.0, whose django-nyt brings two migrations).
 """
 
 from __future__ import annotations
@@ -185,10 +186,10 @@ def test_a_deploy_after_the_restore_changes_nothing(kinto_incident):
     assert [operation["name"] for operation in results["operations"] if operation["success"]] == []
 
 
-def upgrade(version: str) -> subprocess.CompletedProcess:
-    """upgrade.py on kinto1 to release `version` of app.releases; returns the finished process."""
+def upgrade(version: str, host: str = "kinto1") -> subprocess.CompletedProcess:
+    """upgrade.py on `host` to release `version` of its app.releases; returns the finished process."""
     return subprocess.run(
-        pyinfra_argv("--limit", f"@docker/{sandbox_state.container_name(KINTO_SANDBOX, 'kinto1')}",
+        pyinfra_argv("--limit", f"@docker/{sandbox_state.container_name(KINTO_SANDBOX, host)}",
                      "--data", f"version={version}", INVENTORY_SCRIPT, "upgrade.py"),
         cwd=REPOSITORY, env=dict(os.environ, PHOENIX_SANDBOX=KINTO_SANDBOX),
         capture_output=True, text=True, timeout=1800,
@@ -224,3 +225,53 @@ def test_upgrade_to_the_next_kinto_release_keeps_the_records(kinto_incident):
     releases = sorted(sh("kinto1", "ls /srv/kinto/releases/").stdout.split())
     # the previous one kept for rollback (and the broken 26.5.0 of the rolled-back upgrade)
     assert [name.split("-")[1] for name in releases] == ["26.4.0", "26.5.0", "26.5.0"]
+
+
+def as_wiki(command: str) -> subprocess.CompletedProcess:
+    """A command of the wiki's venv on wiki1, as its user with its environment (as the docs say)."""
+    return sh("wiki1", f"set -a && . /etc/wiki/environment && cd /srv/wiki && runuser -u wiki -- {command}")
+
+
+def wiki_release() -> str:
+    """The django-wiki release installed in the wiki's venv."""
+    found = as_wiki("/srv/wiki/venv/bin/python -c 'from importlib.metadata import version; print(version(\"wiki\"))'")
+    assert found.returncode == 0, found.stderr
+    return found.stdout.strip()
+
+
+def nyt_migrations() -> str:
+    """Which of django-nyt's migrations the installed release knows and the database has ([X])."""
+    listed = as_wiki("/srv/wiki/venv/bin/python -m django showmigrations django_nyt")
+    assert listed.returncode == 0, listed.stderr
+    return listed.stdout
+
+
+def test_a_wiki_upgrade_whose_migration_fails_rolls_back_and_the_previous_release_serves_the_article(
+    kinto_incident,
+):
+    assert kinto_incident["restored"].returncode == 0
+    assert wiki_release() == "0.12.2"
+    failed = upgrade("wiki-0.13.0-no-driver", host="wiki1")  # its lock lacks psycopg: migrate cannot connect
+    assert failed.returncode != 0
+    assert "wiki1: upgrade to 1.0.0 ROLLED BACK to 1.0.0" in failed.stderr, failed.stderr[-4000:]
+    assert "Error loading psycopg2 or psycopg module" in failed.stderr
+    assert wiki_release() == "0.12.2"
+    assert "0011_" not in nyt_migrations()  # 0.12.2's django-nyt 1.4 stops at 0010
+    page = wiki_page("/")
+    assert page.returncode == 0 and kinto_incident["article"] in page.stdout
+    last = json.loads(sh("wiki1", "tail -n 1 /var/lib/phoenix/upgrade/history.jsonl").stdout)
+    assert (last["outcome"], last["rolled_back_to"]) == ("rolled back", "1.0.0")
+
+
+def test_upgrade_to_the_next_django_wiki_release_migrates_and_keeps_the_article(kinto_incident):
+    assert kinto_incident["restored"].returncode == 0
+    upgraded = upgrade("wiki-0.13.0", host="wiki1")
+    assert upgraded.returncode == 0, upgraded.stderr[-4000:]
+    assert wiki_release() == "0.13.0"
+    migrations = nyt_migrations()
+    assert "[X] 0011_add_interval_to_disable_email_notifications" in migrations, migrations
+    assert "[X] 0012_alter_big_auto_field" in migrations, migrations
+    page = wiki_page("/")
+    assert page.returncode == 0 and kinto_incident["article"] in page.stdout
+    # django-wiki 0.13.0's own static files, collected again for nginx
+    assert wiki_page("/static/wiki/bootstrap/css/wiki-bootstrap.min.css").returncode == 0

@@ -17,7 +17,7 @@ import pytest
 
 from phoenix import sandbox
 from tests.e2e.conftest import SANDBOX_NAME, container, live_host, run_pyinfra
-from tests.e2e.helpers import post_json, request, sh, upload
+from tests.e2e.helpers import post_json, request, sh, upload, worker_pid
 
 RESTORE_REPORT = f"/tmp/phoenix-e2e-restore-{SANDBOX_NAME}-web1.json"
 VERIFY_TIMER, VERIFY_SERVICE = "phoenix-vault-verify.timer", "phoenix-vault-verify.service"
@@ -71,6 +71,7 @@ def test_restore_py_rebuilds_a_destroyed_server(incident):
     process = incident["process"]
     assert process.returncode == 0, process.stderr[-4000:]
     assert "web1: restored" in process.stderr and "matches its manifest" in process.stderr
+    worker_pid("web1")  # the app's declared worker came back with it
 
 
 def test_the_newest_run_is_restored_even_when_the_weekly_check_has_not_run_yet(incident):

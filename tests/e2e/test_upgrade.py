@@ -19,12 +19,12 @@ import time
 import pytest
 
 from tests.e2e.conftest import container, live_host, run_pyinfra, start_pyinfra
-from tests.e2e.helpers import post_json, request, sh, vault_pins, vault_runs
+from tests.e2e.helpers import post_json, request, sh, vault_pins, vault_runs, worker_pid
 from tests.e2e.releases import broken_release
 
 IN_PROGRESS = "/var/lib/phoenix/upgrade/in-progress.json"
 HISTORY = "/var/lib/phoenix/upgrade/history.jsonl"
-TIMERS = {"web1": ["phoenix-backup-db-links.timer", "phoenix-backup-files.timer"]}
+TIMERS = {"web1": ["phoenix-backup-db-links.timer", "phoenix-backup-files.timer", "links-schema-check.timer"]}
 AGGRESSIVE_RETENTION = "--keep-within-hours 0 --hourly 0 --daily 1 --weekly 0 --monthly 0 --minimum-verified 1"
 
 
@@ -82,6 +82,7 @@ def web2_upgrade(app_at_inventory_release):
     ]
     older = sh("db1", "phoenix-backup run db-links --trigger manual")  # one unpinned run older than the pin
     assert older.returncode == 0, older.stderr
+    worker_before = worker_pid("web2")
     process = start_upgrade("web2", "version=2.0.0", "reason=release 2.0.0 (e2e)")
     record = wait_for_upgrade("web2", process, lambda record: record.get("pinned_runs"))
     fired = sh("db1", "systemctl start phoenix-backup-db-links.service")  # the nightly job, fired by hand
@@ -92,6 +93,7 @@ def web2_upgrade(app_at_inventory_release):
     retain = sh("vault1", f"phoenix-vault retain --client db1 {AGGRESSIVE_RETENTION}")
     return {
         "saved": saved,
+        "worker_before": worker_before,
         "record": record,
         "process": process,
         "output": output,
@@ -117,7 +119,9 @@ def test_upgrade_1_to_2_migrates_and_serves_the_data_with_the_pre_upgrade_backup
     assert last["outcome"] == "upgraded" and set(last["pinned_runs"]) == {"web2/files", "db1/db-links", "db1/files"}
     assert vault_pins("db1")[last["pinned_runs"]["db1/db-links"]].startswith("release 2.0.0 (e2e)")
     assert last["pinned_runs"]["web2/files"] in vault_pins("web2")
-    assert timer_states("web2", ["phoenix-backup-files.timer"]) == ["active"]
+    assert timer_states("web2", ["phoenix-backup-files.timer", "links-schema-check.timer"]) == ["active"] * 2
+    # the declared worker (systemd) was stopped with the app and runs again, a new process on the new release
+    assert worker_pid("web2") != web2_upgrade["worker_before"]
 
 
 def test_the_incident_a_scheduled_backup_and_retention_during_the_upgrade_keep_the_pinned_snapshot(web2_upgrade):
@@ -158,8 +162,9 @@ def test_a_migration_failing_halfway_rolls_back_to_release_1_with_every_record_a
     assert (last["outcome"], last["to"], last["rolled_back_to"]) == ("rolled back", "2.1.0", "1.0.0")
     pins = vault_pins("web1")
     assert last["pinned_runs"]["web1/db-links"] in pins and last["pinned_runs"]["web1/files"] in pins
-    assert timer_states("web1", TIMERS["web1"]) == ["active", "active"]
+    assert timer_states("web1", TIMERS["web1"]) == ["active"] * 3
     assert sh("web1", f"test -e {IN_PROGRESS}").returncode == 1
+    worker_pid("web1")  # the declared worker (supervisor) runs again after the rollback and its data restore
 
 
 def test_a_killed_upgrade_is_finished_by_the_next_run_and_its_data_restores_from_the_pin(web1_links):
@@ -169,11 +174,11 @@ def test_a_killed_upgrade_is_finished_by_the_next_run_and_its_data_restores_from
     process.wait(timeout=30)
     # what the killed run left on the host finishes by itself (docker exec does not pass the kill on)
     sh("web1", "for i in $(seq 120); do pgrep -f 'alembic|pip install' >/dev/null || exit 0; sleep 0.5; done")
-    assert timer_states("web1", TIMERS["web1"]) == ["inactive", "inactive"]  # paused, and nobody resumed them
+    assert timer_states("web1", TIMERS["web1"]) == ["inactive"] * 3  # paused, and nobody resumed them
 
     rerun = run_pyinfra(*upgrade_arguments("web1", "version=2.0.0"))
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-4000:]
-    assert timer_states("web1", TIMERS["web1"]) == ["active", "active"]
+    assert timer_states("web1", TIMERS["web1"]) == ["active"] * 3
     outcomes = [record["outcome"] for record in history("web1")[-2:]]
     assert outcomes == ["rolled back after an interruption", "upgraded"]
     pinned = killed["pinned_runs"]["web1/db-links"]
@@ -184,3 +189,4 @@ def test_a_killed_upgrade_is_finished_by_the_next_run_and_its_data_restores_from
     for link in web1_links:
         assert served[link["id"]]["note"] == link["note"]
     assert get_json("web1", "/health")["version"] == "2.0.0"
+    worker_pid("web1")

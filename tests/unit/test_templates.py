@@ -205,6 +205,8 @@ def test_supervisor_program_runs_the_app_as_its_user_with_its_config(hosts):
         command=server_command(app),
         environment={"PHOENIX_APP_CONFIG": paths(app)["config"]},
         directory=f"/srv/{app['name']}",
+        program_user=app["name"],
+        marker="",
     )
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_string(program)

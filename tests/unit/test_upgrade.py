@@ -289,3 +289,19 @@ def test_an_app_without_a_static_command_collects_nothing():
     runner, web, db, vault = make_upgrade()
     runner.run()
     assert not web.ran("collectstatic") and not web.ran(".static-release")
+
+
+def test_an_app_whose_health_check_answers_plain_text_upgrades_on_its_status_alone():
+    runner, web, _, _ = make_upgrade(web_rules={"curl health": "ok\n"})
+    record = runner.run()
+    assert record["outcome"] == "upgraded"
+    assert upgrade.health_document("ok\n") == {} and upgrade.health_document("[1]") == {}
+    assert upgrade.health_document('{"version": "2.0.0"}') == {"version": "2.0.0"}
+
+
+def test_an_install_command_with_shell_braces_of_its_own_gets_the_archive_path():
+    # a module:callable app's install command ends with the WSGI target check, `{ problem=$(...) || {...}; }`
+    runner, web, _, _ = make_upgrade()
+    runner.plan.commands["install"] = "pip install {wheel} && { problem=$(check) || { echo no; false; }; }"
+    assert runner.run()["outcome"] == "upgraded"
+    assert web.ran(f"pip install {NEW_WHEEL} && {{ problem=$(check) || {{ echo no; false; }}; }}")
