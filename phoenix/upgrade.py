@@ -178,8 +178,8 @@ class Upgrade:
             try:
                 self._install_migrate_start(plan.target)
                 self.record["outcome"] = "upgraded"
-            except PhoenixError as error:
-                failure = error
+            except Exception as error:  # a bug of ours too: the old release must not stay stopped
+                failure = error if isinstance(error, PhoenixError) else StepFailed(f"{type(error).__name__}: {error}")
                 self.record["error"] = str(error)
                 self.say(f"{plan.host}: upgrade failed, rolling back to {previous.version}:\n{error}")
                 self._rollback(self.record)

@@ -202,6 +202,14 @@ def test_a_failed_migration_reinstalls_the_old_release_and_restores_the_pinned_r
     assert "ROLLED BACK" in "\n".join(runner.lines)
 
 
+def test_an_unexpected_error_while_installing_still_rolls_back_to_the_old_release():
+    runner, web, db, vault = make_upgrade(web_rules={"alembic upgrade head": TypeError("an argument too many")})
+    with pytest.raises(StepFailed, match="ROLLED BACK to 1.0.0: TypeError: an argument too many"):
+        runner.run()
+    assert web.ran(f"pip install {OLD_WHEEL}") and web.ran("systemctl restart links")
+    assert history_records(web)[-1]["outcome"] == "rolled back" and web.in_progress == ""
+
+
 def test_a_failed_rollback_keeps_the_in_progress_record_for_the_next_run():
     runner, web, db, vault = make_upgrade(
         web_rules={"alembic upgrade head": StepFailed("migration failed")},
