@@ -3,8 +3,9 @@
 Every host and what it runs; every backup job, what it holds, when it runs, where it goes, how long
 the vault keeps it and where its keys live; the exact recovery commands for this environment; and
 how to get the data back by hand with stock restic and pg_restore when Phoenix itself is unavailable.
-The by-hand commands are built here once (`manual_database_restore`, `manual_files_restore`) and an
-end-to-end test runs them against the sandbox, so they cannot rot.
+Each command is built here once, by the function that the Markdown prints it with (`replace_server`,
+`upgrade`, `drill`, `unpin` ..., `manual_database_restore`, `manual_files_restore`), and the end-to-end
+tests run those functions' commands against the sandbox, so the runbook cannot rot.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ from pathlib import Path
 
 from phoenix import backup_plan
 from phoenix.inventory import Environment
+from phoenix.remote.backup_host import SETTINGS_PATH as HOST_SETTINGS
+from phoenix.remote.vault import SETTINGS_PATH as VAULT_SETTINGS
 
-VAULT_SETTINGS = "/etc/phoenix-vault/vault.json"  # written by roles/vault.py: every client's restic password
-HOST_SETTINGS = "/etc/phoenix/backup.json"  # written by roles/backup.py: the host's restic password, vault login
+PYINFRA = ".venv/bin/pyinfra"
+PHOENIX = ".venv/bin/phoenix"
+# the placeholders the printed runbook shows where the operator fills in a value
+HOST, RUN, MOMENT, VERSION, REASON = "HOST", "RUN", "2026-11-20 18:00", "VERSION", "why it may go"
 
 
 @dataclass(frozen=True)
@@ -89,8 +94,77 @@ def _owner(environment: Environment, client: str, database: str) -> str:
     return "postgres"
 
 
-def _code(lines: list[str]) -> list[str]:
-    return ["", *(f"    {line}" for line in lines), ""]
+def _code(commands: list[list[str]]) -> list[str]:
+    return ["", *(f"    {command_line(command)}" for command in commands), ""]
+
+
+def command_line(command: list[str]) -> str:
+    """Given a command's words, returns it as the runbook prints it (one shell line)."""
+    return shlex.join(command)
+
+
+def _pyinfra(environment: Environment, entry_point: str, *arguments: str) -> list[str]:
+    return [PYINFRA, str(environment.path.with_suffix(".py")), entry_point, *arguments]
+
+
+def _phoenix(environment: Environment, verb: str, *arguments: str) -> list[str]:
+    return [PHOENIX, verb, str(environment.path.with_suffix(".py")), *arguments]
+
+
+def replace_server(environment: Environment, host: str) -> list[str]:
+    """Returns the command that rebuilds lost server `host` and restores its newest data (as root over SSH:
+    the new box has no admin user yet)."""
+    root = ["--data", "ssh_user=root"] if environment.connection["type"] == "ssh" else []
+    return _pyinfra(environment, "restore.py", "--limit", host, *root)
+
+
+def restore_to_moment(environment: Environment, host: str = HOST, moment: str = MOMENT) -> list[str]:
+    """Returns the command that restores `host`'s newest complete runs at or before `moment`, over its data."""
+    return _pyinfra(environment, "restore.py", "--limit", host, "--data", f"at={moment}", "--data", "force_restore=yes")
+
+
+def restore_run(environment: Environment, host: str = HOST, run: str = RUN) -> list[str]:
+    """Returns the command that restores run (or snapshot) `run` onto `host`, over its data."""
+    return _pyinfra(
+        environment, "restore.py", "--limit", host, "--data", f"snapshot={run}", "--data", "force_restore=yes"
+    )
+
+
+def upgrade(environment: Environment, host: str = HOST, version: str = VERSION) -> list[str]:
+    """Returns the command that upgrades the app on `host` to release `version` of its `app.releases`
+    (without a version: to `app.source`)."""
+    release = ["--data", f"version={version}"] if version else []
+    return _pyinfra(environment, "upgrade.py", "--limit", host, *release)
+
+
+def downgrade(environment: Environment) -> list[str]:
+    """Returns the command that installs `app.source` even where a newer release runs."""
+    return _pyinfra(environment, "deploy.py", "--data", "allow_downgrade=yes")
+
+
+def drill(environment: Environment) -> list[str]:
+    """Returns the command that runs a recovery drill of the environment."""
+    return _phoenix(environment, "drill")
+
+
+def status(environment: Environment) -> list[str]:
+    """Returns the command that shows backup ages, pins and the last drill."""
+    return _phoenix(environment, "status")
+
+
+def report(environment: Environment) -> list[str]:
+    """Returns the command that writes the dashboard page."""
+    return _phoenix(environment, "report")
+
+
+def pins(environment: Environment) -> list[str]:
+    """Returns the command that lists the pinned runs and their reasons."""
+    return _phoenix(environment, "pins")
+
+
+def unpin(environment: Environment, run: str = RUN, reason: str = REASON) -> list[str]:
+    """Returns the command that releases the pin of `run`, saying why."""
+    return _phoenix(environment, "unpin", run, "--reason", reason)
 
 
 def markdown(environment: Environment) -> str:
@@ -98,7 +172,6 @@ def markdown(environment: Environment) -> str:
     inventory = environment.path.with_suffix(".py")
     hosts = environment.hosts
     ssh = environment.connection["type"] == "ssh"
-    root = " --data ssh_user=root" if ssh else ""
     vault = backup_plan.vault_host(hosts)
     lines = [
         f"# Runbook: {environment.name}",
@@ -159,21 +232,17 @@ def markdown(environment: Environment) -> str:
         "Run from a clone of this repository on a machine that has your age identity.",
         "",
         "Replace a lost server (point its `ssh.host` at the new box first):",
-        *_code([f".venv/bin/pyinfra {inventory} restore.py --limit {name}{root}"
-                for name in backup_plan.backed_up_hosts(hosts)]),
-        "Restore to a moment, or to one run (`phoenix-vault runs --client HOST` on the vault lists them):",
-        *_code([f'.venv/bin/pyinfra {inventory} restore.py --limit HOST --data at="2026-11-20 18:00"'
-                " --data force_restore=yes",
-                f".venv/bin/pyinfra {inventory} restore.py --limit HOST --data snapshot=RUN --data force_restore=yes"]),
-        "Roll back an upgrade: upgrade.py rolls back by itself when the new release fails its checks. To go back"
-        " on purpose: set `app.source` to the old release, then",
-        *_code([f".venv/bin/pyinfra {inventory} deploy.py --data allow_downgrade=yes",
-                f".venv/bin/pyinfra {inventory} restore.py --limit HOST --data snapshot=PINNED_RUN"
-                " --data force_restore=yes"]),
+        *_code([replace_server(environment, name) for name in backup_plan.backed_up_hosts(hosts)]),
+        f"Restore to a moment, or to one run (`phoenix-vault runs --client {HOST}` on the vault lists them):",
+        *_code([restore_to_moment(environment), restore_run(environment)]),
+        "Upgrade the app: upgrade.py pins a backup first, and rolls back by itself (code and data) when the new"
+        " release fails its checks:",
+        *_code([upgrade(environment)]),
+        "Go back from an upgrade on purpose: set `app.source` to the old release, then",
+        *_code([downgrade(environment), restore_run(environment, run="PINNED_RUN")]),
         "Prove recovery (weekly), see the state, and release a pin:",
-        *_code([f".venv/bin/phoenix drill {inventory}", f".venv/bin/phoenix status {inventory}",
-                f".venv/bin/phoenix report {inventory}", f".venv/bin/phoenix pins {inventory}",
-                f'.venv/bin/phoenix unpin {inventory} RUN --reason "why it may go"']),
+        *_code([drill(environment), status(environment), report(environment), pins(environment),
+                unpin(environment)]),
     ]  # fmt: skip
     lines += _by_hand(environment)
     return "\n".join(lines) + "\n"

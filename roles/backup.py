@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import posixpath
 from io import StringIO
 from urllib.parse import quote
 
@@ -14,11 +15,12 @@ from pyinfra.operations import apt, files, systemd
 from phoenix.commands import make_backup_run_command
 from phoenix.errors import PhoenixError
 from phoenix.remote.backup import TRIGGERS
+from phoenix.remote.backup_host import SETTINGS_PATH
 from roles import phoenix_tools, timers
 from roles.operations import secret_file
 
-CONFIG_DIRECTORY = "/etc/phoenix"
-CONFIG_PATH = f"{CONFIG_DIRECTORY}/backup.json"
+CONFIG_PATH = SETTINGS_PATH  # where phoenix-backup reads it
+CONFIG_DIRECTORY = posixpath.dirname(CONFIG_PATH)  # /etc/phoenix
 VAULT_CERTIFICATE = f"{CONFIG_DIRECTORY}/vault.crt"
 STATE_DIRECTORY = "/var/lib/phoenix/backup"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import posixpath
 
 from pyinfra import host
 from pyinfra.api import deploy
@@ -13,11 +14,12 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from phoenix.backup_plan import parse_duration
+from phoenix.remote.vault import SETTINGS_PATH
 from roles import phoenix_tools, timers
 from roles.operations import secret_file
 
 USER = "phoenix-vault"
-CONFIG_DIRECTORY = "/etc/phoenix-vault"
+CONFIG_DIRECTORY = posixpath.dirname(SETTINGS_PATH)  # /etc/phoenix-vault
 TASKS = {  # unit phoenix-vault-<task>: (its schedule's option, description, phoenix-vault arguments)
     "check": ("check_schedule", "integrity check; marks runs verified", "check"),
     "verify": ("verify_schedule", "new runs against their manifests, minutes after they land", "check --new"),
@@ -70,7 +72,7 @@ def apply() -> None:
     ]  # fmt: skip
     secret_file(
         name="Vault settings and repository passwords",
-        path=f"{CONFIG_DIRECTORY}/vault.json",
+        path=SETTINGS_PATH,  # where phoenix-vault reads it
         content=config_text(vault, clients, secrets),
         group=USER,
         mode="0640",

@@ -16,7 +16,8 @@ from pathlib import Path
 from phoenix.remote.common import JobError, Restic, last_lines, read_json, read_settings, redact, warn, write_json
 from phoenix.remote.runs import Run, runs_from_listing
 
-CONFIG_PATH = Path(os.environ.get("PHOENIX_BACKUP_CONFIG", "/etc/phoenix/backup.json"))
+SETTINGS_PATH = "/etc/phoenix/backup.json"  # written by roles/backup.py: the restic password, the vault login
+CONFIG_PATH = Path(os.environ.get("PHOENIX_BACKUP_CONFIG", SETTINGS_PATH))
 CHUNK = 1 << 20
 END_MARKER = "__phoenix_end__"
 

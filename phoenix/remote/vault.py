@@ -73,7 +73,8 @@ from phoenix.remote.common import (
 from phoenix.remote.runs import Run, as_retention_snapshots, runs_from_listing
 from phoenix.retention import Policy, select
 
-CONFIG_PATH = Path(os.environ.get("PHOENIX_VAULT_CONFIG", "/etc/phoenix-vault/vault.json"))
+SETTINGS_PATH = "/etc/phoenix-vault/vault.json"  # written by roles/vault.py: every client's restic password
+CONFIG_PATH = Path(os.environ.get("PHOENIX_VAULT_CONFIG", SETTINGS_PATH))
 LOCK_WAIT_SECONDS = 1800
 CHECK_HISTORY = 20
 QUARANTINE_ROUNDS = 5  # restic check runs again after each quarantine, at most this often

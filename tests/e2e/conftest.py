@@ -8,12 +8,15 @@ file that needs a backup makes it in its own fixture, as the nightly timer would
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -103,6 +106,33 @@ def run_phoenix(*arguments: str, timeout: int = 900, **variables: str) -> subpro
         text=True,
         timeout=timeout,
     )
+
+
+@functools.cache
+def printed_runbook() -> str:
+    """What `phoenix runbook inventories/sandbox.py` prints."""
+    printed = run_phoenix("runbook", "inventories/sandbox.py", timeout=120)
+    assert printed.returncode == 0, printed.stderr
+    return printed.stdout
+
+
+def from_runbook(program: str, builder: Callable[..., list[str]], *values: str) -> list[str]:
+    """Given a command builder of phoenix.runbook and the values a test fills in, returns the sandbox's
+    command's arguments after `program` (phoenix.runbook.PYINFRA or PHOENIX), to run with run_pyinfra or
+    run_phoenix. Fails unless the printed runbook shows that command, with the builder's placeholders
+    (its defaults) where the test fills in values they have: a test runs what the operator reads."""
+    from phoenix import runbook
+    from phoenix.inventory import load_environment
+
+    sandbox_yml = Path("inventories/sandbox.yml")  # as `phoenix runbook` is given it, from the repository
+    environment = replace(load_environment(REPOSITORY / sandbox_yml), path=sandbox_yml)
+    parameters = list(inspect.signature(builder).parameters.values())[1:]
+    required = [parameter for parameter in parameters if parameter.default is inspect.Parameter.empty]
+    shown = builder(environment, *values[: len(required)])
+    assert f"\n    {runbook.command_line(shown)}\n" in printed_runbook(), runbook.command_line(shown)
+    command = builder(environment, *values)
+    assert command[0] == program, command
+    return command[1:]
 
 
 def converge(*extra: str) -> tuple[dict, subprocess.CompletedProcess]:

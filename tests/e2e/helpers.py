@@ -11,6 +11,7 @@ import subprocess
 import time
 
 from phoenix.drill_checks import SniHTTPSConnection
+from phoenix.remote.backup_host import SETTINGS_PATH
 from tests.e2e.conftest import container
 
 SERVER_NAME = "links.sandbox.test"
@@ -143,7 +144,7 @@ def vault_pins(client: str) -> dict[str, str]:
 def restic_as_client(host: str, arguments: str) -> str:
     """Returns a shell command running restic with the host's own repository URL and password."""
     environment = (
-        'eval "$(python3 -c \'import json, shlex; c = json.load(open("/etc/phoenix/backup.json"));'
+        'eval "$(python3 -c \'import json, shlex; c = json.load(open("' + SETTINGS_PATH + '"));'
         ' print("export RESTIC_REPOSITORY=%s RESTIC_PASSWORD=%s" % (shlex.quote(c["repository"]),'
         ' shlex.quote(c["password"])))\')"'
     )

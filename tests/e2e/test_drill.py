@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from phoenix import sandbox
+from phoenix import runbook, sandbox
 from phoenix.inventory import load_environment
 from phoenix.vault_client import ask_vault
-from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME, drill_sandbox, live_host, run_phoenix
+from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME, drill_sandbox, from_runbook, live_host, run_phoenix
 from tests.e2e.helpers import post_json, sh, upload
 
 DRILL_SANDBOX = drill_sandbox()  # drill-sandbox-<this checkout>
@@ -48,7 +48,7 @@ def drill(app_at_inventory_release, tmp_path_factory):
 
     drill_dir = tmp_path_factory.mktemp("drills")
     started = time.time()
-    process = phoenix("drill", "inventories/sandbox.py", drill_dir=drill_dir)
+    process = phoenix(*from_runbook(runbook.PHOENIX, runbook.drill), drill_dir=drill_dir)
     reports = sorted(drill_dir.glob("sandbox-*.json"))
     assert reports, f"no drill report:\n{process.stderr[-4000:]}"
     wall_seconds = reports[-1].stat().st_mtime - started  # until the report was written (then come the pages)
@@ -123,7 +123,9 @@ def test_history_and_status_show_the_last_drill(drill):
     line = history.stdout.splitlines()[-1]
     assert line.startswith(drill["report"]["started"][:19]) and " passed " in line
 
-    status = phoenix("status", "inventories/sandbox.py", "--json", drill_dir=drill["drill_dir"], timeout=120)
+    status = phoenix(
+        *from_runbook(runbook.PHOENIX, runbook.status), "--json", drill_dir=drill["drill_dir"], timeout=120
+    )
     document = json.loads(status.stdout)
     assert status.returncode == 0, document["flags"]
     assert document["drill"].startswith(f"last drill: {drill['report']['started'][:16].replace('T', ' ')}")
@@ -131,7 +133,7 @@ def test_history_and_status_show_the_last_drill(drill):
 
 
 def test_a_host_without_backups_is_refused_before_any_container_starts(drill):
-    process = phoenix("drill", "inventories/sandbox.py", "--host", "vault1", drill_dir=drill["drill_dir"])
+    process = phoenix(*from_runbook(runbook.PHOENIX, runbook.drill), "--host", "vault1", drill_dir=drill["drill_dir"])
     assert process.returncode == 2
     assert "--host vault1: it has no backups on sandbox's vault to restore" in process.stderr
     assert sandbox.labelled("container", DRILL_SANDBOX) == []
@@ -140,11 +142,15 @@ def test_a_host_without_backups_is_refused_before_any_container_starts(drill):
 def test_the_drill_is_shared_on_the_vault_and_the_dashboard_shows_it(drill, tmp_path):
     started = drill["report"]["started"]
     # a colleague's machine: no local history at all, the same last drill from the vault
-    status = phoenix("status", "inventories/sandbox.py", "--json", drill_dir=tmp_path / "elsewhere", timeout=120)
+    status = phoenix(
+        *from_runbook(runbook.PHOENIX, runbook.status), "--json", drill_dir=tmp_path / "elsewhere", timeout=120
+    )
     assert json.loads(status.stdout)["drill"].startswith(f"last drill: {started[:16].replace('T', ' ')}")
 
     page = tmp_path / "dashboard.html"
-    report = phoenix("report", "inventories/sandbox.py", "--output", str(page), drill_dir=tmp_path / "elsewhere")
+    report = phoenix(
+        *from_runbook(runbook.PHOENIX, runbook.report), "--output", str(page), drill_dir=tmp_path / "elsewhere"
+    )
     assert report.returncode == 0, report.stdout + report.stderr[-3000:]
     text = page.read_text()
     assert '<div id="drill" class="ok">' in text and '<span class="badge">PASSED</span>' in text

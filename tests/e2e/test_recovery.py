@@ -15,8 +15,8 @@ from datetime import datetime
 
 import pytest
 
-from phoenix import sandbox
-from tests.e2e.conftest import SANDBOX_NAME, container, live_host, run_pyinfra
+from phoenix import runbook, sandbox
+from tests.e2e.conftest import SANDBOX_NAME, container, from_runbook, live_host, run_pyinfra
 from tests.e2e.helpers import post_json, request, sh, upload, worker_pid
 
 RESTORE_REPORT = f"/tmp/phoenix-e2e-restore-{SANDBOX_NAME}-web1.json"
@@ -24,9 +24,9 @@ VERIFY_TIMER, VERIFY_SERVICE = "phoenix-vault-verify.timer", "phoenix-vault-veri
 
 
 def restore(*data: str) -> subprocess.CompletedProcess:
-    limit = ["--limit", f"@docker/{container('web1')}"]
+    """Runs the runbook's "replace a lost server" command for web1, with the test's `--data` flags added."""
     arguments = [argument for item in data for argument in ("--data", item)]
-    return run_pyinfra(*limit, *arguments, "inventories/sandbox.py", "restore.py")
+    return run_pyinfra(*from_runbook(runbook.PYINFRA, runbook.replace_server, "web1"), *arguments)
 
 
 @pytest.fixture(scope="module")
@@ -127,9 +127,20 @@ def test_restore_refuses_to_overwrite_live_data_in_one_clear_line(incident):
 def test_a_wrong_snapshot_id_stops_before_anything_changes(incident):
     marker = sh("web1", "stat -c %Y /etc/links/production.ini").stdout
 
-    process = restore("snapshot=deadbeef")
+    process = run_pyinfra(*from_runbook(runbook.PYINFRA, runbook.restore_run, "web1", "deadbeef"))  # "one run"
 
     assert process.returncode == 2
     assert "restore.py stopped before changing anything on web1" in process.stderr
     assert "--data snapshot=deadbeef: no such run or snapshot in web1's repository" in process.stderr
+    assert sh("web1", "stat -c %Y /etc/links/production.ini").stdout == marker
+
+
+def test_a_moment_before_every_backup_stops_before_anything_changes(incident):
+    marker = sh("web1", "stat -c %Y /etc/links/production.ini").stdout
+
+    process = run_pyinfra(*from_runbook(runbook.PYINFRA, runbook.restore_to_moment, "web1", "2000-01-01 00:00"))
+
+    assert process.returncode == 2
+    assert "restore.py stopped before changing anything on web1" in process.stderr
+    assert "no complete backup at or before 2000-01-01 00:00" in process.stderr
     assert sh("web1", "stat -c %Y /etc/links/production.ini").stdout == marker

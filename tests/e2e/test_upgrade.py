@@ -18,7 +18,8 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import container, live_host, run_pyinfra, start_pyinfra
+from phoenix import runbook
+from tests.e2e.conftest import from_runbook, live_host, run_pyinfra, start_pyinfra
 from tests.e2e.helpers import post_json, request, sh, vault_pins, vault_runs, worker_pid
 from tests.e2e.releases import broken_release
 
@@ -34,13 +35,15 @@ def get_json(name: str, path: str) -> dict:
     return json.loads(body)
 
 
-def upgrade_arguments(name: str, *data: str) -> list[str]:
+def upgrade_arguments(name: str, version: str, *data: str) -> list[str]:
+    """The runbook's upgrade command for host `name` and release `version` (none: app.source), with the
+    test's `--data` flags added."""
     pairs = [argument for item in data for argument in ("--data", item)]
-    return ["--limit", f"@docker/{container(name)}", *pairs, "inventories/sandbox.py", "upgrade.py"]
+    return [*from_runbook(runbook.PYINFRA, runbook.upgrade, name, version), *pairs]
 
 
-def start_upgrade(name: str, *data: str) -> subprocess.Popen:
-    return start_pyinfra(*upgrade_arguments(name, *data))
+def start_upgrade(name: str, version: str, *data: str) -> subprocess.Popen:
+    return start_pyinfra(*upgrade_arguments(name, version, *data))
 
 
 def in_progress(name: str) -> dict:
@@ -83,7 +86,7 @@ def web2_upgrade(app_at_inventory_release):
     older = sh("db1", "phoenix-backup run db-links --trigger manual")  # one unpinned run older than the pin
     assert older.returncode == 0, older.stderr
     worker_before = worker_pid("web2")
-    process = start_upgrade("web2", "version=2.0.0", "reason=release 2.0.0 (e2e)")
+    process = start_upgrade("web2", "2.0.0", "reason=release 2.0.0 (e2e)")
     record = wait_for_upgrade("web2", process, lambda record: record.get("pinned_runs"))
     fired = sh("db1", "systemctl start phoenix-backup-db-links.service")  # the nightly job, fired by hand
     fired_during_upgrade = process.poll() is None
@@ -151,7 +154,7 @@ def web1_links(app_at_inventory_release):
 
 def test_a_migration_failing_halfway_rolls_back_to_release_1_with_every_record_and_the_pin(web1_links, tmp_path):
     assert get_json("web1", "/health")["version"] == "1.0.0"
-    process = run_pyinfra(*upgrade_arguments("web1", f"source={broken_release(tmp_path)}"))
+    process = run_pyinfra(*upgrade_arguments("web1", "", f"source={broken_release(tmp_path)}"))
     output = process.stdout + process.stderr
     assert process.returncode != 0, output[-4000:]
     assert "ROLLED BACK to 1.0.0" in output and "deliberately broken halfway" in output
@@ -168,7 +171,7 @@ def test_a_migration_failing_halfway_rolls_back_to_release_1_with_every_record_a
 
 
 def test_a_killed_upgrade_is_finished_by_the_next_run_and_its_data_restores_from_the_pin(web1_links):
-    process = start_upgrade("web1", "version=2.0.0")
+    process = start_upgrade("web1", "2.0.0")
     killed = wait_for_upgrade("web1", process, lambda record: record["phase"] == "upgrading")
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
@@ -176,7 +179,7 @@ def test_a_killed_upgrade_is_finished_by_the_next_run_and_its_data_restores_from
     sh("web1", "for i in $(seq 120); do pgrep -f 'alembic|pip install' >/dev/null || exit 0; sleep 0.5; done")
     assert timer_states("web1", TIMERS["web1"]) == ["inactive"] * 3  # paused, and nobody resumed them
 
-    rerun = run_pyinfra(*upgrade_arguments("web1", "version=2.0.0"))
+    rerun = run_pyinfra(*upgrade_arguments("web1", "2.0.0"))
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-4000:]
     assert timer_states("web1", TIMERS["web1"]) == ["active"] * 3
     outcomes = [record["outcome"] for record in history("web1")[-2:]]

@@ -45,6 +45,12 @@ def test_phoenix_status_reads_the_drill_history_without_loading_drill_or_contain
     assert not {"phoenix.drill", "phoenix.sandbox", "phoenix.stand_in"} & loaded
 
 
+def test_phoenix_runbook_takes_the_servers_settings_paths_without_loading_pyinfra_or_roles():
+    loaded = loaded_modules(["phoenix.runbook"])
+    assert {"phoenix.remote.vault", "phoenix.remote.backup_host"} <= loaded  # where the paths are defined
+    assert not {name for name in loaded if name.split(".")[0] in ("pyinfra", "roles")}
+
+
 def test_backup_py_and_upgrade_py_reach_the_vault_without_the_status_verb():
     for entry in ("backup.py", "upgrade.py"):
         loaded = loaded_modules(phoenix_imports(REPOSITORY / entry))

@@ -29,6 +29,7 @@ def test_the_runbook_says_where_the_keys_live_and_how_long_backups_are_kept(shop
     text = runbook.markdown(shop)
     assert "`inventories/secrets/shop.yml.age`" in text and "age-identity.txt" in text
     assert "`/etc/phoenix-vault/vault.json` holds every client's restic password" in text
+    assert "`/etc/phoenix/backup.json` (root, 0600) holds its own restic password" in text
     assert "then 7 daily, 4 weekly, 6 monthly; pins always" in text
 
 
@@ -37,7 +38,22 @@ def test_the_recovery_commands_are_this_environments(shop):
     for host in ("web1", "db1"):
         assert f"/shop.py restore.py --limit {host} --data ssh_user=root\n" in text
     assert "    .venv/bin/phoenix drill " in text and "/shop.py\n" in text
-    assert "deploy.py --data allow_downgrade=yes" in text and '--reason "why it may go"' in text
+    assert "deploy.py --data allow_downgrade=yes" in text and "--reason 'why it may go'" in text
+    assert "upgrade.py --limit HOST --data version=VERSION\n" in text
+
+
+def test_the_runbook_prints_each_command_as_the_function_the_end_to_end_tests_run_builds_it(shop):
+    text = runbook.markdown(shop)
+    builders = [runbook.restore_to_moment, runbook.restore_run, runbook.upgrade, runbook.downgrade, runbook.drill,
+                runbook.status, runbook.report, runbook.pins, runbook.unpin]  # fmt: skip
+    for command in [runbook.replace_server(shop, "web1"), *(builder(shop) for builder in builders)]:
+        assert f"\n    {runbook.command_line(command)}\n" in text, command
+    filled = runbook.unpin(shop, "20261130T120000Z-abcdef", "the change shipped")
+    assert shlex.split(runbook.command_line(filled))[-3:] == [
+        "20261130T120000Z-abcdef",
+        "--reason",
+        "the change shipped",
+    ]
 
 
 def test_the_by_hand_database_restore_uses_stock_restic_on_the_vault_and_pg_restore_on_the_host(shop):
