@@ -14,10 +14,10 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from phoenix import backup_plan, drill_report
+from phoenix import archive_status, backup_plan, drill_report
 from phoenix.inventory import Environment
 from phoenix.units import age, duration, human_bytes
-from phoenix.vault_client import vault_report
+from phoenix.vault_client import remote_command, vault_report
 
 
 @dataclass
@@ -152,11 +152,20 @@ def run(inventory: str, as_json: bool) -> int:
     drill_line, drill_flags = drill_report.status_flags(environment, datetime.fromisoformat(report["now"]))
     flags = vault_flags + [f"{r.host}/{r.job}: {f}" for r in rows for f in r.flags]
     flags += [f"drill: {flag}" for flag in drill_flags]
+    archive = archive_status.report(environment, remote_command)
+    vault_name = backup_plan.vault_host(environment.hosts)
+    max_lag = environment.hosts[vault_name]["vault"]["pitr"]["max_lag_minutes"] if vault_name else 5
+    archive_flags = [
+        f"archive of {entry['server']}: {flag}" for entry in archive for flag in archive_status.flags(entry, max_lag)
+    ]
+    flags += archive_flags
     if as_json:
-        print(json.dumps({"report": report, "drill": drill_line, "flags": flags}))
+        print(json.dumps({"report": report, "drill": drill_line, "archive": archive, "flags": flags}))
     else:
         print(render(rows, vault_flags, report))
+        print("\n".join([archive_status.line(entry) for entry in archive] + [f"!! {flag}" for flag in archive_flags]))
         print(drill_line + "".join(f"\n!! {flag}" for flag in drill_flags))
     failing = ("FAILED", "QUARANTINED")
     flagged = any(row.flags for row in rows) or any(w in flag for flag in vault_flags for w in failing) or drill_flags
+    flagged = flagged or archive_flags
     return 1 if flagged else 0
