@@ -72,3 +72,26 @@ def make_first_base_backup_command(server: str, conninfo: str, tries: int = 60, 
         f" && {{ [ $archived = yes ] || {{ echo 'no WAL from {server} reached the archive' >&2; exit 1; }}; }}"
         f" && {barman('backup', '--wait', '--wait-timeout', str(wait_seconds), server)}"
     )
+
+
+def restore_point_name(host: str, started: str) -> str:
+    """Given the upgraded host and the upgrade's start (ISO time), returns the name of its restore point."""
+    stamp = "".join(character for character in started[:19] if character.isalnum())
+    return f"pre-upgrade-{host}-{stamp}Z"
+
+
+def make_restore_point_command(name: str) -> str:
+    """Given a restore point's name (letters, digits, dashes), returns the line that names the present moment of the
+    host's PostgreSQL so (`restore.py --data restore_point=NAME` goes back to it)."""
+    sql = f"SELECT pg_create_restore_point('{name}')"
+    return f"runuser -u postgres -- psql -X -v ON_ERROR_STOP=1 -tA -c {shlex.quote(sql)}"
+
+
+def make_barman_keep_command(server: str, backup: str = "latest") -> str:
+    """Given an archived host and a base backup id (latest: the newest), returns the line (root, on the vault) that
+    keeps that base backup and the WAL that makes it consistent whatever the retention window says, and prints
+    which backup it kept."""
+    return (
+        f"cd /tmp && {barman('keep', '--target', 'full', server, backup)}"
+        f" && {barman('list-backups', '--minimal', server)} | head -1"
+    )

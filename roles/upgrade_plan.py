@@ -84,6 +84,7 @@ def plan_for(data, wheel: Path, inventory) -> safe_upgrade.Plan:
             "installed_wheel": app.installed_wheel_command(settings),
         },
         markers={"installed": where["installed_marker"], "migrated": where["migrated_marker"]},
+        restore_point=bool(database_data.archive_vault_address),
     )
 
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from phoenix import archive_plan
-from phoenix.commands import barman, make_first_base_backup_command
+from phoenix.commands import barman, make_barman_keep_command, make_first_base_backup_command
 from phoenix.inventory import load_environment, pyinfra_hosts
 from phoenix.secrets import Secrets, required_secret_keys
 from roles.firewall import open_ports
@@ -86,3 +86,10 @@ def test_first_base_backup_starts_the_stream_closes_a_segment_then_backs_up():
     assert "-c CHECKPOINT -c 'SELECT pg_switch_wal()'" in line
     assert "if ls /var/lib/barman/db1/wals/*/0* >/dev/null 2>&1; then archived=yes; break; fi" in line
     assert line.endswith("runuser -u barman -- barman backup --wait --wait-timeout 300 db1")
+
+
+def test_a_pin_keeps_the_newest_base_backup_with_its_wal():
+    assert make_barman_keep_command("db1") == (
+        "cd /tmp && runuser -u barman -- barman keep --target full db1 latest"
+        " && runuser -u barman -- barman list-backups --minimal db1 | head -1"
+    )
