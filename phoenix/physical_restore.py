@@ -14,6 +14,7 @@ import json
 import re
 import shlex
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -130,11 +131,12 @@ def swap_in_command(version: int, databases: list[str], force: bool) -> str:
                 f' [ "${{n:-0}}" = 0 ] || {{ echo "database {database} holds data ($n tables): not restoring the'
                 ' archive over it; to replace it, run again with --data force_restore=yes" >&2; exit 3; };'
             )
+    incoming = f"{data}.restoring"
     return (
-        f"set -e; cd /tmp; {checks} systemctl stop {service}; rm -rf {data}.before-restore;"
-        f" mv {data} {data}.before-restore; install -d -o postgres -g postgres -m 0700 {data};"
-        f" tar -x -C {data}; chown -R postgres:postgres {data}; mark=$(wc -l < {log} 2>/dev/null || echo 0);"
-        f" systemctl start {service};"
+        f"set -e; cd /tmp; {checks} rm -rf {incoming}; install -d -o postgres -g postgres -m 0700 {incoming};"
+        f" tar -x -C {incoming}; chown -R postgres:postgres {incoming};"  # all received before anything is replaced
+        f" systemctl stop {service}; rm -rf {data}.before-restore; mv {data} {data}.before-restore;"
+        f" mv {incoming} {data}; mark=$(wc -l < {log} 2>/dev/null || echo 0); systemctl start {service};"
         f' for i in $(seq 1800); do [ "$({psql} -c "SELECT pg_is_in_recovery()" 2>/dev/null)" = f ] && break;'
         " sleep 1; done;"
         f' [ "$({psql} -c "SELECT pg_is_in_recovery()")" = f ] || {{ echo "PostgreSQL did not finish recovery" >&2;'
@@ -171,18 +173,33 @@ def stream(environment: Environment, server: str, plan: Plan, version: int, data
     vault = backup_plan.vault_host(environment.hosts)
     ssh = environment.connection["type"] == "ssh"
 
-    def argv(name: str, line: str) -> list[str]:
-        return [*remote(environment, name), *(["bash -c " + shlex.quote(line)] if ssh else ["bash", "-c", line])]
+    def argv(name: str, line: str, stdin: bool = False) -> list[str]:
+        prefix = remote(environment, name)
+        if stdin and prefix[:2] == ["docker", "exec"]:
+            prefix = ["docker", "exec", "-i", *prefix[2:]]  # docker passes stdin on only when asked
+        return [*prefix, *(["bash -c " + shlex.quote(line)] if ssh else ["bash", "-c", line])]
 
-    source = subprocess.Popen(argv(vault, recover_stream_command(plan)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    sink = subprocess.run(
-        argv(server, swap_in_command(version, databases, force)), stdin=source.stdout, capture_output=True, text=True
-    )
-    source.stdout.close()
-    vault_errors = source.stderr.read().decode(errors="replace")
-    source.wait()
+    with tempfile.TemporaryFile() as vault_errors:  # a file, not a pipe: nothing can block on Barman's messages
+        source = subprocess.Popen(
+            argv(vault, recover_stream_command(plan)), stdout=subprocess.PIPE, stderr=vault_errors
+        )
+        sink = subprocess.run(
+            argv(server, swap_in_command(version, databases, force), stdin=True),
+            stdin=source.stdout,
+            capture_output=True,
+            text=True,
+        )
+        source.stdout.close()
+        source.wait()
+        vault_errors.seek(0)
+        messages = vault_errors.read().decode(errors="replace").strip()
+    if sink.returncode == 3:  # the host refused (a database holds data); that cut the vault's stream too
+        raise PhoenixError(sink.stderr.strip()[-800:])
     if source.returncode != 0:
-        raise PhoenixError(f"{vault}: barman recover of {server} failed: {vault_errors.strip()[-800:]}")
+        raise PhoenixError(
+            f"{vault}: barman recover of {server} failed ({server}'s data directory was left as it was):"
+            f" {messages[-800:]}"
+        )
     if sink.returncode != 0:
         raise PhoenixError(f"{server}: the recovered data were not swapped in: {sink.stderr.strip()[-800:]}")
     return sink.stdout

@@ -84,8 +84,12 @@ def test_swap_in_refuses_a_database_holding_tables_unless_forced():
     assert "database links holds data" in careful and "--data force_restore=yes" in careful
     assert "holds data" not in forced
     for line in (careful, forced):
-        assert "systemctl stop postgresql@15-main" in line and "tar -x -C /var/lib/postgresql/15/main" in line
-        assert line.index("systemctl stop") < line.index("tar -x") < line.index("systemctl start")
+        assert "systemctl stop postgresql@15-main" in line and "tar -x -C /var/lib/postgresql/15/main.restoring" in line
+        # the whole stream is received before PostgreSQL stops: a broken stream leaves the old data in place
+        assert (
+            line.index("tar -x") < line.index("systemctl stop") < line.index("mv /var/lib/postgresql/15/main.restoring")
+        )
+        assert line.index("mv /var/lib/postgresql/15/main.restoring") < line.index("systemctl start")
 
 
 def test_the_newest_transaction_is_read_from_postgresqls_own_lines():
