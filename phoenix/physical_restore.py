@@ -132,15 +132,22 @@ def swap_in_command(version: int, databases: list[str], force: bool) -> str:
                 ' archive over it; to replace it, run again with --data force_restore=yes" >&2; exit 3; };'
             )
     incoming = f"{data}.restoring"
+    recovered = f'[ "$({psql} -c "SELECT pg_is_in_recovery()" 2>/dev/null)" = f ]'
+    # PostgreSQL did not come out of recovery: the previous data directory goes back, the failed one is kept
+    back = (
+        f"back() {{ tail -n +$((mark + 1)) {log} | tail -5 >&2; systemctl stop {service} || true;"
+        f" rm -rf {data}.failed-restore; mv {data} {data}.failed-restore; mv {data}.before-restore {data};"
+        f" systemctl start {service} || true; echo 'PostgreSQL did not finish the recovery; the previous data are"
+        f" back, the recovered copy is kept in {data}.failed-restore' >&2; exit 1; }};"
+    )
     return (
         f"set -e; cd /tmp; {checks} rm -rf {incoming}; install -d -o postgres -g postgres -m 0700 {incoming};"
         f" tar -x -C {incoming}; chown -R postgres:postgres {incoming};"  # all received before anything is replaced
+        f" mark=$(wc -l < {log} 2>/dev/null || echo 0); {back}"
         f" systemctl stop {service}; rm -rf {data}.before-restore; mv {data} {data}.before-restore;"
-        f" mv {incoming} {data}; mark=$(wc -l < {log} 2>/dev/null || echo 0); systemctl start {service};"
-        f' for i in $(seq 1800); do [ "$({psql} -c "SELECT pg_is_in_recovery()" 2>/dev/null)" = f ] && break;'
-        " sleep 1; done;"
-        f' [ "$({psql} -c "SELECT pg_is_in_recovery()")" = f ] || {{ echo "PostgreSQL did not finish recovery" >&2;'
-        " exit 1; };"
+        f" mv {incoming} {data}; systemctl start {service} || back;"
+        f" for i in $(seq 3600); do {recovered} && break; systemctl is-active --quiet {service} || back; sleep 1;"
+        f" done; {recovered} || back;"
         f' tail -n +$((mark + 1)) {log} | grep -E "recovery stopping|last completed transaction" || true;'
         f" rm -rf {data}.before-restore"
     )

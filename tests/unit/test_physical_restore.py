@@ -89,7 +89,9 @@ def test_swap_in_refuses_a_database_holding_tables_unless_forced():
         assert (
             line.index("tar -x") < line.index("systemctl stop") < line.index("mv /var/lib/postgresql/15/main.restoring")
         )
-        assert line.index("mv /var/lib/postgresql/15/main.restoring") < line.index("systemctl start")
+        assert "mv /var/lib/postgresql/15/main.restoring /var/lib/postgresql/15/main; systemctl start" in line
+        # a recovery that fails puts the previous data directory back
+        assert "mv /var/lib/postgresql/15/main.before-restore /var/lib/postgresql/15/main;" in line
 
 
 def test_the_newest_transaction_is_read_from_postgresqls_own_lines():
