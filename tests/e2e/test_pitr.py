@@ -55,7 +55,8 @@ def disaster(converged):
     assert sh("db1", "phoenix-backup run all --trigger scheduled").returncode == 0
     assert (
         sh(
-            "db1", f"{PSQL} -c 'CREATE TABLE pitr_rows (n integer PRIMARY KEY, written_at timestamptz NOT NULL)'"
+            "db1",
+            f"{PSQL} -c 'DROP TABLE IF EXISTS pitr_rows' -c 'CREATE TABLE pitr_rows (n integer PRIMARY KEY, written_at timestamptz NOT NULL)'",
         ).returncode
         == 0
     )  # noqa: E501

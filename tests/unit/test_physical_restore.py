@@ -120,3 +120,12 @@ def test_the_report_names_the_target_and_the_newest_transaction():
         "  postgres: recovered from the vault's archive (base backup 20261130T091326) to the newest point the"
         " archive holds; newest transaction restored: 2026-11-30 09:20:30.9+00"
     ) in text.splitlines()
+
+
+def test_the_newest_point_is_an_archive_recovery_to_the_end_of_the_wal():
+    newest = physical_restore.recover_stream_command(Plan("db1", "20261125T013000", DAY1))
+    targeted = physical_restore.recover_stream_command(Plan("db1", "20261125T013000", DAY1, restore_point="x"))
+
+    assert "touch /var/lib/barman/recover/db1/recovery.signal" in newest
+    assert "restore_command = 'false'" in newest and "--target" not in newest
+    assert "recovery.signal" not in targeted  # Barman writes the targeted recovery's settings itself
