@@ -53,13 +53,8 @@ def disaster(converged):
     """Writes a row a second for two minutes on db1, removes db1's container, restores it; returns the facts."""
     # db1's nightly restic run (its files job is restored from it), well before the writes start
     assert sh("db1", "phoenix-backup run all --trigger scheduled").returncode == 0
-    assert (
-        sh(
-            "db1",
-            f"{PSQL} -c 'DROP TABLE IF EXISTS pitr_rows' -c 'CREATE TABLE pitr_rows (n integer PRIMARY KEY, written_at timestamptz NOT NULL)'",
-        ).returncode
-        == 0
-    )  # noqa: E501
+    table = "CREATE TABLE pitr_rows (n integer PRIMARY KEY, written_at timestamptz NOT NULL)"
+    assert sh("db1", f"{PSQL} -c 'DROP TABLE IF EXISTS pitr_rows' -c '{table}'").returncode == 0
     writer = (
         f'for n in $(seq 1 {WRITES}); do {PSQL} -c "INSERT INTO pitr_rows VALUES ($n, clock_timestamp())";'
         " sleep 1; done"
