@@ -103,6 +103,9 @@ def recover_stream_command(plan: Plan) -> str:
         f' name=$(basename "$segment" .partial); wal={staging}/pg_wal/"$name";'
         ' [ -e "$wal" ] || cp "$segment" "$wal"; done'
     )
+    # every timeline's history, so that PostgreSQL promotes onto a timeline no earlier restore has used
+    histories = f' && for history in {BARMAN_HOME}/{plan.server}/wals/*.history; do [ -e "$history" ] || continue;'
+    histories += f' cp "$history" {staging}/pg_wal/; done'
     # the newest point: archive recovery to the end of the WAL in pg_wal (promoted on a new timeline), which also
     # makes PostgreSQL name the newest transaction it replayed; a target's recovery Barman configures itself
     newest = (
@@ -114,7 +117,7 @@ def recover_stream_command(plan: Plan) -> str:
         f"set -o pipefail; cd /tmp && rm -rf {staging} && mkdir -p {BARMAN_HOME}/recover && install -d -o barman"
         f" -g barman -m 0700 {staging} && {barman('-q', 'archive-wal', plan.server)} >&2"
         f" && {barman('recover', *target, plan.server, plan.backup_id, staging)} >&2"
-        f"{streamed}{newest} && tar -C {staging} -cf - . && rm -rf {staging}"
+        f"{streamed}{histories}{newest} && tar -C {staging} -cf - . && rm -rf {staging}"
     )
 
 
@@ -157,6 +160,16 @@ def swap_in_command(version: int, databases: list[str], force: bool) -> str:
         f" done; {recovered} || back;"
         f' tail -n +$((mark + 1)) {log} | grep -E "recovery stopping|last completed transaction" || true;'
         f" rm -rf {data}.before-restore"
+    )
+
+
+def reset_stream_command(server: str) -> str:
+    """Returns the shell line (root, on the vault) that points Barman's WAL stream at the restored server: the
+    old server's stream stopped, its position reset to the new server's (`receive-wal --reset`), restarted."""
+    return (
+        f"cd /tmp; {barman('receive-wal', '--stop', server)} >/dev/null 2>&1; for try in $(seq 15); do"
+        f" {barman('receive-wal', '--reset', server)} >/dev/null 2>&1 && break; sleep 2; done;"
+        " systemctl start phoenix-barman-cron.service"
     )
 
 
@@ -216,6 +229,7 @@ def stream(environment: Environment, server: str, plan: Plan, version: int, data
         )
     if sink.returncode != 0:
         raise PhoenixError(f"{server}: the recovered data were not swapped in: {sink.stderr.strip()[-800:]}")
+    subprocess.run(argv(vault, reset_stream_command(server)), capture_output=True, text=True, timeout=300)
     return sink.stdout
 
 

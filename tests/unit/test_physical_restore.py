@@ -129,3 +129,13 @@ def test_the_newest_point_is_an_archive_recovery_to_the_end_of_the_wal():
     assert "touch /var/lib/barman/recover/db1/recovery.signal" in newest
     assert "restore_command = 'false'" in newest and "--target" not in newest
     assert "recovery.signal" not in targeted  # Barman writes the targeted recovery's settings itself
+
+
+def test_every_timeline_history_goes_along_and_the_stream_follows_the_restored_server():
+    line = physical_restore.recover_stream_command(Plan("db1", "20261125T013000", DAY1))
+
+    assert "for history in /var/lib/barman/db1/wals/*.history" in line
+    assert line.index("*.history") < line.index("tar -C")
+    reset = physical_restore.reset_stream_command("db1")
+    assert "barman receive-wal --stop db1" in reset and "barman receive-wal --reset db1" in reset
+    assert reset.endswith("systemctl start phoenix-barman-cron.service")
