@@ -105,7 +105,7 @@ def recover_stream_command(plan: Plan) -> str:
     )
     # every timeline's history, so that PostgreSQL promotes onto a timeline no earlier restore has used
     histories = f' && for history in {BARMAN_HOME}/{plan.server}/wals/*.history; do [ -e "$history" ] || continue;'
-    histories += f' cp "$history" {staging}/pg_wal/; done'
+    histories += f' zcat -f "$history" > {staging}/pg_wal/"$(basename "$history")"; done'  # Barman gzips them
     # the newest point: archive recovery to the end of the WAL in pg_wal (promoted on a new timeline), which also
     # makes PostgreSQL name the newest transaction it replayed; a target's recovery Barman configures itself
     newest = (
