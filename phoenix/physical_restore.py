@@ -90,11 +90,12 @@ def recover_stream_command(plan: Plan) -> str:
     """Returns the shell line (root, on the vault) that recovers `plan` into a staging directory and writes it
     to stdout as one tar stream, Barman's messages to stderr."""
     staging = f"{BARMAN_HOME}/recover/{plan.server}"
-    target = []
+    # the newest timeline: after an earlier restore the server writes on a later one than its base backup's
+    target = ["--target-tli", "latest"]
     if plan.target_time is not None:
-        target = ["--target-time", plan.target_time.isoformat(sep=" "), "--target-action", "promote"]
+        target += ["--target-time", plan.target_time.isoformat(sep=" "), "--target-action", "promote"]
     elif plan.restore_point:
-        target = ["--target-name", plan.restore_point, "--target-action", "promote"]
+        target += ["--target-name", plan.restore_point, "--target-action", "promote"]
     streaming = f"{BARMAN_HOME}/{plan.server}/streaming"
     # segments streamed but not archived yet, and the one being streamed (.partial): PostgreSQL reads them from
     # pg_wal after the archive's, so the seconds before the disaster come back too
@@ -103,21 +104,11 @@ def recover_stream_command(plan: Plan) -> str:
         f' name=$(basename "$segment" .partial); wal={staging}/pg_wal/"$name";'
         ' [ -e "$wal" ] || cp "$segment" "$wal"; done'
     )
-    # every timeline's history, so that PostgreSQL promotes onto a timeline no earlier restore has used
-    histories = f' && for history in {BARMAN_HOME}/{plan.server}/wals/*.history; do [ -e "$history" ] || continue;'
-    histories += f' zcat -f "$history" > {staging}/pg_wal/"$(basename "$history")"; done'  # Barman gzips them
-    # the newest point: archive recovery to the end of the WAL in pg_wal (promoted on a new timeline), which also
-    # makes PostgreSQL name the newest transaction it replayed; a target's recovery Barman configures itself
-    newest = (
-        f" && touch {staging}/recovery.signal && echo \"restore_command = 'false'\" >> {staging}/postgresql.auto.conf"
-        if not target
-        else ""
-    )
     return (
         f"set -o pipefail; cd /tmp && rm -rf {staging} && mkdir -p {BARMAN_HOME}/recover && install -d -o barman"
         f" -g barman -m 0700 {staging} && {barman('-q', 'archive-wal', plan.server)} >&2"
         f" && {barman('recover', *target, plan.server, plan.backup_id, staging)} >&2"
-        f"{streamed}{histories}{newest} && tar -C {staging} -cf - . && rm -rf {staging}"
+        f"{streamed} && tar -C {staging} -cf - . && rm -rf {staging}"
     )
 
 

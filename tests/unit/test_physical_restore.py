@@ -64,7 +64,8 @@ def test_recovery_to_a_time_promotes_at_the_target_and_ships_the_streamed_segmen
 
     assert "runuser -u barman -- barman -q archive-wal db1 >&2" in line
     assert (
-        "runuser -u barman -- barman recover --target-time '2026-11-24 10:59:30+00:00' --target-action promote"
+        "runuser -u barman -- barman recover --target-tli latest --target-time '2026-11-24 10:59:30+00:00'"
+        " --target-action promote"
         " db1 20261123T013000 /var/lib/barman/recover/db1 >&2"
     ) in line
     assert "for segment in /var/lib/barman/db1/streaming/0*" in line and 'basename "$segment" .partial' in line
@@ -74,7 +75,7 @@ def test_recovery_to_a_time_promotes_at_the_target_and_ships_the_streamed_segmen
 def test_recovery_to_a_restore_point_names_it():
     line = physical_restore.recover_stream_command(Plan("db1", "20261125T013000", DAY1, restore_point="before v2"))
 
-    assert "--target-name 'before v2' --target-action promote db1 20261125T013000" in line
+    assert "--target-tli latest --target-name 'before v2' --target-action promote db1 20261125T013000" in line
 
 
 def test_swap_in_refuses_a_database_holding_tables_unless_forced():
@@ -122,20 +123,10 @@ def test_the_report_names_the_target_and_the_newest_transaction():
     ) in text.splitlines()
 
 
-def test_the_newest_point_is_an_archive_recovery_to_the_end_of_the_wal():
+def test_every_recovery_follows_the_newest_timeline_and_the_stream_follows_the_restored_server():
     newest = physical_restore.recover_stream_command(Plan("db1", "20261125T013000", DAY1))
-    targeted = physical_restore.recover_stream_command(Plan("db1", "20261125T013000", DAY1, restore_point="x"))
 
-    assert "touch /var/lib/barman/recover/db1/recovery.signal" in newest
-    assert "restore_command = 'false'" in newest and "--target" not in newest
-    assert "recovery.signal" not in targeted  # Barman writes the targeted recovery's settings itself
-
-
-def test_every_timeline_history_goes_along_and_the_stream_follows_the_restored_server():
-    line = physical_restore.recover_stream_command(Plan("db1", "20261125T013000", DAY1))
-
-    assert "for history in /var/lib/barman/db1/wals/*.history" in line
-    assert line.index("*.history") < line.index("tar -C")
+    assert "barman recover --target-tli latest db1 20261125T013000 /var/lib/barman/recover/db1" in newest
     reset = physical_restore.reset_stream_command("db1")
     assert "barman receive-wal --stop db1" in reset and "barman receive-wal --reset db1" in reset
     assert reset.endswith("systemctl start phoenix-barman-cron.service")
