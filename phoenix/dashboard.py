@@ -20,7 +20,7 @@ from jinja2 import Environment as Templates
 from jinja2 import FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from phoenix import drill_report
+from phoenix import archive_status, drill_report
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 from phoenix.status import Row, Status
@@ -92,7 +92,7 @@ def pin_rows(status: Status) -> list[dict]:
 
 
 def vault_lines(status: Status) -> list[str]:
-    """Returns a line per repository check and the vault's free disk space."""
+    """Returns a line per repository check, the vault's free disk space and a line per archived host (WAL lag)."""
     lines = []
     for client, entry in sorted(status.report["clients"].items()):
         check = entry.get("last_check")
@@ -102,7 +102,7 @@ def vault_lines(status: Status) -> list[str]:
     disk = status.report.get("disk")
     if disk:
         lines.append(f"vault disk: {human_bytes(disk['free_bytes'])} free of {human_bytes(disk['total_bytes'])}")
-    return lines
+    return lines + [archive_status.line(entry) for entry in status.archive]
 
 
 def drill_checks(drill: dict) -> list[dict] | None:

@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from phoenix import backup_plan, host_limit, inventory_checks, run_flags, sandbox_state, strict_yaml
+from phoenix import archive_plan, backup_plan, host_limit, inventory_checks, run_flags, sandbox_state, strict_yaml
 from phoenix.errors import PhoenixError, refuse
 from phoenix.secrets import Secrets, load_secrets
 
@@ -269,6 +269,12 @@ def pyinfra_hosts(
         for name, host in environment.hosts.items()
         if backup_plan.uses_vault(host)
     ]
+    archived = archive_plan.archived_hosts(environment.hosts)
+    vault = backup_plan.vault_host(environment.hosts)
+    archive_servers = [
+        {"name": name, "address": addresses[name], "version": environment.hosts[name]["postgres"]["version"]}
+        for name in archived
+    ]
     result = []
     for name, host in environment.hosts.items():
         database_host = host["app"]["database"]["host"]
@@ -286,6 +292,9 @@ def pyinfra_hosts(
             "backup_target": backup_plan.target(name, environment.hosts, connection_type),
             "vault_clients": vault_clients if "vault" in host["roles"] else [],
             "vault_server_name": backup_plan.vault_server_name(name, host, connection_type),
+            # archive_plan: the vault's address where Barman pulls from this host; the hosts the vault archives
+            "archive_vault_address": addresses[vault] if name in archived else "",
+            "archive_servers": archive_servers if "vault" in host["roles"] else [],
             "secrets": secrets,
             "stand_in": "",  # phoenix/stand_in.py: "<env>/<host>" when this host takes another's place
             "run_flags": flags,

@@ -1,0 +1,132 @@
+"""Point-in-time recovery from the vault's Barman archive: the plan, its refusals, the commands, the report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from phoenix import physical_restore
+from phoenix.errors import PhoenixError
+from phoenix.physical_restore import Plan
+from phoenix.restore_report import summary
+
+DAY1 = datetime(2026, 11, 23, 1, 30, 40, tzinfo=UTC)
+BACKUPS = [
+    {"backup_id": "20261123T013000", "status": "DONE", "end_time_timestamp": str(int(DAY1.timestamp()))},
+    {"backup_id": "20261124T013000", "status": "FAILED", "end_time_timestamp": str(int(DAY1.timestamp()) + 86400)},
+    {"backup_id": "20261125T013000", "status": "DONE", "end_time_timestamp": str(int(DAY1.timestamp()) + 2 * 86400)},
+]
+
+
+def test_no_finished_base_backup_means_the_dump_is_restored():
+    assert physical_restore.choose("db1", [], 7) is None
+    assert physical_restore.choose("db1", [BACKUPS[1]], 7) is None
+
+
+def test_the_newest_point_starts_from_the_newest_finished_base_backup():
+    plan = physical_restore.choose("db1", BACKUPS, 7)
+
+    assert plan.backup_id == "20261125T013000" and plan.target_time is None
+    assert plan.target() == "the newest point the archive holds"
+
+
+def test_a_target_time_starts_from_the_newest_base_backup_that_ended_before_it():
+    paris = timezone(timedelta(hours=1))
+    at = datetime(2026, 11, 24, 10, 59, 30, tzinfo=paris)
+
+    plan = physical_restore.choose("db1", BACKUPS, 7, at=at)
+
+    assert plan.backup_id == "20261123T013000" and plan.target_time == at
+    assert plan.target() == "2026-11-24 10:59:30+01:00"
+
+
+def test_a_target_before_the_window_is_refused_in_one_line_naming_the_oldest_point():
+    with pytest.raises(PhoenixError) as caught:
+        physical_restore.choose("db1", BACKUPS, 7, at=DAY1 - timedelta(seconds=1))
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message == (
+        "--data at=2026-11-23 01:30:39+00:00: outside db1's point-in-time window: the archive reaches back"
+        " to 2026-11-23 01:30:40 UTC (its oldest base backup; window 7 days), nothing earlier"
+    )
+
+
+def test_two_targets_are_refused():
+    with pytest.raises(PhoenixError, match="give one target, not both"):
+        physical_restore.choose("db1", BACKUPS, 7, at=DAY1 + timedelta(days=1), restore_point="pre-upgrade")
+
+
+def test_recovery_to_a_time_promotes_at_the_target_and_ships_the_streamed_segments():
+    at = datetime(2026, 11, 24, 10, 59, 30, tzinfo=UTC)
+    line = physical_restore.recover_stream_command(Plan("db1", "20261123T013000", DAY1, target_time=at))
+
+    assert "runuser -u barman -- barman -q archive-wal db1 >&2" in line
+    assert (
+        "runuser -u barman -- barman recover --target-tli latest --target-time '2026-11-24 10:59:30+00:00'"
+        " --target-action promote"
+        " db1 20261123T013000 /var/lib/barman/recover/db1 >&2"
+    ) in line
+    assert "for segment in /var/lib/barman/db1/streaming/0*" in line and 'basename "$segment" .partial' in line
+    assert line.endswith("tar -C /var/lib/barman/recover/db1 -cf - . && rm -rf /var/lib/barman/recover/db1")
+
+
+def test_recovery_to_a_restore_point_names_it():
+    line = physical_restore.recover_stream_command(Plan("db1", "20261125T013000", DAY1, restore_point="before v2"))
+
+    assert "--target-tli latest --target-name 'before v2' --target-action promote db1 20261125T013000" in line
+
+
+def test_swap_in_refuses_a_database_holding_tables_unless_forced():
+    careful = physical_restore.swap_in_command(15, ["links"], force=False)
+    forced = physical_restore.swap_in_command(15, ["links"], force=True)
+
+    assert "database links holds data" in careful and "--data force_restore=yes" in careful
+    assert "holds data" not in forced
+    for line in (careful, forced):
+        assert "systemctl stop postgresql@15-main" in line and "tar -x -C /var/lib/postgresql/15/main.restoring" in line
+        # the whole stream is received before PostgreSQL stops: a broken stream leaves the old data in place
+        assert (
+            line.index("tar -x") < line.index("systemctl stop") < line.index("mv /var/lib/postgresql/15/main.restoring")
+        )
+        assert "mv /var/lib/postgresql/15/main.restoring /var/lib/postgresql/15/main; systemctl start" in line
+        # a recovery that fails puts the previous data directory back
+        assert "mv /var/lib/postgresql/15/main.before-restore /var/lib/postgresql/15/main;" in line
+
+
+def test_the_newest_transaction_is_read_from_postgresqls_own_lines():
+    log = (
+        "2026-11-30 09:20:40 UTC [1] LOG:  recovery stopping before commit of transaction 751,"
+        " time 2026-11-30 09:20:31.5+00\n"
+        "2026-11-30 09:20:40 UTC [1] LOG:  redo done at 0/1B0001 system usage: CPU: user: 0.00 s;"
+        " last completed transaction was at log time 2026-11-30 09:20:30.9+00\n"
+    )
+
+    assert physical_restore.recovered_to(log) == "2026-11-30 09:20:30.9+00"
+    assert physical_restore.recovered_to(log.splitlines()[0]) == "2026-11-30 09:20:31.5+00"
+    assert physical_restore.recovered_to("") == ""
+
+
+def test_the_report_names_the_target_and_the_newest_transaction():
+    recovered = {
+        "target": "the newest point the archive holds",
+        "backup": "20261130T091326",
+        "newest_transaction": "2026-11-30 09:20:30.9+00",
+    }
+
+    text = summary("db1", {}, {"provision": 1.0}, recovered)
+
+    assert (
+        "  postgres: recovered from the vault's archive (base backup 20261130T091326) to the newest point the"
+        " archive holds; newest transaction restored: 2026-11-30 09:20:30.9+00"
+    ) in text.splitlines()
+
+
+def test_every_recovery_follows_the_newest_timeline_and_the_stream_follows_the_restored_server():
+    newest = physical_restore.recover_stream_command(Plan("db1", "20261125T013000", DAY1))
+
+    assert "barman recover --target-tli latest db1 20261125T013000 /var/lib/barman/recover/db1" in newest
+    reset = physical_restore.reset_stream_command("db1")
+    assert "barman receive-wal --stop db1" in reset and "barman receive-wal --reset db1" in reset
+    assert reset.endswith("systemctl start phoenix-barman-cron.service")
