@@ -101,13 +101,20 @@ def line(entry: dict) -> str:
     return f"archive of {entry['server']}: {newest} ({entry['newest'] or '-'}), {lag_text}, {check}"
 
 
-def report(environment: Environment, remote) -> list[dict]:
-    """Asks the environment's vault about every archived host; returns parse()'s entry for each."""
+def report(environment: Environment, remote, timeout: int = 120) -> list[dict]:
+    """Asks the environment's vault about every archived host; returns parse()'s entry for each (a vault that
+    does not answer within `timeout` seconds gives an entry whose barman check gave no answer)."""
     vault = backup_plan.vault_host(environment.hosts)
     entries = []
     for server in archive_plan.archived_hosts(environment.hosts):
-        result = subprocess.run(
-            [*remote(environment, vault), "bash", "-c", probe_command(server)], capture_output=True, text=True
-        )
-        entries.append(parse(server, result.stdout))
+        try:
+            output = subprocess.run(
+                [*remote(environment, vault), "bash", "-c", probe_command(server)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            ).stdout
+        except subprocess.TimeoutExpired:
+            output = ""
+        entries.append(parse(server, output))
     return entries

@@ -195,7 +195,7 @@ def gather(environment: Environment, given_report_dir: str = "") -> Status:
         drills = local
         vault_flags.append(f"the vault's drill history could not be read ({error}); showing this machine's only")
     drill_line, drill_flags = drill_report.last_drill(environment, drills, now)
-    archive = archive_status.report(environment, remote_command)
+    archive = archive_report(environment)
     vault_name = backup_plan.vault_host(environment.hosts)
     max_lag = environment.hosts[vault_name]["vault"]["pitr"]["max_lag_minutes"] if vault_name else 5
     archive_flags = [
@@ -204,14 +204,18 @@ def gather(environment: Environment, given_report_dir: str = "") -> Status:
     return Status(report, rows, vault_flags, drills, drill_line, drill_flags, archive, archive_flags)
 
 
+def archive_report(environment: Environment) -> list[dict]:
+    """Asks the environment's vault about every archived host's WAL archive (archive_status.report)."""
+    return archive_status.report(environment, remote_command)
+
+
 def run(inventory: str, as_json: bool) -> int:
     from phoenix.inventory import load_environment
 
     status = gather(load_environment(inventory))
     if as_json:
-        print(
-            json.dumps({"report": status.report, "drill": status.drill_line, "archive": status.archive, "flags": status.flags})
-        )
+        document = {"report": status.report, "drill": status.drill_line, "archive": status.archive}
+        print(json.dumps(document | {"flags": status.flags}))
     else:
         print(render(status.rows, status.vault_flags, status.report))
         lines = [archive_status.line(entry) for entry in status.archive]
