@@ -35,6 +35,10 @@ os.environ.setdefault("PHOENIX_STATE_DIR", str(REPOSITORY / ".phoenix"))
 # needs nothing an earlier file of another group leaves behind.
 XDIST_GROUPS = {
     "test_own_apps.py": "e2e-kinto-sandbox",
+    # group a, not b: b's first setup brings up its sandbox and then runs a whole drill (docs/ci.md: 1032 s
+    # against a's 702 s). test_pitr replaces db1 and restores it from the archive; test_recovery, after it,
+    # replaces web1 and needs only web1 and the vault
+    "test_pitr.py": "e2e-session-sandbox-a",
     "test_drill.py": "e2e-session-sandbox-b",
     "test_upgrade.py": "e2e-session-sandbox-b",
     "test_vault_faults.py": "e2e-session-sandbox-b",
