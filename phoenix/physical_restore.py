@@ -104,11 +104,20 @@ def recover_stream_command(plan: Plan) -> str:
         f' name=$(basename "$segment" .partial); wal={staging}/pg_wal/"$name";'
         ' [ -e "$wal" ] || cp "$segment" "$wal"; done'
     )
+    # the newest point: archive recovery to the end of the WAL in pg_wal (promoted on a new timeline), which also
+    # makes PostgreSQL name the newest transaction it replayed; without it PostgreSQL only runs crash recovery and
+    # names none. Barman configures a target's recovery itself (and may do so for a later timeline): left as it is
+    newest = (
+        f" && {{ [ -e {staging}/recovery.signal ] || {{ touch {staging}/recovery.signal"
+        f" && echo \"restore_command = 'false'\" >> {staging}/postgresql.auto.conf; }}; }}"
+        if plan.target_time is None and not plan.restore_point
+        else ""
+    )
     return (
         f"set -o pipefail; cd /tmp && rm -rf {staging} && mkdir -p {BARMAN_HOME}/recover && install -d -o barman"
         f" -g barman -m 0700 {staging} && {barman('-q', 'archive-wal', plan.server)} >&2"
         f" && {barman('recover', *target, plan.server, plan.backup_id, staging)} >&2"
-        f"{streamed} && tar -C {staging} -cf - . && rm -rf {staging}"
+        f"{streamed}{newest} && tar -C {staging} -cf - . && rm -rf {staging}"
     )
 
 

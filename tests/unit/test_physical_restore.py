@@ -127,6 +127,17 @@ def test_every_recovery_follows_the_newest_timeline_and_the_stream_follows_the_r
     newest = physical_restore.recover_stream_command(Plan("db1", "20261125T013000", DAY1))
 
     assert "barman recover --target-tli latest db1 20261125T013000 /var/lib/barman/recover/db1" in newest
+    # archive recovery to the end of the WAL (so PostgreSQL names the newest transaction), unless Barman set one up
+    staging = "/var/lib/barman/recover/db1"
+    assert (
+        f"[ -e {staging}/recovery.signal ] || {{ touch {staging}/recovery.signal"
+        f" && echo \"restore_command = 'false'\" >> {staging}/postgresql.auto.conf; }}"
+    ) in newest
+    assert newest.index("recovery.signal") > newest.index("barman recover") and newest.index(
+        "recovery.signal"
+    ) < newest.index("tar -C")
+    at = datetime(2026, 11, 24, 10, 59, 30, tzinfo=UTC)
+    assert "recovery.signal" not in physical_restore.recover_stream_command(Plan("db1", "x", DAY1, target_time=at))
     reset = physical_restore.reset_stream_command("db1")
     assert "barman receive-wal --stop db1" in reset and "barman receive-wal --reset db1" in reset
     assert reset.endswith("systemctl start phoenix-barman-cron.service")
