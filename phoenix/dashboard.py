@@ -23,8 +23,8 @@ from markupsafe import Markup
 from phoenix import archive_status, drill_report
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
-from phoenix.status import Row, Status
-from phoenix.units import age, duration, human_bytes, step_durations
+from phoenix.status import Row, Status, vault_lines, when
+from phoenix.units import age, duration, step_durations
 
 TEMPLATE = "dashboard.html.j2"
 
@@ -40,12 +40,6 @@ class Sources:
     backups: list[dict] | None
     drill: dict | None
     problem: str = ""
-
-
-def _when(entry: dict | None, now: datetime) -> str:
-    if not entry:
-        return "none"
-    return f"{entry['time'][:16].replace('T', ' ')} ({age(entry['time'], now)} ago)"
 
 
 def row_state(row: Row, limit_hours: float) -> tuple[str, str]:
@@ -74,8 +68,8 @@ def backup_rows(environment: Environment, status: Status) -> list[dict]:
                 "job": row.job,
                 "state": state,
                 "state_text": text,
-                "latest": _when(row.latest, status.now),
-                "latest_verified": _when(row.latest_verified, status.now),
+                "latest": when(row.latest, status.now),
+                "latest_verified": when(row.latest_verified, status.now),
                 "gap": "-" if row.unverified_hours is None else duration(row.unverified_hours * 3600),
                 "notes": notes,
             }
@@ -85,24 +79,15 @@ def backup_rows(environment: Environment, status: Status) -> list[dict]:
 
 def pin_rows(status: Status) -> list[dict]:
     return [
-        {"host": row.host, "job": row.job, "run": pin["run"], "taken": _when(pin, status.now), "reason": pin["reason"]}
+        {"host": row.host, "job": row.job, "run": pin["run"], "taken": when(pin, status.now), "reason": pin["reason"]}
         for row in status.rows
         for pin in row.pins
     ]
 
 
-def vault_lines(status: Status) -> list[str]:
-    """Returns a line per repository check, the vault's free disk space and a line per archived host (WAL lag)."""
-    lines = []
-    for client, entry in sorted(status.report["clients"].items()):
-        check = entry.get("last_check")
-        if check:
-            result = "passed" if check["ok"] and not check.get("problems") else "FAILED"
-            lines.append(f"check of {client}'s repository: {result} at {check['time'][:16].replace('T', ' ')}")
-    disk = status.report.get("disk")
-    if disk:
-        lines.append(f"vault disk: {human_bytes(disk['free_bytes'])} free of {human_bytes(disk['total_bytes'])}")
-    return lines + [archive_status.line(entry) for entry in status.archive]
+def archived_vault_lines(status: Status) -> list[str]:
+    """Returns status's vault lines (repository checks, disk) and a line per archived host (WAL lag)."""
+    return vault_lines(status.report) + [archive_status.line(entry) for entry in status.archive]
 
 
 def drill_checks(drill: dict) -> list[dict] | None:
@@ -150,7 +135,7 @@ def page(sources: Sources, generated: datetime, command: str) -> dict:
         "flags": flags,
         "backups": backup_rows(environment, status) if status else [],
         "backups_error": "" if status else f"backup status not gathered: {sources.problem}",
-        "vault_lines": vault_lines(status) if status else [],
+        "vault_lines": archived_vault_lines(status) if status else [],
         "pins": pin_rows(status) if status else [],
         "pins_none": "no pinned backups" if status else "pins not gathered (the vault was not asked)",
         "drill_heading": "This drill" if sources.drill else "Last drill",

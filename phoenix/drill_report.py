@@ -127,11 +127,6 @@ def render_history(entries: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def status_flags(environment: Environment, now: datetime, given_report_dir: str = "") -> tuple[str, list[str]]:
-    """Returns (a line on the last drill, flags) for `phoenix status`, from the local history."""
-    return last_drill(environment, history(report_dir(environment, given_report_dir), environment.name), now)
-
-
 def last_drill(environment: Environment, entries: list[dict], now: datetime) -> tuple[str, list[str]]:
     """Given the environment's drills (oldest first) and the clock, returns (a line on the last drill, flags):
     it failed, it is older than drill.max_age_days, or there is none."""

@@ -3,8 +3,8 @@
 A real environment's secrets live in inventories/secrets/<env>.yml.age (ASCII-armoured age),
 encrypted to the public keys in inventories/secrets/<env>.recipients and decrypted with the
 operator's identity file (PHOENIX_AGE_IDENTITY, default ~/.config/phoenix/age-identity.txt).
-A throwaway environment generates its secrets once into the local state directory (mode 0600)
-so that every converge of the same sandbox sees the same values.
+A throwaway environment generates its secrets once into the local state directory (mode 0600),
+one file per sandbox, so that every converge of the same sandbox sees the same values.
 """
 
 from __future__ import annotations
@@ -256,8 +256,17 @@ def self_signed_certificate(name: str, days: int = 3650) -> tuple[str, str]:
     return certificate_pem, key_pem
 
 
+def generated_secrets_stem(environment: Environment) -> str:
+    """Names a throwaway environment's generated secrets file: <env> for the sandbox its inventory
+    names, <env>@<sandbox> for another (PHOENIX_SANDBOX, CI's parallel workers). Two sandboxes of one
+    inventory built at once would otherwise overwrite each other's passwords between converges."""
+    if environment.sandbox_name in ("", environment.connection.get("sandbox")):
+        return environment.name
+    return f"{environment.name}@{environment.sandbox_name}"
+
+
 def generated_secrets(name: str, required: list[str], vault_name: str | None = None) -> Secrets:
-    """Returns the throwaway secrets of environment `name`, generating any not made yet.
+    """Returns the throwaway secrets stored under `name`, generating any not made yet.
 
     Values already in the file are kept, so every converge of the same sandbox sees the same.
     """
@@ -311,7 +320,7 @@ def load_secrets(environment: Environment) -> Secrets:
     """Returns the secrets of `environment`; raises PhoenixError listing any that are missing."""
     required = required_secret_keys(environment)
     if environment.throwaway:
-        return generated_secrets(environment.name, required, vault_certificate_name(environment))
+        return generated_secrets(generated_secrets_stem(environment), required, vault_certificate_name(environment))
     encrypted, _ = secrets_paths(environment.path, environment.name)
     values = decrypt_yaml(encrypted, read_identity(identity_path()))
     errors = missing_secret_errors(values, required, str(encrypted))

@@ -86,7 +86,7 @@ def stand_in_hosts(
     source_secrets = load_secrets(source)
     lenders = {data["phoenix_host"]: data for _, data in pyinfra_hosts(source, source_secrets)}
     drill = Path(target_path).with_suffix(".yml").resolve() == source.path.resolve()
-    own = source if drill else load(target_path)
+    own = source if drill else load(target_path, target_sandbox)
     secrets = source_secrets if drill else load_secrets(own)
     target = replace(
         own, connection={"type": "docker", "sandbox": target_sandbox}, sandbox_name=target_sandbox, throwaway=True

@@ -111,7 +111,8 @@ def ignored_pin_lines(report: dict) -> list[str]:
     ]
 
 
-def _when(entry: dict | None, now: datetime) -> str:
+def when(entry: dict | None, now: datetime) -> str:
+    """Given a run (or pin) and the clock, returns "2026-11-30 10:59 (12m ago)", or "none"."""
     if not entry:
         return "none"
     return f"{_time(entry['time'])} ({age(entry['time'], now)} ago)"
@@ -128,20 +129,27 @@ def render(rows: list[Row], vault_flags: list[str], report: dict) -> str:
             notes.append(f"{row.incomplete} incomplete run(s), never counted as good")
         gap = "-" if row.unverified_hours is None else duration(row.unverified_hours * 3600)
         lines.append(
-            f"{row.host:8} {row.job:14} {_when(row.latest, now):28} {_when(row.latest_verified, now):28} {gap:6}"
+            f"{row.host:8} {row.job:14} {when(row.latest, now):28} {when(row.latest_verified, now):28} {gap:6}"
             f" {'; '.join(notes)}"
         )
+    lines += vault_lines(report)
+    lines += ignored_pin_lines(report)
+    lines += [f"!! {flag}" for flag in vault_flags]
+    return "\n".join(lines)
+
+
+def vault_lines(report: dict) -> list[str]:
+    """Given the vault's report, returns a line per repository check and one on the vault's free disk space."""
+    lines = []
     for client, entry in sorted(report["clients"].items()):
         check = entry.get("last_check")
         if check:
             result = "passed" if check["ok"] and not check.get("problems") else "FAILED"
-            lines.append(f"check of {client}'s repository: {result} at {check['time'][:16].replace('T', ' ')}")
+            lines.append(f"check of {client}'s repository: {result} at {_time(check['time'])}")
     disk = report.get("disk")
     if disk:
         lines.append(f"vault disk: {human_bytes(disk['free_bytes'])} free of {human_bytes(disk['total_bytes'])}")
-    lines += ignored_pin_lines(report)
-    lines += [f"!! {flag}" for flag in vault_flags]
-    return "\n".join(lines)
+    return lines
 
 
 @dataclass

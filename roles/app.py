@@ -99,7 +99,7 @@ def migrate_command(app: dict) -> str:
         return ""
     where = paths(app)
     migrate = app["migrate_command"].format(python=where["python"], config=where["config"])
-    return f"cd {where['home']} && {_load_environment(app)}runuser -u {app['name']} -- {migrate}"
+    return f"{_as_app_user(app)} {migrate}"
 
 
 def static_command(app: dict) -> str:
@@ -113,10 +113,12 @@ def static_command(app: dict) -> str:
         f"app {app['name']}: the static command `{app['static_command']}` (app.static_command) failed:"
         " correct the command, or app.static_dir and the settings it reads"
     )
-    return (
-        f"cd {where['home']} && {_load_environment(app)}runuser -u {app['name']} -- {collect}"
-        f" || {{ echo {shlex.quote(failed)} >&2; exit 1; }}"
-    )
+    return f"{_as_app_user(app)} {collect} || {{ echo {shlex.quote(failed)} >&2; exit 1; }}"
+
+
+def _as_app_user(app: dict) -> str:
+    """The shell words before a command the app's user runs in its home with app.environment exported."""
+    return f"cd {paths(app)['home']} && {_load_environment(app)}runuser -u {app['name']} --"
 
 
 def _load_environment(app: dict) -> str:

@@ -219,11 +219,11 @@ def app_at_inventory_release(converged) -> LiveSandbox:
 
 @pytest.fixture(scope="session")
 def generated_secrets():
-    """The throwaway secrets the sandbox environment was deployed with."""
-    from phoenix.inventory import load_environment
+    """The throwaway secrets the sandbox environment was deployed with (those of this worker's sandbox)."""
     from phoenix.secrets import load_secrets
+    from phoenix.stand_in import load
 
-    return load_secrets(load_environment(REPOSITORY / "inventories" / "sandbox.yml"))
+    return load_secrets(load(REPOSITORY / "inventories" / "sandbox.yml", SANDBOX_NAME))
 
 
 def drill_sandbox() -> str:

@@ -102,13 +102,17 @@ def test_a_damaged_history_line_is_named(tmp_path):
 )
 def test_status_flags_a_failed_or_old_drill(shop, tmp_path, age_days, passed, flags):
     drill_report.write_report(tmp_path, report(NOW - timedelta(days=age_days), passed), "x")
-    line, found = drill_report.status_flags(shop, NOW, str(tmp_path))
+    line, found = drill_report.last_drill(
+        shop, drill_report.history(drill_report.report_dir(shop, str(tmp_path)), shop.name), NOW
+    )
     assert line.startswith(f"last drill: {(NOW - timedelta(days=age_days)).strftime('%Y-%m-%d %H:%M')}")
     assert [flag.split(" (")[0] for flag in found] == flags
 
 
 def test_status_flags_an_environment_never_drilled(shop, tmp_path):
-    line, flags = drill_report.status_flags(shop, NOW, str(tmp_path))
+    line, flags = drill_report.last_drill(
+        shop, drill_report.history(drill_report.report_dir(shop, str(tmp_path)), shop.name), NOW
+    )
     assert line == "last drill: never"
     assert flags == [f"no drill recorded (run `phoenix drill {shop.path.with_suffix('.py')}`)"]
 

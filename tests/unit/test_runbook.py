@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
+from datetime import UTC, datetime
+
 import pytest
 
-from phoenix import runbook
+from phoenix import cli, run_flags, runbook
 from phoenix.inventory import load_environment
 
 
@@ -53,3 +56,25 @@ def test_the_by_hand_database_restore_uses_stock_restic_on_the_vault_and_pg_rest
 def test_the_html_runbook_is_escaped(shop):
     page = runbook.html_page(runbook.markdown(shop))
     assert "<script" not in page and "&lt;host&gt;" in page
+
+
+def _runbook_commands(text: str) -> list[list[str]]:
+    """Every indented code line of the runbook that runs a Phoenix tool, split as the shell would."""
+    lines = [line.strip() for line in text.splitlines() if line.startswith("    .venv/bin/")]
+    return [shlex.split(line) for line in lines]
+
+
+def test_every_pyinfra_command_of_the_runbook_takes_only_flags_its_entry_point_declares(shop):
+    commands = [words for words in _runbook_commands(runbook.markdown(shop)) if words[0].endswith("/pyinfra")]
+    assert len(commands) >= 5
+    for words in commands:
+        entry_point = next(word for word in words if word.endswith(".py") and "/" not in word)
+        given = [tuple(words[i + 1].split("=", 1)) for i, word in enumerate(words) if word == "--data"]
+        run_flags.parse(entry_point, given, now=datetime(2026, 11, 30, tzinfo=UTC))  # raises on a rotten flag
+
+
+def test_every_phoenix_command_of_the_runbook_is_one_the_cli_accepts(shop):
+    commands = [words for words in _runbook_commands(runbook.markdown(shop)) if words[0].endswith("/phoenix")]
+    assert {words[1] for words in commands} >= {"drill", "status", "report", "pins", "unpin"}
+    for words in commands:
+        cli.parser().parse_args(words[1:])  # SystemExit(2) on an unknown verb or argument

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import stat
@@ -218,6 +219,28 @@ def test_throwaway_secrets_are_generated_once_and_kept_private(write_inventory, 
     generated = tmp_path / "state" / "secrets" / "play.yml"
     assert first.source == str(generated)
     assert stat.S_IMODE(generated.stat().st_mode) == 0o600
+
+
+def test_two_sandboxes_of_one_throwaway_inventory_keep_their_own_secrets(write_inventory, tmp_path):
+    """CI's parallel workers each build a sandbox of inventories/sandbox.yml at once: one worker's first
+    converge must not overwrite the passwords another worker's hosts already run with."""
+    path = write_inventory(
+        "environment: {name: play, throwaway: true}\nconnection: {type: docker, sandbox: play}\nhosts:\n"
+        "  web1: {roles: [nginx, app, postgres]}\n  vault1: {roles: [vault]}\n",
+        name="play",
+    )
+    own = load_environment(path)
+    first_worker = dataclasses.replace(own, sandbox_name="ci-gw1")
+    second_worker = dataclasses.replace(own, sandbox_name="ci-gw2")
+
+    sandboxes = (own, first_worker, second_worker)
+    built = [load_secrets(environment).get("restic_passwords.web1") for environment in sandboxes]
+    converged_again = [load_secrets(environment).get("restic_passwords.web1") for environment in sandboxes]
+
+    assert len(set(built)) == 3
+    assert converged_again == built
+    assert load_secrets(own).source == str(tmp_path / "state" / "secrets" / "play.yml")  # the inventory's own sandbox
+    assert load_secrets(first_worker).source == str(tmp_path / "state" / "secrets" / "play@ci-gw1.yml")
 
 
 def test_secrets_init_makes_identity_recipient_and_template(repository, capsys):
