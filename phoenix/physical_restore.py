@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from phoenix import backup_plan
+from phoenix import archive_plan, backup_plan
 from phoenix.commands import barman
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
@@ -229,8 +229,62 @@ def stream(environment: Environment, server: str, plan: Plan, version: int, data
         )
     if sink.returncode != 0:
         raise PhoenixError(f"{server}: the recovered data were not swapped in: {sink.stderr.strip()[-800:]}")
-    subprocess.run(argv(vault, reset_stream_command(server)), capture_output=True, text=True, timeout=300)
     return sink.stdout
+
+
+def barman_files(environment: Environment, secrets) -> list[tuple[str, str, str, str]]:
+    """Returns the vault's Barman files that name the archived hosts' addresses, as deploy.py renders them from
+    the hosts' addresses now: (path, content, owner, mode)."""
+    from phoenix.inventory import archive_servers, host_addresses
+
+    vault = backup_plan.vault_host(environment.hosts)
+    servers = archive_servers(environment, host_addresses(environment))
+    settings = environment.hosts[vault]["vault"]
+    files = [
+        (
+            f"{archive_plan.BARMAN_CONFIG_DIRECTORY}/{server['name']}.conf",
+            archive_plan.server_config(server["name"], server["address"], settings, server["version"]),
+            "root",
+            "0644",
+        )
+        for server in servers
+    ]
+    return files + [(f"{BARMAN_HOME}/.pgpass", archive_plan.pgpass(servers, secrets), archive_plan.BARMAN_USER, "0600")]
+
+
+def replace_file_command(path: str, owner: str, mode: str) -> str:
+    """Returns the shell line (root) that makes `path` hold its stdin, owned by `owner` with `mode`, unless it
+    already does; prints `changed` when it replaced it."""
+    return (
+        f"set -e; new=$(mktemp); cat > $new; if cmp -s $new {shlex.quote(path)}; then rm -f $new; else"
+        f" install -o {owner} -g {owner} -m {mode} $new {shlex.quote(path)}; rm -f $new; echo changed; fi"
+    )
+
+
+def follow(environment: Environment, server: str, secrets, remote) -> bool:
+    """Points the vault's Barman at restored host `server` as it is now: its files rewritten from the hosts'
+    addresses (a replacement server may have a new one; deploy.py would write the same), then its WAL stream
+    reset to the restored server. Returns True when a file changed (Barman had another address)."""
+    vault = backup_plan.vault_host(environment.hosts)
+    changed = False
+    for path, content, owner, mode in barman_files(environment, secrets):
+        result = subprocess.run(
+            [*remote(environment, vault, with_stdin=True), "bash", "-c", replace_file_command(path, owner, mode)],
+            input=content,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise PhoenixError(f"{vault}: could not update {path} for {server}'s new address: {result.stderr[-400:]}")
+        changed = changed or "changed" in result.stdout
+    subprocess.run(
+        [*remote(environment, vault), "bash", "-c", reset_stream_command(server)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return changed
 
 
 def run(host_name: str, plan: Plan, data, force: bool, results: dict) -> None:
@@ -242,9 +296,11 @@ def run(host_name: str, plan: Plan, data, force: bool, results: dict) -> None:
     environment = environment_of(data.phoenix_inventory)
     databases = backup_plan.databases_served(host_name, environment.hosts)
     output = stream(environment, host_name, plan, data.postgres["version"], databases, force, remote_command)
+    repointed = follow(environment, host_name, data.secrets, remote_command)
     results[host_name] = {
         "target": plan.target(),
         "backup": plan.backup_id,
         "backup_end": plan.backup_end.isoformat(),
         "newest_transaction": recovered_to(output),
+        "barman_repointed": repointed,
     }

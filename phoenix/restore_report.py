@@ -23,6 +23,7 @@ def recovery_line(recovered: dict) -> str:
     return (
         f"  postgres: recovered from the vault's archive (base backup {recovered['backup']}) to {recovered['target']};"
         f" newest transaction restored: {newest}"
+        + ("; the vault's Barman now pulls from this host's new address" if recovered.get("barman_repointed") else "")
     )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from phoenix import physical_restore
+from phoenix import archive_plan, physical_restore
 from phoenix.errors import PhoenixError
 from phoenix.physical_restore import Plan
 from phoenix.restore_report import summary
@@ -141,3 +142,41 @@ def test_every_recovery_follows_the_newest_timeline_and_the_stream_follows_the_r
     reset = physical_restore.reset_stream_command("db1")
     assert "barman receive-wal --stop db1" in reset and "barman receive-wal --reset db1" in reset
     assert reset.endswith("systemctl start phoenix-barman-cron.service")
+
+
+def test_a_replacement_server_at_a_new_address_is_followed_by_the_vaults_barman(
+    write_inventory, shop_inventory_text, tmp_path
+):
+    from phoenix.inventory import load_environment, pyinfra_hosts
+    from phoenix.secrets import Secrets
+
+    secrets = Secrets({"replication_passwords": {"db1": "pw"}}, "test secrets")
+    moved = load_environment(write_inventory(shop_inventory_text.replace("address: 10.0.0.3", "address: 10.0.0.9")))
+
+    files = {
+        path: (content, owner, mode) for path, content, owner, mode in physical_restore.barman_files(moved, secrets)
+    }
+
+    # what deploy.py would write on the vault for the inventory as it is now: a later converge changes nothing
+    vault = dict(pyinfra_hosts(moved, secrets))["vault1"]
+    (archived,) = vault["archive_servers"]
+    assert files["/etc/barman.d/db1.conf"] == (
+        archive_plan.server_config("db1", "10.0.0.9", vault["vault"], archived["version"]),
+        "root",
+        "0644",
+    )
+    assert files["/var/lib/barman/.pgpass"] == (archive_plan.pgpass([archived], secrets), "barman", "0600")
+    assert "conninfo = host=10.0.0.9 " in files["/etc/barman.d/db1.conf"][0]
+
+
+def test_a_barman_file_is_replaced_only_when_its_content_differs(tmp_path):
+    target = tmp_path / "db1.conf"
+    target.write_text("conninfo = host=10.0.0.3\n")
+    owner = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+    line = physical_restore.replace_file_command(str(target), owner, "0600")
+
+    first = subprocess.run(["bash", "-c", line], input="conninfo = host=10.0.0.9\n", capture_output=True, text=True)
+    again = subprocess.run(["bash", "-c", line], input="conninfo = host=10.0.0.9\n", capture_output=True, text=True)
+
+    assert (first.returncode, first.stdout.strip(), again.returncode, again.stdout.strip()) == (0, "changed", 0, "")
+    assert target.read_text() == "conninfo = host=10.0.0.9\n" and oct(target.stat().st_mode & 0o777) == "0o600"
