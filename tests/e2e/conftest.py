@@ -72,7 +72,7 @@ def pyinfra_argv(*arguments: str) -> list[str]:
     return [str(Path(sys.executable).with_name("pyinfra")), "-y", *arguments]
 
 
-def run_pyinfra(*arguments: str) -> subprocess.CompletedProcess:
+def run_pyinfra(*arguments: str, timeout: int = 900) -> subprocess.CompletedProcess:
     """Runs pyinfra against the e2e sandbox's inventory; returns the finished process."""
     return subprocess.run(
         pyinfra_argv(*arguments),
@@ -80,7 +80,7 @@ def run_pyinfra(*arguments: str) -> subprocess.CompletedProcess:
         env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX_NAME),
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
     )
 
 
@@ -111,7 +111,8 @@ def run_phoenix(*arguments: str, timeout: int = 900, **variables: str) -> subpro
 
 def converge(*extra: str) -> tuple[dict, subprocess.CompletedProcess]:
     """Runs deploy.py with --json; returns (parsed results, process)."""
-    process = run_pyinfra("--json", *extra, "inventories/sandbox.py", "deploy.py")
+    # a first converge installs every package and takes the vault's first base backups: about 17 min at load 32
+    process = run_pyinfra("--json", *extra, "inventories/sandbox.py", "deploy.py", timeout=1800)
     assert process.returncode == 0, f"converge failed:\n{process.stderr[-6000:]}"
     return json.loads(process.stdout), process
 
