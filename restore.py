@@ -1,13 +1,20 @@
 """Rebuild a server and bring its data back: `pyinfra inventories/prod.py restore.py [--limit HOST]`.
 
     --data snapshot=ID          a run id or snapshot id (`phoenix status`); `latest` = the default
-    --data at="2026-11-20 18:00"  the newest complete backup at or before that time (UTC by default)
+    --data at="2026-11-29 10:59:30+01:00"  point-in-time recovery to that second (UTC without an offset);
+                                files from the newest complete run at or before it
+    --data restore_point=NAME   point-in-time recovery to a named restore point (pg_create_restore_point)
     --data allow_older=yes      when the vault's check found the newest complete run bad, restore the
                                 newest good one (refused otherwise, before anything changes)
     --data force_restore=yes    replace a database that holds data (refused otherwise)
     --data restore_report=PATH  also write the timings and what was restored as JSON ({host} in PATH: per host)
 
-Default: each job's newest complete run (it has its manifest), verified by the vault or not yet:
+An archived PostgreSQL (postgres.archive, the default with a vault) comes back from the vault's Barman
+archive, to the newest point it holds (the WAL streamed up to the disaster) or to the target given:
+`barman recover` on the vault, its data directory piped through this machine into the new host. A
+host without a base backup in the archive restores its newest logical dump instead (docs/backups.md).
+
+Default for the dumps and files: each job's newest complete run (it has its manifest), verified by the vault or not yet:
 its data are checked against the manifest while restoring, and a run that does not match stops
 restore.py on that host before the app starts, naming the run. A run the vault found bad is never
 restored silently: falling back to an older one needs allow_older=yes and is said on one line.
@@ -24,19 +31,21 @@ import sys
 from pyinfra import host
 from pyinfra.operations import files, python, server
 
-from phoenix import backup_plan, restore_plan, restore_report
+from phoenix import backup_plan, physical_restore, restore_plan, restore_report
 from phoenix.commands import make_restore_db_command, make_restore_files_command
 from phoenix.errors import PhoenixError, refuse
 from roles import app, backup, base, firewall, nginx, postgres, tls, vault
 
 NAME = host.data.phoenix_host
 try:
-    CHOSEN = restore_plan.for_host(host.data)
+    PHYSICAL = restore_plan.physical_for_host(host.data)
+    CHOSEN = restore_plan.for_host(host.data, physical=PHYSICAL is not None)
 except PhoenixError as error:
     refuse(f"phoenix: restore.py stopped before changing anything on {NAME}:\n{error}")
 for fallback in [run["fallback"] for run in CHOSEN.values() if run.get("fallback")]:
     print(f"phoenix: {fallback}: restoring that one (allow_older=yes)", file=sys.stderr)
 FORCE = bool(host.data.run_flags["force_restore"])
+RECOVERED: dict[str, dict] = {}  # host -> what the archive's recovery reached (physical_restore.run)
 clock = restore_plan.Clock()
 
 python.call(name="Restore: start the clock", function=clock.start, host_name=NAME)
@@ -52,7 +61,17 @@ python.call(name="Restore: time the provisioning", function=clock.lap, host_name
 
 # Database jobs first, then the file sets, in one fixed order on every host: pyinfra orders
 # operations by their place in this file, and a loop mixing both kinds would order them differently.
-database_jobs = [job for job in host.data.backup_jobs if job["kind"] == "db"]
+if PHYSICAL is not None:
+    python.call(
+        name=f"Restore PostgreSQL from the vault's archive: base backup {PHYSICAL.backup_id}, to {PHYSICAL.target()}",
+        function=physical_restore.run,
+        host_name=NAME,
+        plan=PHYSICAL,
+        data=host.data,
+        force=FORCE,
+        results=RECOVERED,
+    )
+database_jobs = [job for job in host.data.backup_jobs if job["kind"] == "db" and PHYSICAL is None]
 for job in database_jobs:
     run = CHOSEN[job["name"]]
     server.shell(
@@ -86,4 +105,5 @@ python.call(
     chosen={job["name"]: CHOSEN[job["name"]] for job in database_jobs + file_jobs},
     report_path=host.data.run_flags["restore_report"] or "",
     clock=clock,
+    recovered=RECOVERED,
 )

@@ -49,3 +49,49 @@ def make_vault_pin_arguments(run: str, reason: str, by: str, client: str | None 
     """Given a run (id or snapshot id), why, who asks and the client it belongs to (None: the vault finds it),
     returns the `phoenix-vault` arguments that pin the run."""
     return ["pin", run, *(["--client", client] if client else []), "--reason", reason, "--by", by]
+
+
+def barman(*arguments: str) -> str:
+    """Given barman's arguments, returns the line that runs it as the barman user (its files stay its own)."""
+    return f"runuser -u barman -- barman {shlex.join(arguments)}"
+
+
+def make_first_base_backup_command(server: str, conninfo: str, tries: int = 60, wait_seconds: int = 300) -> str:
+    """Given an archived host and Barman's connection string to it, returns the line that starts its WAL
+    stream (creating the replication slot), closes WAL segments until the archive holds a complete one
+    (Barman 3.4's switch-wal wants a superuser; its role may checkpoint and switch), then takes the first
+    base backup. Set-up only: on a user's timeline archive_timeout closes the segments."""
+    cron = "systemctl start phoenix-barman-cron.service"
+    switch = (
+        f"runuser -u barman -- psql -X -q {shlex.quote(conninfo)} -c CHECKPOINT -c 'SELECT pg_switch_wal()' >/dev/null"
+    )
+    archived = f"ls /var/lib/barman/{shlex.quote(server)}/wals/*/0* >/dev/null 2>&1"  # a complete segment
+    return (
+        f"cd /tmp && {cron} && archived=no && for try in $(seq {tries}); do {switch}; sleep 2; {cron};"
+        f" if {archived}; then archived=yes; break; fi; done"
+        f" && {{ [ $archived = yes ] || {{ echo 'no WAL from {server} reached the archive' >&2; exit 1; }}; }}"
+        f" && {barman('backup', '--wait', '--wait-timeout', str(wait_seconds), server)}"
+    )
+
+
+def restore_point_name(host: str, started: str) -> str:
+    """Given the upgraded host and the upgrade's start (ISO time), returns the name of its restore point."""
+    stamp = "".join(character for character in started[:19] if character.isalnum())
+    return f"pre-upgrade-{host}-{stamp}Z"
+
+
+def make_restore_point_command(name: str) -> str:
+    """Given a restore point's name (letters, digits, dashes), returns the line that names the present moment of the
+    host's PostgreSQL so (`restore.py --data restore_point=NAME` goes back to it)."""
+    sql = f"SELECT pg_create_restore_point('{name}')"
+    return f"runuser -u postgres -- psql -X -v ON_ERROR_STOP=1 -tA -c {shlex.quote(sql)}"
+
+
+def make_barman_keep_command(server: str, backup: str = "latest") -> str:
+    """Given an archived host and a base backup id (latest: the newest), returns the line (root, on the vault) that
+    keeps that base backup and the WAL that makes it consistent whatever the retention window says, and prints
+    which backup it kept."""
+    return (
+        f"cd /tmp && {barman('keep', '--target', 'full', server, backup)}"
+        f" && {barman('list-backups', '--minimal', server)} | head -1"
+    )

@@ -20,7 +20,7 @@ from jinja2 import Environment as Templates
 from jinja2 import FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from phoenix import drill_report
+from phoenix import archive_status, drill_report
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 from phoenix.status import Row, Status, vault_lines, when
@@ -85,6 +85,11 @@ def pin_rows(status: Status) -> list[dict]:
     ]
 
 
+def archived_vault_lines(status: Status) -> list[str]:
+    """Returns status's vault lines (repository checks, disk) and a line per archived host (WAL lag)."""
+    return vault_lines(status.report) + [archive_status.line(entry) for entry in status.archive]
+
+
 def drill_checks(drill: dict) -> list[dict] | None:
     """Returns the drill's checks: from the record itself, else from its JSON report when that file is
     on this machine; None when neither has them."""
@@ -130,7 +135,7 @@ def page(sources: Sources, generated: datetime, command: str) -> dict:
         "flags": flags,
         "backups": backup_rows(environment, status) if status else [],
         "backups_error": "" if status else f"backup status not gathered: {sources.problem}",
-        "vault_lines": vault_lines(status.report) if status else [],
+        "vault_lines": archived_vault_lines(status) if status else [],
         "pins": pin_rows(status) if status else [],
         "pins_none": "no pinned backups" if status else "pins not gathered (the vault was not asked)",
         "drill_heading": "This drill" if sources.drill else "Last drill",

@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from phoenix import backup_plan, host_limit, inventory_checks, run_flags, sandbox_state, strict_yaml
+from phoenix import archive_plan, backup_plan, host_limit, inventory_checks, run_flags, sandbox_state, strict_yaml
 from phoenix.errors import PhoenixError, refuse
 from phoenix.secrets import Secrets, load_secrets
 
@@ -235,6 +235,14 @@ def host_addresses(environment: Environment) -> dict[str, str]:
     return {name: host["address"] or host["ssh"]["host"] for name, host in environment.hosts.items()}
 
 
+def archive_servers(environment: Environment, addresses: dict[str, str]) -> list[dict]:
+    """Given every host's address, returns the hosts the vault's Barman archives as {name, address, version}."""
+    return [
+        {"name": name, "address": addresses[name], "version": environment.hosts[name]["postgres"]["version"]}
+        for name in archive_plan.archived_hosts(environment.hosts)
+    ]
+
+
 def _connection_name(environment: Environment, name: str) -> str:
     if environment.connection["type"] == "docker":
         return f"@docker/{sandbox_state.container_name(environment.sandbox_name, name)}"
@@ -270,6 +278,9 @@ def pyinfra_hosts(
         for name, host in environment.hosts.items()
         if backup_plan.uses_vault(host)
     ]
+    archived = archive_plan.archived_hosts(environment.hosts)
+    vault = backup_plan.vault_host(environment.hosts)
+    servers = archive_servers(environment, addresses)
     result = []
     for name, host in environment.hosts.items():
         database_host = host["app"]["database"]["host"]
@@ -287,6 +298,9 @@ def pyinfra_hosts(
             "backup_target": backup_plan.target(name, environment.hosts, connection_type),
             "vault_clients": vault_clients if "vault" in host["roles"] else [],
             "vault_server_name": backup_plan.vault_server_name(name, host, connection_type),
+            # archive_plan: the vault's address where Barman pulls from this host; the hosts the vault archives
+            "archive_vault_address": addresses[vault] if name in archived else "",
+            "archive_servers": servers if "vault" in host["roles"] else [],
             "secrets": secrets,
             "stand_in": "",  # phoenix/stand_in.py: "<env>/<host>" when this host takes another's place
             "run_flags": flags,

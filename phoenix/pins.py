@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import getpass
 import socket
+import subprocess
 from datetime import datetime
 
-from phoenix.commands import make_vault_pin_arguments
+from phoenix import archive_plan, backup_plan
+from phoenix.commands import make_barman_keep_command, make_vault_pin_arguments
 from phoenix.errors import PhoenixError
 from phoenix.inventory import load_environment
 from phoenix.units import age
-from phoenix.vault_client import ask_vault
+from phoenix.vault_client import ask_vault, remote_command
 
 
 def render(document: dict) -> str:
@@ -48,9 +50,26 @@ def who_am_i() -> str:
 def pin(inventory: str, run: str, reason: str) -> int:
     if not reason.strip():
         raise PhoenixError("pin: --reason must say why the run must be kept; it is logged on the vault")
-    pinned = ask_vault(load_environment(inventory), *make_vault_pin_arguments(run, reason, who_am_i()))
+    environment = load_environment(inventory)
+    pinned = ask_vault(environment, *make_vault_pin_arguments(run, reason, who_am_i()))
     print(f"pinned {pinned['client']} run {pinned['run']}: '{pinned['pin']}' (logged on the vault: by {pinned['by']})")
+    if pinned["client"] in archive_plan.archived_hosts(environment.hosts):
+        kept = keep_newest_base_backup(environment, pinned["client"])
+        print(f"kept {pinned['client']}'s newest base backup {kept} in the vault's archive (barman keep)")
     return 0
+
+
+def keep_newest_base_backup(environment, client: str) -> str:
+    """Keeps the newest base backup of an archived host on the vault (`barman keep --target full`); returns its
+    id; raises PhoenixError when Barman refuses."""
+    vault = backup_plan.vault_host(environment.hosts)
+    command = [*remote_command(environment, vault), "bash", "-c", make_barman_keep_command(client)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise PhoenixError(
+            f"{vault}: barman keep of {client}'s newest base backup failed: {result.stderr.strip()[-300:]}"
+        )
+    return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "latest"
 
 
 def unpin(inventory: str, run: str, reason: str) -> int:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from phoenix import backup_plan, physical_restore
 from phoenix.errors import PhoenixError
 from phoenix.inventory import environment_of
 from phoenix.units import age, duration
-from phoenix.vault_client import vault_runs
+from phoenix.vault_client import remote_command, vault_runs
 
 
 def choose(
@@ -82,8 +83,43 @@ def _newest_good(candidates: list[dict], name: str, allow_older: bool, now: date
     return {**good[-1], "fallback": line}
 
 
-def for_host(data) -> dict[str, dict]:
-    """Given a host's pyinfra data, returns {job: run} restore.py restores there ({} without backups)."""
+def physical_for_host(data):
+    """Given a host's pyinfra data, returns the physical_restore.Plan of its PostgreSQL, or None when the dump is
+    restored instead (not archived, no base backup in the vault's Barman yet, or `--data snapshot` names a run);
+    raises PhoenixError for a target outside the archive's window."""
+    flags = data.run_flags
+    if (
+        not data.archive_vault_address
+        or "postgres" not in data.roles
+        or (flags["snapshot"] or "") not in ("", "latest")
+    ):
+        if flags["restore_point"]:
+            raise PhoenixError(
+                f"--data restore_point={flags['restore_point']}: {data.phoenix_host}'s PostgreSQL is not archived"
+                " by the vault (postgres.archive), so it has no restore points; use --data at or --data snapshot"
+            )
+        return None
+    environment = environment_of(data.phoenix_inventory)
+    vault = backup_plan.vault_host(environment.hosts)
+    backups = physical_restore.list_backups(environment, data.phoenix_host, remote_command)
+    plan = physical_restore.choose(
+        data.phoenix_host,
+        backups,
+        environment.hosts[vault]["vault"]["pitr"]["window_days"],
+        at=flags["at"],
+        restore_point=flags["restore_point"] or "",
+    )
+    if plan is None and flags["restore_point"]:
+        raise PhoenixError(
+            f"--data restore_point={flags['restore_point']}: the vault's archive holds no base backup of"
+            f" {data.phoenix_host} yet"
+        )
+    return plan
+
+
+def for_host(data, physical: bool = False) -> dict[str, dict]:
+    """Given a host's pyinfra data, returns {job: run} restore.py restores there ({} without backups); with
+    `physical`, its database jobs are left out (the archive restores its PostgreSQL)."""
     if not data.backup_jobs:
         return {}
     if not data.backup_target["vault"]:
@@ -91,7 +127,7 @@ def for_host(data) -> dict[str, dict]:
         raise PhoenixError(f"{data.phoenix_host}: restore.py restores from a Phoenix vault, not from {target}")
     environment = environment_of(data.phoenix_inventory)
     listing = vault_runs(environment, data.phoenix_host)
-    jobs = [job["name"] for job in data.backup_jobs]
+    jobs = [job["name"] for job in data.backup_jobs if not (physical and job["kind"] == "db")]
     flags = data.run_flags
     return choose(
         listing["runs"],

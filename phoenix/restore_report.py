@@ -17,9 +17,20 @@ from phoenix.units import duration, step_durations
 RESTORE_REPORT_DIRECTORY = "/var/lib/phoenix/restore"
 
 
-def summary(host_name: str, restored: dict[str, dict], steps: dict[str, float]) -> str:
-    """Given a host, each job's host-side report and the step durations, returns the text printed for it."""
-    lines = []
+def recovery_line(recovered: dict) -> str:
+    """Given what the archive's recovery reached (physical_restore.run), returns the line saying so."""
+    newest = recovered["newest_transaction"] or "none named by PostgreSQL (no transaction since the base backup)"
+    return (
+        f"  postgres: recovered from the vault's archive (base backup {recovered['backup']}) to {recovered['target']};"
+        f" newest transaction restored: {newest}"
+        + ("; the vault's Barman now pulls from this host's new address" if recovered.get("barman_repointed") else "")
+    )
+
+
+def summary(host_name: str, restored: dict[str, dict], steps: dict[str, float], recovered: dict | None = None) -> str:
+    """Given a host, each job's host-side report, the step durations and what the archive's recovery reached
+    (None: no recovery from the archive), returns the text printed for it."""
+    lines = [recovery_line(recovered)] if recovered else []
     for job, report in restored.items():
         lines.append(f"  {job}: {describe(report)}")
         if report.get("previous_restore"):
@@ -29,13 +40,17 @@ def summary(host_name: str, restored: dict[str, dict], steps: dict[str, float]) 
     return f"\n{host_name}: restored\n" + "\n".join(lines) + "\n"
 
 
-def write_document(report_path: str, host_name: str, steps: dict, restored: dict, chosen: dict) -> None:
+def write_document(
+    report_path: str, host_name: str, steps: dict, restored: dict, chosen: dict, recovered: dict | None = None
+) -> None:
     """Writes the host's restore as JSON to report_path ({host} in it replaced by the host's name)."""
-    document = {"host": host_name, "steps": steps, "restored": restored, "chosen": chosen}
+    document = {"host": host_name, "steps": steps, "restored": restored, "chosen": chosen, "recovered": recovered}
     Path(report_path.replace("{host}", host_name)).write_text(json.dumps(document, indent=2))
 
 
-def report(state, host, host_name: str, chosen: dict, report_path: str, clock: Clock) -> None:
+def report(
+    state, host, host_name: str, chosen: dict, report_path: str, clock: Clock, recovered: dict | None = None
+) -> None:
     """The report, as a pyinfra callback: prints what was restored, from the host's own reports, and the step
     durations; also writes them to report_path when one is given."""
     restored = {}
@@ -43,6 +58,7 @@ def report(state, host, host_name: str, chosen: dict, report_path: str, clock: C
         _, output = host.run_shell_command(f"cat {RESTORE_REPORT_DIRECTORY}/{job}.json")
         restored[job] = json.loads(output.stdout)
     steps = clock.steps[host_name]
-    print(summary(host_name, restored, steps), file=sys.stderr, flush=True)
+    archive = (recovered or {}).get(host_name)
+    print(summary(host_name, restored, steps, archive), file=sys.stderr, flush=True)
     if report_path:
-        write_document(report_path, host_name, steps, restored, chosen)
+        write_document(report_path, host_name, steps, restored, chosen, archive)

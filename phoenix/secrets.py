@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pyrage
 import yaml
 
-from phoenix import backup_plan, strict_yaml
+from phoenix import archive_plan, backup_plan, strict_yaml
 from phoenix.errors import PhoenixError
 from phoenix.sandbox_state import state_root
 
@@ -185,6 +185,7 @@ RANDOM_SECRET_BYTES = {
     "database_passwords": 24,
     "restic_passwords": 32,
     "vault_credentials": 24,
+    "replication_passwords": 24,
 }
 
 
@@ -294,6 +295,7 @@ def required_secret_keys(environment: Environment) -> list[str]:
         if "nginx" in host["roles"] and host["site"]["tls"] == "provided" and not environment.throwaway:
             keys.update({"tls_certificate", "tls_private_key"})
     keys.update(backup_plan.secret_keys(environment.hosts))
+    keys.update(archive_plan.secret_keys(environment.hosts))
     return sorted(keys)
 
 

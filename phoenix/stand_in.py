@@ -108,6 +108,7 @@ def stand_in_hosts(
             backup_target=lender["backup_target"],
             backup_jobs=[{**job, "ping_url": ""} for job in lender["backup_jobs"]],
             stand_in=f"{source.name}/{name}",
+            archive_vault_address="",  # the source's vault archives the source host, never its stand-in
             secrets=secrets.borrowing(source_secrets, backup_secret_keys(name)),
         )
         result.append((connection, data))

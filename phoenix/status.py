@@ -14,11 +14,11 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from phoenix import backup_plan, drill_report
+from phoenix import archive_status, backup_plan, drill_report
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 from phoenix.units import age, duration, human_bytes
-from phoenix.vault_client import vault_drills, vault_report
+from phoenix.vault_client import remote_command, vault_drills, vault_report
 
 
 @dataclass
@@ -156,7 +156,7 @@ def vault_lines(report: dict) -> list[str]:
 class Status:
     """What `phoenix status` and `phoenix report` show, gathered once: the vault's report, a row per host
     and job, the vault-wide flags, and the environment's drills (oldest first) with the line and flags on
-    the last one."""
+    the last one, and the WAL archive's entry per archived host with its flags."""
 
     report: dict
     rows: list[Row]
@@ -164,6 +164,8 @@ class Status:
     drills: list[dict]
     drill_line: str
     drill_flags: list[str]
+    archive: list[dict] = field(default_factory=list)  # archive_status.report's entry per archived host
+    archive_flags: list[str] = field(default_factory=list)  # "archive of db1: ..." one line each
 
     @property
     def now(self) -> datetime:
@@ -171,22 +173,26 @@ class Status:
 
     @property
     def flags(self) -> list[str]:
-        """Every flag, one line each: the vault's, each job's ("web1/files: ..."), the drill's ("drill: ...")."""
+        """Every flag, one line each: the vault's, each job's ("web1/files: ..."), the drill's ("drill: ..."),
+        the archive's ("archive of db1: ...")."""
         flags = self.vault_flags + [f"{row.host}/{row.job}: {flag}" for row in self.rows for flag in row.flags]
-        return flags + [f"drill: {flag}" for flag in self.drill_flags]
+        return flags + [f"drill: {flag}" for flag in self.drill_flags] + self.archive_flags
 
     @property
     def failing(self) -> bool:
-        """True when `phoenix status` exits 1: a job flagged, a check failed, an object quarantined, a drill flag."""
+        """True when `phoenix status` exits 1: a job flagged, a check failed, an object quarantined, a drill flag,
+        an archive flag."""
         failing = ("FAILED", "QUARANTINED")
         vault_failing = any(word in flag for flag in self.vault_flags for word in failing)
-        return any(row.flags for row in self.rows) or vault_failing or bool(self.drill_flags)
+        flagged = any(row.flags for row in self.rows) or vault_failing or bool(self.drill_flags)
+        return flagged or bool(self.archive_flags)
 
 
 def gather(environment: Environment, given_report_dir: str = "") -> Status:
     """Given an environment, asks its vault for the backups' status and the shared drill history, merged
     with this machine's (drills/history.jsonl, the cache); returns the Status. Raises PhoenixError when
-    the vault cannot be asked or the local history is damaged."""
+    the vault cannot be asked or the local history is damaged. Asks the vault's Barman about every archived
+    host too (one remote command each)."""
     report = vault_report(environment)
     rows, vault_flags = evaluate(environment, report)
     now = datetime.fromisoformat(report["now"])
@@ -197,7 +203,18 @@ def gather(environment: Environment, given_report_dir: str = "") -> Status:
         drills = local
         vault_flags.append(f"the vault's drill history could not be read ({error}); showing this machine's only")
     drill_line, drill_flags = drill_report.last_drill(environment, drills, now)
-    return Status(report, rows, vault_flags, drills, drill_line, drill_flags)
+    archive = archive_report(environment)
+    vault_name = backup_plan.vault_host(environment.hosts)
+    max_lag = environment.hosts[vault_name]["vault"]["pitr"]["max_lag_minutes"] if vault_name else 5
+    archive_flags = [
+        f"archive of {entry['server']}: {flag}" for entry in archive for flag in archive_status.flags(entry, max_lag)
+    ]
+    return Status(report, rows, vault_flags, drills, drill_line, drill_flags, archive, archive_flags)
+
+
+def archive_report(environment: Environment) -> list[dict]:
+    """Asks the environment's vault about every archived host's WAL archive (archive_status.report)."""
+    return archive_status.report(environment, remote_command)
 
 
 def run(inventory: str, as_json: bool) -> int:
@@ -205,8 +222,12 @@ def run(inventory: str, as_json: bool) -> int:
 
     status = gather(load_environment(inventory))
     if as_json:
-        print(json.dumps({"report": status.report, "drill": status.drill_line, "flags": status.flags}))
+        document = {"report": status.report, "drill": status.drill_line, "archive": status.archive}
+        print(json.dumps(document | {"flags": status.flags}))
     else:
         print(render(status.rows, status.vault_flags, status.report))
+        lines = [archive_status.line(entry) for entry in status.archive]
+        if lines or status.archive_flags:
+            print("\n".join(lines + [f"!! {flag}" for flag in status.archive_flags]))
         print(status.drill_line + "".join(f"\n!! {flag}" for flag in status.drill_flags))
     return 1 if status.failing else 0

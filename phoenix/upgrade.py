@@ -33,7 +33,9 @@ from phoenix.commands import (
     make_marker_write_command,
     make_restore_db_command,
     make_restore_files_command,
+    make_restore_point_command,
     make_vault_pin_arguments,
+    restore_point_name,
 )
 from phoenix.errors import PhoenixError
 from phoenix.inventory import environment_of
@@ -114,6 +116,7 @@ class Plan:
     expected_schema_command: str  # prints the schema version the release expects ("" to skip)
     commands: dict[str, str]  # install (with {wheel}), migrate, start, stop, health_wait, installed_wheel[, static]
     markers: dict[str, str]  # installed, migrated[, static]: marker paths on the app host
+    restore_point: bool = False  # the database host is archived: name the moment the upgrade began
 
 
 @dataclass
@@ -252,6 +255,11 @@ class Upgrade:
         self.say(
             f"{self.plan.host}: pinned " + ", ".join(f"{k} run {v}" for k, v in self.record["pinned_runs"].items())
         )
+        if self.plan.restore_point:
+            name = restore_point_name(self.plan.host, self.record["started"])
+            self.shells[self.plan.database_host].run(make_restore_point_command(name))
+            self.record["restore_point"] = name
+            self.say(f"{self.plan.database_host}: restore point {name} names the moment the upgrade began")
 
     def _wait_verified(self) -> None:
         for name in self.plan.timers:
@@ -449,6 +457,11 @@ def describe(record: dict) -> str:
     if record.get("pinned_runs"):
         pins = ", ".join(f"{what} run {run}" for what, run in record["pinned_runs"].items())
         lines.append(f"  pre-upgrade backup (pinned: {record.get('pin', '')}): {pins}")
+    if record.get("restore_point"):
+        lines.append(
+            f"  restore point: {record['restore_point']} (restore.py --data restore_point={record['restore_point']}"
+            " brings the database back to exactly that moment)"
+        )
     if record.get("error"):
         lines.append(f"  reason: {headline(Exception(record['error']))}")
     steps = record.get("steps", {})

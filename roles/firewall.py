@@ -8,13 +8,17 @@ from pyinfra.operations import apt, files, server, systemd
 def open_ports(data) -> dict:
     """Given a host's data, returns {"public": [tcp ports], "database": [addresses], "vault": {...} or None}.
 
+    The database port is open to the app hosts using it and to the vault that archives it (Barman).
     The vault's port is open to vault.allow_from, or to everyone (its logins and TLS guard it).
     """
     public = [data.ssh["port"]]
     if "nginx" in data.roles:
         public += [80, 443]
     public += data.firewall["extra_tcp_ports"]
-    database = sorted({client["address"] for client in data.postgres_clients if client["address"] != "127.0.0.1"})
+    database = {client["address"] for client in data.postgres_clients if client["address"] != "127.0.0.1"}
+    if data.archive_vault_address:
+        database.add(data.archive_vault_address)  # the vault's Barman pulls base backups and WAL
+    database = sorted(database)
     vault = None
     if "vault" in data.roles:
         vault = {"port": data.vault["port"], "sources": sorted(data.vault["allow_from"])}

@@ -2,9 +2,11 @@
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, systemd
+from pyinfra.facts.server import Command
+from pyinfra.operations import apt, files, server, systemd
 
-from roles.operations import postgres_database, postgres_login_role
+from phoenix import archive_plan
+from roles.operations import as_postgres, postgres_database, postgres_login_role
 
 
 @deploy("PostgreSQL")
@@ -13,7 +15,9 @@ def apply() -> None:
     config_directory = f"/etc/postgresql/{version}/main"
     clients = host.data.postgres_clients
     apt.packages(name="Install PostgreSQL", packages=[f"postgresql-{version}"], no_recommends=True)
-    remote = any(client["address"] != "127.0.0.1" for client in clients)
+    # empty: not archived; the vault's Barman connects with TLS (Debian's cluster has ssl on, snakeoil certificate)
+    archive_from = host.data.archive_vault_address
+    remote = archive_from or any(client["address"] != "127.0.0.1" for client in clients)
     listen = files.template(
         name="PostgreSQL listen addresses",
         src="templates/postgres/etc/postgresql/main/conf.d/phoenix.conf.j2",
@@ -22,6 +26,8 @@ def apply() -> None:
         group="postgres",
         mode="0644",
         listen_addresses="*" if remote else "localhost",
+        archive=bool(archive_from),
+        archive_timeout=host.data.postgres["archive_timeout_seconds"],
     )
     access = files.template(
         name="PostgreSQL client access (pg_hba.conf)",
@@ -31,6 +37,8 @@ def apply() -> None:
         group="postgres",
         mode="0640",
         clients=clients,
+        archive_from=archive_from,
+        archive_role=archive_plan.REPLICATION_ROLE,
     )
     service = f"postgresql@{version}-main"
     systemd.service(name="PostgreSQL running", service=service, running=True, enabled=True)
@@ -49,3 +57,13 @@ def apply() -> None:
         )
     for database, owner in sorted({(client["database"], client["user"]) for client in clients}):
         postgres_database(name=f"Database {database}", database=database, owner=owner)
+    if archive_from:
+        postgres_login_role(
+            name=f"Archive role {archive_plan.REPLICATION_ROLE} (the vault's Barman)",
+            role=archive_plan.REPLICATION_ROLE,
+            password=host.data.secrets.get(f"replication_passwords.{host.data.phoenix_host}"),
+        )
+        granted = host.get_fact(Command, command=archive_plan.rights_check_command())
+        if granted != "t":
+            server.shell(name="Archive role rights: replication, backup, restore points",
+                         commands=[as_postgres(archive_plan.grants_sql())])  # fmt: skip

@@ -97,6 +97,7 @@ def plan_for(data, wheel: Path, inventory) -> safe_upgrade.Plan:
             "migrated": where["migrated_marker"],
             "static": where["static_marker"],
         },
+        restore_point=bool(database_data.archive_vault_address),
     )
 
 

@@ -38,6 +38,10 @@ os.environ.setdefault("PHOENIX_STATE_DIR", str(REPOSITORY / ".phoenix"))
 # needs nothing an earlier file of another group leaves behind.
 XDIST_GROUPS = {
     "test_own_apps.py": "e2e-kinto-sandbox",
+    # group a, not b: b's first setup brings up its sandbox and then runs a whole drill (docs/ci.md: 1032 s
+    # against a's 702 s). test_pitr replaces db1 and restores it from the archive; test_recovery, after it,
+    # replaces web1 and needs only web1 and the vault
+    "test_pitr.py": "e2e-session-sandbox-a",
     "test_drill.py": "e2e-session-sandbox-b",
     "test_upgrade.py": "e2e-session-sandbox-b",
     "test_vault_faults.py": "e2e-session-sandbox-b",
@@ -71,7 +75,7 @@ def pyinfra_argv(*arguments: str) -> list[str]:
     return [str(Path(sys.executable).with_name("pyinfra")), "-y", *arguments]
 
 
-def run_pyinfra(*arguments: str) -> subprocess.CompletedProcess:
+def run_pyinfra(*arguments: str, timeout: int = 900) -> subprocess.CompletedProcess:
     """Runs pyinfra against the e2e sandbox's inventory; returns the finished process."""
     return subprocess.run(
         pyinfra_argv(*arguments),
@@ -79,7 +83,7 @@ def run_pyinfra(*arguments: str) -> subprocess.CompletedProcess:
         env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX_NAME),
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
     )
 
 
@@ -137,7 +141,8 @@ def from_runbook(program: str, builder: Callable[..., list[str]], *values: str) 
 
 def converge(*extra: str) -> tuple[dict, subprocess.CompletedProcess]:
     """Runs deploy.py with --json; returns (parsed results, process)."""
-    process = run_pyinfra("--json", *extra, "inventories/sandbox.py", "deploy.py")
+    # a first converge installs every package and takes the vault's first base backups: about 17 min at load 32
+    process = run_pyinfra("--json", *extra, "inventories/sandbox.py", "deploy.py", timeout=1800)
     assert process.returncode == 0, f"converge failed:\n{process.stderr[-6000:]}"
     return json.loads(process.stdout), process
 

@@ -196,11 +196,12 @@ def test_static_files_served_by_nginx(converged):
     assert "Expires" in headers  # set by nginx's location, not by the app
 
 
-def test_firewall_admits_database_only_from_its_app_host(converged):
+def test_firewall_admits_database_only_from_its_app_host_and_the_archiving_vault(converged):
     probe = "timeout 3 bash -c '</dev/tcp/db1/5432' && echo open || echo closed"
     from_app_host = converged["web2"]["testinfra"].run(probe).stdout.strip()
     from_other_host = converged["web1"]["testinfra"].run(probe).stdout.strip()
-    assert (from_app_host, from_other_host) == ("open", "closed")
+    from_vault = converged["vault1"]["testinfra"].run(probe).stdout.strip()  # its Barman pulls WAL and backups
+    assert (from_app_host, from_other_host, from_vault) == ("open", "closed", "open")
     rules = converged["db1"]["testinfra"].run("nft list table inet phoenix").stdout
     assert "policy drop" in rules
 

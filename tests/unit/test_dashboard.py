@@ -110,3 +110,17 @@ def test_the_default_page_goes_to_the_drill_report_directory(shop, monkeypatch):
 def test_a_single_drill_is_plotted_on_a_scale_of_days_not_years():
     svg = plots.drill_history_svg(drills(1, last_passed=True))
     assert points(svg, "rto-total") == 1 and "2027" not in svg and "Nov-19" in svg
+
+
+def test_the_page_shows_each_archived_hosts_wal_lag(shop):
+    status = sources(shop).status
+    status.archive = [
+        {
+            "server": "db1", "received_seconds_ago": 600, "newest": "00000001000000000000001C",
+            "current": "00000001000000000000001C", "caught_up": True, "failed_checks": [],
+        }
+    ]  # fmt: skip
+    text = dashboard.render_html(dashboard.page(dashboard.Sources(shop, status, status.drills, [], None), NOW, "x"))
+    assert (
+        "archive of db1: newest WAL received 10m ago (00000001000000000000001C), caught up, barman check passed" in text
+    )

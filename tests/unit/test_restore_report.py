@@ -36,4 +36,10 @@ def test_the_json_report_goes_to_the_path_with_the_host_named_in_it(tmp_path):
     write_document(str(tmp_path / "restore-{host}.json"), "web1", STEPS, {"files": FILES}, {"files": {"run": "r"}})
 
     document = json.loads((tmp_path / "restore-web1.json").read_text())
-    assert document == {"host": "web1", "steps": STEPS, "restored": {"files": FILES}, "chosen": {"files": {"run": "r"}}}
+    assert document == {
+        "host": "web1",
+        "steps": STEPS,
+        "restored": {"files": FILES},
+        "chosen": {"files": {"run": "r"}},
+        "recovered": None,
+    }

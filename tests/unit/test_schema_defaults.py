@@ -29,6 +29,8 @@ COMPUTED_HOST_DATA = {
     "backup_target",
     "vault_clients",
     "vault_server_name",
+    "archive_vault_address",
+    "archive_servers",
     "secrets",
     "stand_in",
     "run_flags",  # the run's own --data flags (phoenix/run_flags.yaml), not inventory settings

@@ -41,6 +41,7 @@ tls_private_key: |
   MIIEexample
   -----END PRIVATE KEY-----
 restic_passwords: {web1: r1, db1: r2}
+replication_passwords: {db1: a1}
 vault_credentials: {web1: v1, db1: v2}
 vault_tls_certificate: |
   -----BEGIN CERTIFICATE-----
@@ -146,6 +147,7 @@ def test_missing_required_secrets_are_all_listed_with_their_keys(write_inventory
 
     assert str(caught.value).splitlines() == [
         f"{encrypted}: missing secret 'database_passwords.links'",
+        f"{encrypted}: missing secret 'replication_passwords.db1'",
         f"{encrypted}: missing secret 'restic_passwords.db1'",
         f"{encrypted}: missing secret 'restic_passwords.web1'",
         f"{encrypted}: missing secret 'tls_certificate'",
@@ -255,6 +257,7 @@ def test_secrets_init_makes_identity_recipient_and_template(repository, capsys):
     assert recipients.read_text().startswith("# ")
     assert decrypt_yaml(encrypted, identity) == {
         "database_passwords": {"links": ""},
+        "replication_passwords": {"db1": ""},
         "restic_passwords": {"db1": "", "web1": ""},
         "vault_credentials": {"db1": "", "web1": ""},
         "session_secret": "",

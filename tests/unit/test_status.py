@@ -99,6 +99,7 @@ def test_status_shows_the_last_drill_a_colleague_recorded_on_the_vault(shop, mon
         shop, latest="2026-11-20T13:00:00+00:00", verified="2026-11-20T13:00:00+00:00", unverified_since=None
     )
     monkeypatch.setattr(status_verb, "vault_report", lambda environment: report)
+    monkeypatch.setattr(status_verb, "archive_report", lambda environment: [])
     shared = [drill_record("2026-11-19T04:00:00+00:00", False)]  # run on another control machine
     monkeypatch.setattr(status_verb, "vault_drills", lambda environment: shared)
 
@@ -113,6 +114,7 @@ def test_status_falls_back_to_this_machines_drills_when_the_vault_has_no_shared_
         shop, latest="2026-11-20T13:00:00+00:00", verified="2026-11-20T13:00:00+00:00", unverified_since=None
     )
     monkeypatch.setattr(status_verb, "vault_report", lambda environment: report)
+    monkeypatch.setattr(status_verb, "archive_report", lambda environment: [])
 
     def old_vault(environment):
         raise PhoenixError("vault1: `phoenix-vault drills` failed: invalid choice: 'drills'")
@@ -127,3 +129,27 @@ def test_status_falls_back_to_this_machines_drills_when_the_vault_has_no_shared_
         "the vault's drill history could not be read (vault1: `phoenix-vault drills` failed: invalid choice:"
         " 'drills'); showing this machine's only"
     ]
+
+
+def test_a_lagging_archive_is_gathered_with_its_line_and_flag_and_fails_the_status(shop, monkeypatch, tmp_path):
+    report = vault_report(
+        shop, latest="2026-11-20T13:00:00+00:00", verified="2026-11-20T13:00:00+00:00", unverified_since=None
+    )
+    monkeypatch.setattr(status_verb, "vault_report", lambda environment: report)
+    monkeypatch.setattr(
+        status_verb, "vault_drills", lambda environment: [drill_record("2026-11-20T04:00:00+00:00", True)]
+    )
+    lagging = {
+        "server": "db1", "received_seconds_ago": 900, "newest": "00000001000000000000001A",
+        "current": "00000001000000000000001C", "caught_up": False, "failed_checks": [],
+    }  # fmt: skip
+    monkeypatch.setattr(status_verb, "archive_report", lambda environment: [lagging])
+
+    gathered = status_verb.gather(shop, str(tmp_path))
+
+    assert gathered.archive == [lagging]
+    assert gathered.archive_flags == [
+        "archive of db1: archive lag 15m: the newest WAL reached the vault 15m ago and the server has written since"
+        " (vault.pitr.max_lag_minutes: 5)"
+    ]
+    assert gathered.archive_flags[0] in gathered.flags and gathered.failing

@@ -138,7 +138,10 @@ def test_firewall_opens_ssh_http_and_https_on_nginx_hosts(hosts):
 
     assert "tcp dport { 22, 80, 443 } accept" in rules
     assert "policy drop;" in rules
-    assert "5432" not in rules  # its database is local
+    # its database is local: only the vault's Barman reaches PostgreSQL, to archive it
+    assert [line.strip() for line in rules.splitlines() if "5432" in line] == [
+        "ip saddr { 198.51.100.30 } tcp dport 5432 accept"
+    ]
 
 
 def test_firewall_opens_only_ssh_to_everyone_on_a_database_only_host(hosts):
@@ -147,11 +150,11 @@ def test_firewall_opens_only_ssh_to_everyone_on_a_database_only_host(hosts):
     assert re.findall(r"tcp dport \{ ([^}]*) \} accept", rules) == ["22"]
 
 
-def test_firewall_allows_the_database_port_only_from_its_app_hosts(hosts):
+def test_firewall_allows_the_database_port_only_from_its_app_hosts_and_the_archiving_vault(hosts):
     rules = nftables(hosts["db1"])
 
     assert [line.strip() for line in rules.splitlines() if "5432" in line] == [
-        "ip saddr { 10.0.0.2, 10.0.0.4 } tcp dport 5432 accept"
+        "ip saddr { 10.0.0.2, 10.0.0.4, 198.51.100.30 } tcp dport 5432 accept"
     ]
 
 
@@ -169,19 +172,31 @@ def test_firewall_never_flushes_other_tables(hosts, name):
     assert "delete table inet phoenix" in rules
 
 
+def pg_hba(data: dict) -> str:
+    return render(
+        "postgres/etc/postgresql/main/pg_hba.conf.j2",
+        clients=data["postgres_clients"],
+        archive_from=data["archive_vault_address"],
+        archive_role="phoenix_archive",
+    )
+
+
 def test_pg_hba_has_one_scram_line_per_client_and_no_trust(hosts):
-    access = render("postgres/etc/postgresql/main/pg_hba.conf.j2", clients=hosts["db1"]["postgres_clients"])
+    access = pg_hba(hosts["db1"])
 
     host_lines = [line.split() for line in access.splitlines() if line.startswith("host")]
     assert host_lines == [
         ["host", "links", "links", "10.0.0.2/32", "scram-sha-256"],
         ["host", "shop", "shop", "10.0.0.4/32", "scram-sha-256"],
+        # the vault's Barman, over TLS only: base backups and the WAL stream
+        ["hostssl", "postgres", "phoenix_archive", "198.51.100.30/32", "scram-sha-256"],
+        ["hostssl", "replication", "phoenix_archive", "198.51.100.30/32", "scram-sha-256"],
     ]
     assert "trust" not in access
 
 
 def test_pg_hba_of_a_one_box_host_allows_its_app_over_loopback(hosts):
-    access = render("postgres/etc/postgresql/main/pg_hba.conf.j2", clients=hosts["web1"]["postgres_clients"])
+    access = pg_hba({**hosts["web1"], "archive_vault_address": ""})
 
     assert [line.split() for line in access.splitlines() if line.startswith("host")] == [
         ["host", "links", "links", "127.0.0.1/32", "scram-sha-256"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 
@@ -313,3 +314,26 @@ def test_an_install_command_with_shell_braces_of_its_own_gets_the_archive_path()
     runner.plan.commands["install"] = "pip install {wheel} && { problem=$(check) || { echo no; false; }; }"
     assert runner.run()["outcome"] == "upgraded"
     assert web.ran(f"pip install {NEW_WHEEL} && {{ problem=$(check) || {{ echo no; false; }}; }}")
+
+
+def test_an_archived_database_gets_a_restore_point_named_after_the_upgrade_right_after_the_pinned_backup():
+    runner, web, db, vault = make_upgrade()
+    runner.plan = dataclasses.replace(runner.plan, restore_point=True)
+
+    record = runner.run()
+
+    name = record["restore_point"]
+    assert name.startswith("pre-upgrade-web2-") and name.endswith("Z")
+    created = db.ran("pg_create_restore_point")
+    sql = f"SELECT pg_create_restore_point('{name}')"
+    assert created == [f"runuser -u postgres -- psql -X -v ON_ERROR_STOP=1 -tA -c {shlex.quote(sql)}"]
+    # after the app stopped and the pinned backup ran: the moment the data were pinned
+    assert db.commands.index(created[0]) > db.commands.index(db.ran("phoenix-backup run all")[0])
+    assert f"db1: restore point {name} names the moment the upgrade began" in runner.lines
+    assert f"restore.py --data restore_point={name}" in upgrade.describe(record)
+
+
+def test_a_database_not_archived_gets_no_restore_point():
+    runner, web, db, vault = make_upgrade()
+
+    assert "restore_point" not in runner.run() and not db.ran("pg_create_restore_point")

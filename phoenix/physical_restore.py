@@ -1,0 +1,306 @@
+"""Point-in-time recovery from the vault's Barman archive: the plan (control machine, before any change)
+and the one stream that carries the recovered data directory from the vault to the new database host.
+
+restore.py uses it when the host is archived (postgres.archive) and Barman holds a base backup of it;
+otherwise the logical dump (phoenix-backup restore-db) is restored. The vault runs `barman recover`
+into a staging directory and writes it as a tar stream; the control machine pipes that stream into
+the new host, which swaps it in as its data directory and lets PostgreSQL replay the WAL. The new
+host receives data only: no credential for the vault.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from phoenix import archive_plan, backup_plan
+from phoenix.commands import barman
+from phoenix.errors import PhoenixError
+from phoenix.inventory import Environment
+
+BARMAN_HOME = "/var/lib/barman"
+RECOVERY_LINE = re.compile(
+    r"(recovery stopping (?:before|after|at) [^,]*, time (?P<stop>[^\n]+))"
+    r"|(last completed transaction was at log time (?P<last>[^\n]+))"
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one archived host's restore recovers: a base backup, replayed to a target (empty: the newest point)."""
+
+    server: str
+    backup_id: str
+    backup_end: datetime
+    target_time: datetime | None = None
+    restore_point: str = ""
+
+    def target(self) -> str:
+        """The target as the report names it."""
+        if self.restore_point:
+            return f"restore point {self.restore_point!r}"
+        if self.target_time is not None:
+            return f"{self.target_time.isoformat(sep=' ')}"
+        return "the newest point the archive holds"
+
+
+def choose(
+    server: str,
+    backups: list[dict],
+    window_days: int,
+    at: datetime | None = None,
+    restore_point: str = "",
+    now: datetime | None = None,
+) -> Plan | None:
+    """Given Barman's base backups of a host (`barman -f json list-backups`), returns the Plan, or None when
+    Barman holds no finished base backup (the dump is restored then); raises PhoenixError, in one line, for a
+    target outside the archive's window."""
+    done = sorted(
+        (backup for backup in backups if backup.get("status") == "DONE"),
+        key=lambda backup: int(backup["end_time_timestamp"]),
+    )
+    if not done:
+        return None
+    if at is not None and restore_point:
+        raise PhoenixError("--data at and --data restore_point: give one target, not both")
+    if at is None:
+        newest = done[-1]
+        return Plan(server, newest["backup_id"], _end(newest), restore_point=restore_point)
+    before = [backup for backup in done if _end(backup) <= at]
+    if not before:
+        oldest = _end(done[0])
+        now = now or datetime.now(UTC)
+        raise PhoenixError(
+            f"--data at={at.isoformat(sep=' ')}: outside {server}'s point-in-time window: the archive reaches back"
+            f" to {oldest:%Y-%m-%d %H:%M:%S} UTC (its oldest base backup; window {window_days} days), nothing earlier"
+        )
+    return Plan(server, before[-1]["backup_id"], _end(before[-1]), target_time=at)
+
+
+def _end(backup: dict) -> datetime:
+    return datetime.fromtimestamp(int(backup["end_time_timestamp"]), UTC)
+
+
+def recover_stream_command(plan: Plan) -> str:
+    """Returns the shell line (root, on the vault) that recovers `plan` into a staging directory and writes it
+    to stdout as one tar stream, Barman's messages to stderr."""
+    staging = f"{BARMAN_HOME}/recover/{plan.server}"
+    # the newest timeline: after an earlier restore the server writes on a later one than its base backup's
+    target = ["--target-tli", "latest"]
+    if plan.target_time is not None:
+        target += ["--target-time", plan.target_time.isoformat(sep=" "), "--target-action", "promote"]
+    elif plan.restore_point:
+        target += ["--target-name", plan.restore_point, "--target-action", "promote"]
+    streaming = f"{BARMAN_HOME}/{plan.server}/streaming"
+    # segments streamed but not archived yet, and the one being streamed (.partial): PostgreSQL reads them from
+    # pg_wal after the archive's, so the seconds before the disaster come back too
+    streamed = (
+        f' && for segment in {streaming}/0*; do [ -e "$segment" ] || continue;'
+        f' name=$(basename "$segment" .partial); wal={staging}/pg_wal/"$name";'
+        ' [ -e "$wal" ] || cp "$segment" "$wal"; done'
+    )
+    # the newest point: archive recovery to the end of the WAL in pg_wal (promoted on a new timeline), which also
+    # makes PostgreSQL name the newest transaction it replayed; without it PostgreSQL only runs crash recovery and
+    # names none. Barman configures a target's recovery itself (and may do so for a later timeline): left as it is
+    newest = (
+        f" && {{ [ -e {staging}/recovery.signal ] || {{ touch {staging}/recovery.signal"
+        f" && echo \"restore_command = 'false'\" >> {staging}/postgresql.auto.conf; }}; }}"
+        if plan.target_time is None and not plan.restore_point
+        else ""
+    )
+    return (
+        f"set -o pipefail; cd /tmp && rm -rf {staging} && mkdir -p {BARMAN_HOME}/recover && install -d -o barman"
+        f" -g barman -m 0700 {staging} && {barman('-q', 'archive-wal', plan.server)} >&2"
+        f" && {barman('recover', *target, plan.server, plan.backup_id, staging)} >&2"
+        f"{streamed}{newest} && tar -C {staging} -cf - . && rm -rf {staging}"
+    )
+
+
+def swap_in_command(version: int, databases: list[str], force: bool) -> str:
+    """Returns the shell line (root, on the new database host) that refuses to replace a database holding
+    tables unless `force`, then swaps the tar stream on stdin in as PostgreSQL's data directory, starts
+    it, waits until recovery has ended, and prints PostgreSQL's own lines naming where recovery stopped."""
+    data = f"/var/lib/postgresql/{version}/main"
+    service = f"postgresql@{version}-main"
+    log = f"/var/log/postgresql/postgresql-{version}-main.log"
+    psql = "runuser -u postgres -- psql -X -tA"
+    checks = ""
+    if not force:
+        tables = (
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+        )
+        for database in databases:
+            checks += (
+                f"n=$({psql} -d {shlex.quote(database)} -c {shlex.quote(tables)} 2>/dev/null || echo 0);"
+                f' [ "${{n:-0}}" = 0 ] || {{ echo "database {database} holds data ($n tables): not restoring the'
+                ' archive over it; to replace it, run again with --data force_restore=yes" >&2; exit 3; };'
+            )
+    incoming = f"{data}.restoring"
+    recovered = f'[ "$({psql} -c "SELECT pg_is_in_recovery()" 2>/dev/null)" = f ]'
+    # PostgreSQL did not come out of recovery: the previous data directory goes back, the failed one is kept
+    back = (
+        f"back() {{ tail -n +$((mark + 1)) {log} | tail -5 >&2; systemctl stop {service} || true;"
+        f" rm -rf {data}.failed-restore; mv {data} {data}.failed-restore; mv {data}.before-restore {data};"
+        f" systemctl start {service} || true; echo 'PostgreSQL did not finish the recovery; the previous data are"
+        f" back, the recovered copy is kept in {data}.failed-restore' >&2; exit 1; }};"
+    )
+    return (
+        f"set -e; cd /tmp; {checks} rm -rf {incoming}; install -d -o postgres -g postgres -m 0700 {incoming};"
+        f" tar -x -C {incoming}; chown -R postgres:postgres {incoming};"  # all received before anything is replaced
+        f" mark=$(wc -l < {log} 2>/dev/null || echo 0); {back}"
+        f" systemctl stop {service}; rm -rf {data}.before-restore; mv {data} {data}.before-restore;"
+        f" mv {incoming} {data}; systemctl start {service} || back;"
+        f" for i in $(seq 3600); do {recovered} && break; systemctl is-active --quiet {service} || back; sleep 1;"
+        f" done; {recovered} || back;"
+        f' tail -n +$((mark + 1)) {log} | grep -E "recovery stopping|last completed transaction" || true;'
+        f" rm -rf {data}.before-restore"
+    )
+
+
+def reset_stream_command(server: str) -> str:
+    """Returns the shell line (root, on the vault) that points Barman's WAL stream at the restored server: the
+    old server's stream stopped, its position reset to the new server's (`receive-wal --reset`), restarted."""
+    return (
+        f"cd /tmp; {barman('receive-wal', '--stop', server)} >/dev/null 2>&1; for try in $(seq 15); do"
+        f" {barman('receive-wal', '--reset', server)} >/dev/null 2>&1 && break; sleep 2; done;"
+        " systemctl start phoenix-barman-cron.service"
+    )
+
+
+def recovered_to(output: str) -> str:
+    """Given the swap-in's output (PostgreSQL's log lines), returns the time of the newest transaction restored
+    ('' when PostgreSQL named none)."""
+    found = ""
+    for match in RECOVERY_LINE.finditer(output):
+        found = (match.group("stop") or match.group("last") or "").strip()
+    return found
+
+
+def list_backups(environment: Environment, server: str, remote) -> list[dict]:
+    """Returns Barman's base backups of `server` on the environment's vault, as `barman -f json list-backups`
+    gives them; raises PhoenixError when the vault cannot say."""
+    vault = backup_plan.vault_host(environment.hosts)
+    command = barman("-f", "json", "list-backups", server) + " 2>/dev/null || echo '{}'"
+    result = subprocess.run([*remote(environment, vault), "bash", "-c", command], capture_output=True, text=True)
+    try:
+        return json.loads(result.stdout or "{}").get(server, [])
+    except json.JSONDecodeError as error:
+        raise PhoenixError(f"{vault}: barman list-backups {server} answered no JSON: {result.stdout[:200]}") from error
+
+
+def stream(environment: Environment, server: str, plan: Plan, version: int, databases: list[str], force: bool, remote):
+    """Runs the recovery on the vault piped into the new host; returns the host's output; raises PhoenixError
+    naming the side that failed."""
+    vault = backup_plan.vault_host(environment.hosts)
+    ssh = environment.connection["type"] == "ssh"
+
+    def argv(name: str, line: str, stdin: bool = False) -> list[str]:
+        prefix = remote(environment, name)
+        if stdin and prefix[:2] == ["docker", "exec"]:
+            prefix = ["docker", "exec", "-i", *prefix[2:]]  # docker passes stdin on only when asked
+        return [*prefix, *(["bash -c " + shlex.quote(line)] if ssh else ["bash", "-c", line])]
+
+    with tempfile.TemporaryFile() as vault_errors:  # a file, not a pipe: nothing can block on Barman's messages
+        source = subprocess.Popen(
+            argv(vault, recover_stream_command(plan)), stdout=subprocess.PIPE, stderr=vault_errors
+        )
+        sink = subprocess.run(
+            argv(server, swap_in_command(version, databases, force), stdin=True),
+            stdin=source.stdout,
+            capture_output=True,
+            text=True,
+        )
+        source.stdout.close()
+        source.wait()
+        vault_errors.seek(0)
+        messages = vault_errors.read().decode(errors="replace").strip()
+    if sink.returncode == 3:  # the host refused (a database holds data); that cut the vault's stream too
+        raise PhoenixError(sink.stderr.strip()[-800:])
+    if source.returncode != 0:
+        raise PhoenixError(
+            f"{vault}: barman recover of {server} failed ({server}'s data directory was left as it was):"
+            f" {messages[-800:]}"
+        )
+    if sink.returncode != 0:
+        raise PhoenixError(f"{server}: the recovered data were not swapped in: {sink.stderr.strip()[-800:]}")
+    return sink.stdout
+
+
+def barman_files(environment: Environment, secrets) -> list[tuple[str, str, str, str]]:
+    """Returns the vault's Barman files that name the archived hosts' addresses, as deploy.py renders them from
+    the hosts' addresses now: (path, content, owner, mode)."""
+    from phoenix.inventory import archive_servers, host_addresses
+
+    vault = backup_plan.vault_host(environment.hosts)
+    servers = archive_servers(environment, host_addresses(environment))
+    settings = environment.hosts[vault]["vault"]
+    files = [
+        (
+            f"{archive_plan.BARMAN_CONFIG_DIRECTORY}/{server['name']}.conf",
+            archive_plan.server_config(server["name"], server["address"], settings, server["version"]),
+            "root",
+            "0644",
+        )
+        for server in servers
+    ]
+    return files + [(f"{BARMAN_HOME}/.pgpass", archive_plan.pgpass(servers, secrets), archive_plan.BARMAN_USER, "0600")]
+
+
+def replace_file_command(path: str, owner: str, mode: str) -> str:
+    """Returns the shell line (root) that makes `path` hold its stdin, owned by `owner` with `mode`, unless it
+    already does; prints `changed` when it replaced it."""
+    return (
+        f"set -e; new=$(mktemp); cat > $new; if cmp -s $new {shlex.quote(path)}; then rm -f $new; else"
+        f" install -o {owner} -g {owner} -m {mode} $new {shlex.quote(path)}; rm -f $new; echo changed; fi"
+    )
+
+
+def follow(environment: Environment, server: str, secrets, remote) -> bool:
+    """Points the vault's Barman at restored host `server` as it is now: its files rewritten from the hosts'
+    addresses (a replacement server may have a new one; deploy.py would write the same), then its WAL stream
+    reset to the restored server. Returns True when a file changed (Barman had another address)."""
+    vault = backup_plan.vault_host(environment.hosts)
+    changed = False
+    for path, content, owner, mode in barman_files(environment, secrets):
+        result = subprocess.run(
+            [*remote(environment, vault, with_stdin=True), "bash", "-c", replace_file_command(path, owner, mode)],
+            input=content,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise PhoenixError(f"{vault}: could not update {path} for {server}'s new address: {result.stderr[-400:]}")
+        changed = changed or "changed" in result.stdout
+    subprocess.run(
+        [*remote(environment, vault), "bash", "-c", reset_stream_command(server)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return changed
+
+
+def run(host_name: str, plan: Plan, data, force: bool, results: dict) -> None:
+    """restore.py's operation (runs on the control machine while the deploy executes): recovers `plan` into
+    host `host_name` and records {"target", "backup", "newest_transaction"} in results[host_name]."""
+    from phoenix.inventory import environment_of
+    from phoenix.vault_client import remote_command
+
+    environment = environment_of(data.phoenix_inventory)
+    databases = backup_plan.databases_served(host_name, environment.hosts)
+    output = stream(environment, host_name, plan, data.postgres["version"], databases, force, remote_command)
+    repointed = follow(environment, host_name, data.secrets, remote_command)
+    results[host_name] = {
+        "target": plan.target(),
+        "backup": plan.backup_id,
+        "backup_end": plan.backup_end.isoformat(),
+        "newest_transaction": recovered_to(output),
+        "barman_repointed": repointed,
+    }

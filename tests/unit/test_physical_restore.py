@@ -1,0 +1,182 @@
+"""Point-in-time recovery from the vault's Barman archive: the plan, its refusals, the commands, the report."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from phoenix import archive_plan, physical_restore
+from phoenix.errors import PhoenixError
+from phoenix.physical_restore import Plan
+from phoenix.restore_report import summary
+
+DAY1 = datetime(2026, 11, 23, 1, 30, 40, tzinfo=UTC)
+BACKUPS = [
+    {"backup_id": "20261123T013000", "status": "DONE", "end_time_timestamp": str(int(DAY1.timestamp()))},
+    {"backup_id": "20261124T013000", "status": "FAILED", "end_time_timestamp": str(int(DAY1.timestamp()) + 86400)},
+    {"backup_id": "20261125T013000", "status": "DONE", "end_time_timestamp": str(int(DAY1.timestamp()) + 2 * 86400)},
+]
+
+
+def test_no_finished_base_backup_means_the_dump_is_restored():
+    assert physical_restore.choose("db1", [], 7) is None
+    assert physical_restore.choose("db1", [BACKUPS[1]], 7) is None
+
+
+def test_the_newest_point_starts_from_the_newest_finished_base_backup():
+    plan = physical_restore.choose("db1", BACKUPS, 7)
+
+    assert plan.backup_id == "20261125T013000" and plan.target_time is None
+    assert plan.target() == "the newest point the archive holds"
+
+
+def test_a_target_time_starts_from_the_newest_base_backup_that_ended_before_it():
+    paris = timezone(timedelta(hours=1))
+    at = datetime(2026, 11, 24, 10, 59, 30, tzinfo=paris)
+
+    plan = physical_restore.choose("db1", BACKUPS, 7, at=at)
+
+    assert plan.backup_id == "20261123T013000" and plan.target_time == at
+    assert plan.target() == "2026-11-24 10:59:30+01:00"
+
+
+def test_a_target_before_the_window_is_refused_in_one_line_naming_the_oldest_point():
+    with pytest.raises(PhoenixError) as caught:
+        physical_restore.choose("db1", BACKUPS, 7, at=DAY1 - timedelta(seconds=1))
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message == (
+        "--data at=2026-11-23 01:30:39+00:00: outside db1's point-in-time window: the archive reaches back"
+        " to 2026-11-23 01:30:40 UTC (its oldest base backup; window 7 days), nothing earlier"
+    )
+
+
+def test_two_targets_are_refused():
+    with pytest.raises(PhoenixError, match="give one target, not both"):
+        physical_restore.choose("db1", BACKUPS, 7, at=DAY1 + timedelta(days=1), restore_point="pre-upgrade")
+
+
+def test_recovery_to_a_time_promotes_at_the_target_and_ships_the_streamed_segments():
+    at = datetime(2026, 11, 24, 10, 59, 30, tzinfo=UTC)
+    line = physical_restore.recover_stream_command(Plan("db1", "20261123T013000", DAY1, target_time=at))
+
+    assert "runuser -u barman -- barman -q archive-wal db1 >&2" in line
+    assert (
+        "runuser -u barman -- barman recover --target-tli latest --target-time '2026-11-24 10:59:30+00:00'"
+        " --target-action promote"
+        " db1 20261123T013000 /var/lib/barman/recover/db1 >&2"
+    ) in line
+    assert "for segment in /var/lib/barman/db1/streaming/0*" in line and 'basename "$segment" .partial' in line
+    assert line.endswith("tar -C /var/lib/barman/recover/db1 -cf - . && rm -rf /var/lib/barman/recover/db1")
+
+
+def test_recovery_to_a_restore_point_names_it():
+    line = physical_restore.recover_stream_command(Plan("db1", "20261125T013000", DAY1, restore_point="before v2"))
+
+    assert "--target-tli latest --target-name 'before v2' --target-action promote db1 20261125T013000" in line
+
+
+def test_swap_in_refuses_a_database_holding_tables_unless_forced():
+    careful = physical_restore.swap_in_command(15, ["links"], force=False)
+    forced = physical_restore.swap_in_command(15, ["links"], force=True)
+
+    assert "database links holds data" in careful and "--data force_restore=yes" in careful
+    assert "holds data" not in forced
+    for line in (careful, forced):
+        assert "systemctl stop postgresql@15-main" in line and "tar -x -C /var/lib/postgresql/15/main.restoring" in line
+        # the whole stream is received before PostgreSQL stops: a broken stream leaves the old data in place
+        assert (
+            line.index("tar -x") < line.index("systemctl stop") < line.index("mv /var/lib/postgresql/15/main.restoring")
+        )
+        assert "mv /var/lib/postgresql/15/main.restoring /var/lib/postgresql/15/main; systemctl start" in line
+        # a recovery that fails puts the previous data directory back
+        assert "mv /var/lib/postgresql/15/main.before-restore /var/lib/postgresql/15/main;" in line
+
+
+def test_the_newest_transaction_is_read_from_postgresqls_own_lines():
+    log = (
+        "2026-11-30 09:20:40 UTC [1] LOG:  recovery stopping before commit of transaction 751,"
+        " time 2026-11-30 09:20:31.5+00\n"
+        "2026-11-30 09:20:40 UTC [1] LOG:  redo done at 0/1B0001 system usage: CPU: user: 0.00 s;"
+        " last completed transaction was at log time 2026-11-30 09:20:30.9+00\n"
+    )
+
+    assert physical_restore.recovered_to(log) == "2026-11-30 09:20:30.9+00"
+    assert physical_restore.recovered_to(log.splitlines()[0]) == "2026-11-30 09:20:31.5+00"
+    assert physical_restore.recovered_to("") == ""
+
+
+def test_the_report_names_the_target_and_the_newest_transaction():
+    recovered = {
+        "target": "the newest point the archive holds",
+        "backup": "20261130T091326",
+        "newest_transaction": "2026-11-30 09:20:30.9+00",
+    }
+
+    text = summary("db1", {}, {"provision": 1.0}, recovered)
+
+    assert (
+        "  postgres: recovered from the vault's archive (base backup 20261130T091326) to the newest point the"
+        " archive holds; newest transaction restored: 2026-11-30 09:20:30.9+00"
+    ) in text.splitlines()
+
+
+def test_every_recovery_follows_the_newest_timeline_and_the_stream_follows_the_restored_server():
+    newest = physical_restore.recover_stream_command(Plan("db1", "20261125T013000", DAY1))
+
+    assert "barman recover --target-tli latest db1 20261125T013000 /var/lib/barman/recover/db1" in newest
+    # archive recovery to the end of the WAL (so PostgreSQL names the newest transaction), unless Barman set one up
+    staging = "/var/lib/barman/recover/db1"
+    assert (
+        f"[ -e {staging}/recovery.signal ] || {{ touch {staging}/recovery.signal"
+        f" && echo \"restore_command = 'false'\" >> {staging}/postgresql.auto.conf; }}"
+    ) in newest
+    assert newest.index("recovery.signal") > newest.index("barman recover") and newest.index(
+        "recovery.signal"
+    ) < newest.index("tar -C")
+    at = datetime(2026, 11, 24, 10, 59, 30, tzinfo=UTC)
+    assert "recovery.signal" not in physical_restore.recover_stream_command(Plan("db1", "x", DAY1, target_time=at))
+    reset = physical_restore.reset_stream_command("db1")
+    assert "barman receive-wal --stop db1" in reset and "barman receive-wal --reset db1" in reset
+    assert reset.endswith("systemctl start phoenix-barman-cron.service")
+
+
+def test_a_replacement_server_at_a_new_address_is_followed_by_the_vaults_barman(
+    write_inventory, shop_inventory_text, tmp_path
+):
+    from phoenix.inventory import load_environment, pyinfra_hosts
+    from phoenix.secrets import Secrets
+
+    secrets = Secrets({"replication_passwords": {"db1": "pw"}}, "test secrets")
+    moved = load_environment(write_inventory(shop_inventory_text.replace("address: 10.0.0.3", "address: 10.0.0.9")))
+
+    files = {
+        path: (content, owner, mode) for path, content, owner, mode in physical_restore.barman_files(moved, secrets)
+    }
+
+    # what deploy.py would write on the vault for the inventory as it is now: a later converge changes nothing
+    vault = dict(pyinfra_hosts(moved, secrets))["vault1"]
+    (archived,) = vault["archive_servers"]
+    assert files["/etc/barman.d/db1.conf"] == (
+        archive_plan.server_config("db1", "10.0.0.9", vault["vault"], archived["version"]),
+        "root",
+        "0644",
+    )
+    assert files["/var/lib/barman/.pgpass"] == (archive_plan.pgpass([archived], secrets), "barman", "0600")
+    assert "conninfo = host=10.0.0.9 " in files["/etc/barman.d/db1.conf"][0]
+
+
+def test_a_barman_file_is_replaced_only_when_its_content_differs(tmp_path):
+    target = tmp_path / "db1.conf"
+    target.write_text("conninfo = host=10.0.0.3\n")
+    owner = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+    line = physical_restore.replace_file_command(str(target), owner, "0600")
+
+    first = subprocess.run(["bash", "-c", line], input="conninfo = host=10.0.0.9\n", capture_output=True, text=True)
+    again = subprocess.run(["bash", "-c", line], input="conninfo = host=10.0.0.9\n", capture_output=True, text=True)
+
+    assert (first.returncode, first.stdout.strip(), again.returncode, again.stdout.strip()) == (0, "changed", 0, "")
+    assert target.read_text() == "conninfo = host=10.0.0.9\n" and oct(target.stat().st_mode & 0o777) == "0o600"
