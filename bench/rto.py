@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/rto.py [--db-size 1GiB] [--keep]
 
-Starts its own sandbox (web1 with nginx, the app and PostgreSQL; vault1), converges it, fills
+Starts its own sandbox (web1 with nginx, the app and PostgreSQL, not archived, so that restore.py
+takes the dump path; bench/pitr.py times the archive's path against it; vault1), converges it, fills
 the database with about --db-size of rows and backs it up. Then the incident: web1's
 container is removed, a fresh one started, and restore.py rebuilds it from the vault
 (--data snapshot=latest; the timings come from restore.py's own report). The floors, measured
