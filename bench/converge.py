@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,29 +18,10 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
+from converge_timing import timed_converge  # noqa: E402
+
 from phoenix import sandbox  # noqa: E402
 from phoenix.inventory import load_environment  # noqa: E402
-
-COMMAND_LINE = re.compile(r">>> sh -c '?docker exec")
-
-
-def timed_converge(inventory: str, sandbox_name: str) -> tuple[float, int, int]:
-    """Runs one converge; returns (seconds, remote commands, uploads)."""
-    started = time.monotonic()
-    process = subprocess.run(
-        [str(REPOSITORY / ".venv" / "bin" / "pyinfra"), "-y", "-vvv", inventory, "deploy.py"],
-        cwd=REPOSITORY,
-        env=dict(os.environ, PHOENIX_SANDBOX=sandbox_name),
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.monotonic() - started
-    if process.returncode != 0:
-        sys.exit(f"converge failed:\n{process.stderr[-3000:]}")
-    output = process.stdout + process.stderr
-    commands = len(COMMAND_LINE.findall(output))
-    uploads = output.count("docker cp ")
-    return seconds, commands, uploads
 
 
 def main() -> None:
@@ -57,16 +36,19 @@ def main() -> None:
     sandbox.up(sandbox_name, hosts)
     boot = time.monotonic() - started
     try:
-        cold = timed_converge(arguments.inventory, sandbox_name)
-        noop = timed_converge(arguments.inventory, sandbox_name)
+        cold = timed_converge(arguments.inventory, sandbox_name, count_commands=True)
+        noop = timed_converge(arguments.inventory, sandbox_name, count_commands=True)
     finally:
         if not arguments.keep:
             sandbox.down(sandbox_name)
     print(f"hosts: {', '.join(hosts)} ({arguments.inventory})")
     print(f"sandbox up (containers + systemd boot): {boot:6.1f} s")
-    print(f"cold converge:   {cold[0]:6.1f} s  {cold[1]:4d} remote commands  {cold[2]:3d} uploads")
-    print(f"no-op converge:  {noop[0]:6.1f} s  {noop[1]:4d} remote commands  {noop[2]:3d} uploads")
-    print(f"no-op / cold: {noop[0] / cold[0]:.2f} of the time, {noop[1] / max(cold[1], 1):.2f} of the commands")
+    for name, run in (("cold converge:  ", cold), ("no-op converge: ", noop)):
+        print(f"{name} {run.seconds:6.1f} s  {run.commands:4d} remote commands  {run.uploads:3d} uploads")
+    print(
+        f"no-op / cold: {noop.seconds / cold.seconds:.2f} of the time,"
+        f" {noop.commands / max(cold.commands, 1):.2f} of the commands"
+    )
 
 
 if __name__ == "__main__":

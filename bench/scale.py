@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
+
+from converge_timing import Converge, timed_converge  # noqa: E402
 
 from phoenix import sandbox  # noqa: E402
 
@@ -49,29 +48,8 @@ def inventory_yaml(sandbox_name: str, count: int) -> str:
     )
 
 
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def timed_converge(inventory: Path, sandbox_name: str) -> tuple[float, float]:
-    """Runs one converge; returns (wall seconds, control machine CPU seconds)."""
-    cpu_before, started = children_cpu_seconds(), time.monotonic()
-    process = subprocess.run(
-        [str(REPOSITORY / ".venv" / "bin" / "pyinfra"), "-y", str(inventory), "deploy.py"],
-        cwd=REPOSITORY,
-        env=dict(os.environ, PHOENIX_SANDBOX=sandbox_name),
-        capture_output=True,
-        text=True,
-    )
-    wall, cpu = time.monotonic() - started, children_cpu_seconds() - cpu_before
-    if process.returncode != 0:
-        sys.exit(f"converge of {inventory} failed:\n{process.stderr[-3000:]}")
-    return wall, cpu
-
-
-def bench_count(count: int, directory: Path, keep: bool) -> dict[str, tuple[float, float]]:
-    """Converges `count` fresh hosts cold and then no-op; returns {"cold": (wall, cpu), "no-op": ...}."""
+def bench_count(count: int, directory: Path, keep: bool) -> dict[str, Converge]:
+    """Converges `count` fresh hosts cold and then no-op; returns {"cold": Converge, "no-op": Converge}."""
     sandbox_name = f"scale-bench-{count}-{os.getpid()}"
     inventory = directory / f"scale{count}.py"
     inventory.write_text(INVENTORY_FILE)
@@ -98,12 +76,12 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} (1 min) at the end")
     print("hosts   cold wall  cold CPU/host   no-op wall  no-op CPU/host")
     for count, row in results.items():
-        (cold_wall, cold_cpu), (noop_wall, noop_cpu) = row["cold"], row["no-op"]
-        cold = f"{cold_wall:8.1f} s  {cold_cpu / count:10.2f} s"
-        print(f"{count:5d}  {cold}  {noop_wall:9.1f} s  {noop_cpu / count:10.2f} s")
+        cold, noop = row["cold"], row["no-op"]
+        first = f"{cold.seconds:8.1f} s  {cold.cpu_seconds / count:10.2f} s"
+        print(f"{count:5d}  {first}  {noop.seconds:9.1f} s  {noop.cpu_seconds / count:10.2f} s")
     smallest, largest = min(results), max(results)
     if largest != smallest:
-        ratio = results[largest]["no-op"][0] / results[smallest]["no-op"][0]
+        ratio = results[largest]["no-op"].seconds / results[smallest]["no-op"].seconds
         print(f"no-op of {largest} hosts / {smallest}: {ratio:.2f}x the wall time (goal: <= 2)")
 
 
