@@ -17,9 +17,26 @@ def _host_names(inventory: str) -> list[str]:
     return list(load_environment(inventory).hosts)
 
 
+DEFAULT_SANDBOX_INVENTORY = "inventories/sandbox.yml"
+
+
+def sandbox_hosts_to_start(name: str, hosts: str | None, inventory: str | None) -> list[str]:
+    """Given `phoenix sandbox up`'s arguments, returns the hosts to start: --hosts, else --inventory's hosts,
+    else the hosts the sandbox already has (it may hold another inventory's), else the sandbox inventory's."""
+    if hosts:
+        return hosts.split(",")
+    if inventory:
+        return _host_names(inventory)
+    if sandbox_state.state_file(name).exists():
+        recorded = list(sandbox_state.read(name)["hosts"])
+        if recorded:
+            return recorded
+    return _host_names(DEFAULT_SANDBOX_INVENTORY)
+
+
 def run_sandbox(arguments: argparse.Namespace) -> int:
     if arguments.action == "up":
-        hosts = arguments.hosts.split(",") if arguments.hosts else _host_names(arguments.inventory)
+        hosts = sandbox_hosts_to_start(arguments.name, arguments.hosts, arguments.inventory)
         state = sandbox.up(arguments.name, hosts)
         for host, info in state["hosts"].items():
             print(f"{host}\t@docker/{info['container']}\t{info['address']}")
@@ -138,8 +155,12 @@ def parser() -> argparse.ArgumentParser:
     sandbox_actions = sandbox_parser.add_subparsers(dest="action", required=True)
     up = sandbox_actions.add_parser("up", help="start (or keep) a sandbox's hosts")
     up.add_argument("name", help="sandbox name, e.g. sandbox or dev")
-    up.add_argument("--hosts", help="comma-separated host names (default: the hosts of --inventory)")
-    up.add_argument("--inventory", default="inventories/sandbox.yml", help="inventory whose hosts to start")
+    up.add_argument(
+        "--hosts",
+        help="comma-separated host names (default: the hosts of --inventory; without it, the hosts the sandbox"
+        f" already has, or those of {DEFAULT_SANDBOX_INVENTORY} for a new one)",
+    )
+    up.add_argument("--inventory", help="inventory whose hosts to start")
     down = sandbox_actions.add_parser("down", help="remove a sandbox's containers and network")
     down.add_argument("name")
     sandbox_actions.add_parser("list", help="list sandboxes on this machine")
