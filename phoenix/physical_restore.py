@@ -166,10 +166,11 @@ def swap_in_command(version: int, databases: list[str], force: bool) -> str:
 def reset_stream_command(server: str) -> str:
     """Returns the shell line (root, on the vault) that points Barman's WAL stream at the restored server: the
     old server's stream stopped, its position reset to the new server's (`receive-wal --reset`), restarted."""
+    # exits 1 when no reset succeeded (Barman's last message on stderr); the cron that restarts the stream runs anyway
     return (
-        f"cd /tmp; {barman('receive-wal', '--stop', server)} >/dev/null 2>&1; for try in $(seq 15); do"
-        f" {barman('receive-wal', '--reset', server)} >/dev/null 2>&1 && break; sleep 2; done;"
-        " systemctl start phoenix-barman-cron.service"
+        f"cd /tmp; {barman('receive-wal', '--stop', server)} >/dev/null 2>&1; reset=no; for try in $(seq 15); do"
+        f" out=$({barman('receive-wal', '--reset', server)} 2>&1) && {{ reset=yes; break; }}; sleep 2; done;"
+        ' systemctl start phoenix-barman-cron.service; [ $reset = yes ] || { echo "$out" | tail -3 >&2; exit 1; }'
     )
 
 
@@ -261,10 +262,20 @@ def replace_file_command(path: str, owner: str, mode: str) -> str:
     )
 
 
-def follow(environment: Environment, server: str, secrets, remote) -> bool:
+@dataclass(frozen=True)
+class Following:
+    """What pointing the vault's Barman at a restored server did: whether a file changed (Barman had another
+    address), and, when its WAL stream could not be reset to the restored server, Barman's last words."""
+
+    repointed: bool
+    stream_error: str = ""
+
+
+def follow(environment: Environment, server: str, secrets, remote) -> Following:
     """Points the vault's Barman at restored host `server` as it is now: its files rewritten from the hosts'
     addresses (a replacement server may have a new one; deploy.py would write the same), then its WAL stream
-    reset to the restored server. Returns True when a file changed (Barman had another address)."""
+    reset to the restored server. Raises PhoenixError when a file cannot be written; a stream that cannot be
+    reset is returned, not raised: the data are back, and the restore report names it."""
     vault = backup_plan.vault_host(environment.hosts)
     changed = False
     for path, content, owner, mode in barman_files(environment, secrets):
@@ -278,13 +289,14 @@ def follow(environment: Environment, server: str, secrets, remote) -> bool:
         if result.returncode != 0:
             raise PhoenixError(f"{vault}: could not update {path} for {server}'s new address: {result.stderr[-400:]}")
         changed = changed or "changed" in result.stdout
-    subprocess.run(
+    reset = subprocess.run(
         [*remote(environment, vault), "bash", "-c", reset_stream_command(server)],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    return changed
+    error = "" if reset.returncode == 0 else (reset.stderr.strip().splitlines() or ["no message"])[-1]
+    return Following(changed, error)
 
 
 def run(host_name: str, plan: Plan, data, force: bool, results: dict) -> None:
@@ -296,11 +308,12 @@ def run(host_name: str, plan: Plan, data, force: bool, results: dict) -> None:
     environment = environment_of(data.phoenix_inventory)
     databases = backup_plan.databases_served(host_name, environment.hosts)
     output = stream(environment, host_name, plan, data.postgres["version"], databases, force, remote_command)
-    repointed = follow(environment, host_name, data.secrets, remote_command)
+    following = follow(environment, host_name, data.secrets, remote_command)
     results[host_name] = {
         "target": plan.target(),
         "backup": plan.backup_id,
         "backup_end": plan.backup_end.isoformat(),
         "newest_transaction": recovered_to(output),
-        "barman_repointed": repointed,
+        "barman_repointed": following.repointed,
+        "stream_error": following.stream_error,
     }

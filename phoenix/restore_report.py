@@ -11,26 +11,35 @@ import json
 import sys
 from pathlib import Path
 
+from phoenix.commands import barman
 from phoenix.restore_plan import Clock, describe
 from phoenix.units import duration, step_durations
 
 RESTORE_REPORT_DIRECTORY = "/var/lib/phoenix/restore"
 
 
-def recovery_line(recovered: dict) -> str:
-    """Given what the archive's recovery reached (physical_restore.run), returns the line saying so."""
+def recovery_line(host_name: str, recovered: dict) -> str:
+    """Given a host and what the archive's recovery reached (physical_restore.run), returns the line saying so
+    (and a second line when the vault's WAL stream does not follow the restored host)."""
     newest = recovered["newest_transaction"] or "none named by PostgreSQL (no transaction since the base backup)"
     return (
         f"  postgres: recovered from the vault's archive (base backup {recovered['backup']}) to {recovered['target']};"
         f" newest transaction restored: {newest}"
         + ("; the vault's Barman now pulls from this host's new address" if recovered.get("barman_repointed") else "")
+        + (
+            f"\n  !! the vault's Barman could not reset its WAL stream to this host ({recovered['stream_error']}):"
+            f" it is not archived until `{barman('receive-wal', '--reset', host_name)}` succeeds on the vault;"
+            " `phoenix status` shows the archive's lag"
+            if recovered.get("stream_error")
+            else ""
+        )
     )
 
 
 def summary(host_name: str, restored: dict[str, dict], steps: dict[str, float], recovered: dict | None = None) -> str:
     """Given a host, each job's host-side report, the step durations and what the archive's recovery reached
     (None: no recovery from the archive), returns the text printed for it."""
-    lines = [recovery_line(recovered)] if recovered else []
+    lines = [recovery_line(host_name, recovered)] if recovered else []
     for job, report in restored.items():
         lines.append(f"  {job}: {describe(report)}")
         if report.get("previous_restore"):

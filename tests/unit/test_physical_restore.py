@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from phoenix import archive_plan, physical_restore
+from phoenix import archive_plan, physical_restore, restore_report
 from phoenix.errors import PhoenixError
 from phoenix.physical_restore import Plan
 from phoenix.restore_report import summary
@@ -141,7 +141,7 @@ def test_every_recovery_follows_the_newest_timeline_and_the_stream_follows_the_r
     assert "recovery.signal" not in physical_restore.recover_stream_command(Plan("db1", "x", DAY1, target_time=at))
     reset = physical_restore.reset_stream_command("db1")
     assert "barman receive-wal --stop db1" in reset and "barman receive-wal --reset db1" in reset
-    assert reset.endswith("systemctl start phoenix-barman-cron.service")
+    assert "; systemctl start phoenix-barman-cron.service;" in reset  # the stream is restarted, reset or not
 
 
 def test_a_replacement_server_at_a_new_address_is_followed_by_the_vaults_barman(
@@ -180,3 +180,48 @@ def test_a_barman_file_is_replaced_only_when_its_content_differs(tmp_path):
 
     assert (first.returncode, first.stdout.strip(), again.returncode, again.stdout.strip()) == (0, "changed", 0, "")
     assert target.read_text() == "conninfo = host=10.0.0.9\n" and oct(target.stat().st_mode & 0o777) == "0o600"
+
+
+def fake_vault(tmp_path, reset_works: bool):
+    """A `remote` whose vault is this machine, with a fake `runuser` standing in for Barman and systemctl."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    answer = (
+        "exit 0" if reset_works else 'echo "ERROR: WAL location 0/5000000 is not valid for this server" >&2; exit 1'
+    )
+    (bin_dir / "runuser").write_text(f'#!/bin/sh\ncase "$*" in *--reset*) {answer};; esac\nexit 0\n')
+    (bin_dir / "systemctl").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sleep").write_text("#!/bin/sh\nexit 0\n")
+    for program in bin_dir.iterdir():
+        program.chmod(0o755)
+
+    def remote(environment, name, with_stdin=False):
+        return ["env", f"PATH={bin_dir}:/usr/bin:/bin"]
+
+    return remote
+
+
+@pytest.mark.parametrize("reset_works", [True, False])
+def test_a_wal_stream_the_vault_cannot_reset_is_named_in_the_restore_report(
+    reset_works, write_inventory, tmp_path, monkeypatch
+):
+    from phoenix.inventory import load_environment
+    from phoenix.secrets import Secrets
+
+    environment = load_environment(write_inventory())
+    monkeypatch.setattr(physical_restore, "barman_files", lambda environment, secrets: [])
+
+    following = physical_restore.follow(environment, "db1", Secrets({}, "test"), fake_vault(tmp_path, reset_works))
+
+    recovered = {"backup": "b1", "target": "the newest point the archive holds", "newest_transaction": "t",
+                 "barman_repointed": following.repointed, "stream_error": following.stream_error}  # fmt: skip
+    line = restore_report.recovery_line("db1", recovered)
+    if reset_works:
+        assert following.stream_error == "" and "!!" not in line
+    else:
+        assert following.stream_error == "ERROR: WAL location 0/5000000 is not valid for this server"
+        assert line.splitlines()[1] == (
+            "  !! the vault's Barman could not reset its WAL stream to this host (ERROR: WAL location 0/5000000 is"
+            " not valid for this server): it is not archived until `runuser -u barman -- barman receive-wal --reset"
+            " db1` succeeds on the vault; `phoenix status` shows the archive's lag"
+        )
