@@ -23,6 +23,7 @@ PYINFRA = ".venv/bin/pyinfra"
 PHOENIX = ".venv/bin/phoenix"
 # the placeholders the printed runbook shows where the operator fills in a value
 HOST, RUN, MOMENT, VERSION, REASON = "HOST", "RUN", "2026-11-20 18:00", "VERSION", "why it may go"
+PINNED_RUN = "PINNED_RUN"
 
 
 @dataclass(frozen=True)
@@ -137,9 +138,11 @@ def upgrade(environment: Environment, host: str = HOST, version: str = VERSION) 
     return _pyinfra(environment, "upgrade.py", "--limit", host, *release)
 
 
-def downgrade(environment: Environment) -> list[str]:
-    """Returns the command that installs `app.source` even where a newer release runs."""
-    return _pyinfra(environment, "deploy.py", "--data", "allow_downgrade=yes")
+def downgrade(environment: Environment, host: str = HOST, run: str = PINNED_RUN) -> list[str]:
+    """Returns the command that takes `host` back to the release `app.source` names and to the data of `run`
+    (the pre-upgrade run upgrade.py pinned): the data first, then the older release installed, migrated and
+    started over them. deploy.py alone would meet data migrated past the older release."""
+    return [*restore_run(environment, host, run), "--data", "allow_downgrade=yes"]
 
 
 def drill(environment: Environment) -> list[str]:
@@ -238,8 +241,9 @@ def markdown(environment: Environment) -> str:
         "Upgrade the app: upgrade.py pins a backup first, and rolls back by itself (code and data) when the new"
         " release fails its checks:",
         *_code([upgrade(environment)]),
-        "Go back from an upgrade on purpose: set `app.source` to the old release, then",
-        *_code([downgrade(environment), restore_run(environment, run="PINNED_RUN")]),
+        "Go back from an upgrade on purpose: set `app.source` to the old release, then restore the run"
+        " upgrade.py pinned before it (`phoenix pins` lists it) under that release:",
+        *_code([downgrade(environment)]),
         "Prove recovery (weekly), see the state, and release a pin:",
         *_code([drill(environment), status(environment), report(environment), pins(environment),
                 unpin(environment)]),

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from phoenix import sandbox
-from tests.e2e.conftest import SANDBOX_NAME, container, run_pyinfra
+from phoenix import runbook, sandbox
+from tests.e2e.conftest import SANDBOX_NAME, container, from_runbook, run_pyinfra
 from tests.e2e.helpers import sh
 
 REPORT = "/tmp/phoenix-e2e-restore-db1.json"
@@ -98,7 +98,9 @@ def test_point_in_time_recovery_returns_exactly_the_rows_committed_before_the_ta
     (n, first), (_, second) = restored[30], restored[31]
     target = first + (second - first) / 2  # between two known rows: the first committed before it, the second after
 
-    process = restore(f"at={target.isoformat(sep=' ')}", "force_restore=yes", f"restore_report={REPORT}")
+    # the runbook's "restore to a moment" (it adds force_restore: db1 holds data again)
+    command = from_runbook(runbook.PYINFRA, runbook.restore_to_moment, "db1", target.isoformat(sep=" "))
+    process = run_pyinfra(*command, "--data", f"restore_report={REPORT}")
 
     assert process.returncode == 0, process.stderr[-5000:]
     assert [number for number, _ in rows()] == list(range(1, n + 1))

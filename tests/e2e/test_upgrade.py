@@ -1,11 +1,12 @@
 """Safe upgrades (upgrade.py) of the reference app, release 1.0.0 -> 2.0.0 (a new column with a backfill).
 
-Starts from the inventory's release (1.0.0) on web1 and web2 and leaves them on 2.0.0: a file that
+Starts from the inventory's release (1.0.0) on web1 and web2 and leaves web2 on 2.0.0: a file that
 runs afterwards and needs 1.0.0 gets it back from the `app_at_inventory_release` fixture.
 - web2 (systemd, database on db1) upgrades; meanwhile the scheduled backup fires on db1 by hand
   and the vault applies a retention policy that keeps only the newest run: the second incident.
 - web1 (supervisor, its own database) gets a release whose migration fails halfway, then an
-  upgrade that is killed mid-way.
+  upgrade that is killed mid-way, finished by the next run; then the operator goes back to 1.0.0 and
+  the pinned pre-upgrade run on purpose, with the runbook's command.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 import pytest
 
 from phoenix import runbook
-from tests.e2e.conftest import from_runbook, live_host, run_pyinfra, start_pyinfra
+from tests.e2e.conftest import converge, from_runbook, live_host, run_pyinfra, start_pyinfra
 from tests.e2e.helpers import post_json, request, sh, vault_pins, vault_runs, worker_pid
 from tests.e2e.releases import broken_release
 
@@ -193,3 +194,25 @@ def test_a_killed_upgrade_is_finished_by_the_next_run_and_its_data_restores_from
         assert served[link["id"]]["note"] == link["note"]
     assert get_json("web1", "/health")["version"] == "2.0.0"
     worker_pid("web1")
+
+
+def test_going_back_on_purpose_brings_the_pinned_run_back_under_the_older_release(web1_links):
+    """After the upgrade above, the operator goes back as the runbook says: app.source still names 1.0.0 (the
+    sandbox's), and the runbook's command restores the run upgrade.py pinned under it."""
+    assert get_json("web1", "/health")["version"] == "2.0.0"
+    after_upgrade = post_json(live_host("web1"), "/api/links", {"url": "https://After.example.org/", "note": "2.0.0"})
+    pinned = history("web1")[-1]["pinned_runs"]["web1/db-links"]
+
+    process = run_pyinfra(*from_runbook(runbook.PYINFRA, runbook.downgrade, "web1", pinned))
+
+    assert process.returncode == 0, (process.stdout + process.stderr)[-4000:]
+    health = get_json("web1", "/health")
+    assert (health["version"], health["schema_version"]) == ("1.0.0", "0001")
+    served = get_json("web1", "/api/links")["links"]
+    assert [(link["id"], link["note"]) for link in served] == [(link["id"], link["note"]) for link in web1_links]
+    assert after_upgrade["id"] not in [link["id"] for link in served]  # written after the pinned run: gone with it
+    worker_pid("web1")
+    assert pinned in vault_pins("web1")  # going back releases nothing
+    # the next deploy (app.source = the release now running) has nothing to refuse and nothing to change
+    results, _ = converge("--limit", "web1")
+    assert [op["name"] for op in results["results"]["operations"] if op["success"]] == []

@@ -38,7 +38,9 @@ def test_the_recovery_commands_are_this_environments(shop):
     for host in ("web1", "db1"):
         assert f"/shop.py restore.py --limit {host} --data ssh_user=root\n" in text
     assert "    .venv/bin/phoenix drill " in text and "/shop.py\n" in text
-    assert "deploy.py --data allow_downgrade=yes" in text and "--reason 'why it may go'" in text
+    going_back = "restore.py --limit HOST --data snapshot=PINNED_RUN --data force_restore=yes"
+    going_back += " --data allow_downgrade=yes"
+    assert going_back in text and "--reason 'why it may go'" in text
     assert "upgrade.py --limit HOST --data version=VERSION\n" in text
 
 
