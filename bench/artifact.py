@@ -31,6 +31,7 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
+from bench.machine import machine_line  # noqa: E402
 from phoenix import artifact, image  # noqa: E402
 from roles import app as app_role  # noqa: E402
 
@@ -82,7 +83,7 @@ def main() -> None:
             docker("exec", CONTAINER, "sh", "-c", f"sha256sum {remote} | cut -d' ' -f1 > {where['installed_marker']}")
             return f"{float(cpu[-2]) + float(cpu[-1]):.1f}"
 
-        load_before = os.getloadavg()[0]
+        before_install = machine_line("before the install")
         install, install_cpu = timed(ship_and_install)
         imported = docker("exec", CONTAINER, where["python"], "-c", "import kinto, psycopg2; print(kinto.__version__)")
 
@@ -103,7 +104,7 @@ def main() -> None:
     print(f"cached rebuild:                           {cached:6.2f} s")
     print(f"ship + install on one host:               {install:6.1f} s (install: {install_cpu} s of CPU)")
     print(f"no-op re-deploy (rebuild + host check):   {no_op:6.2f} s")
-    print(f"machine: {os.cpu_count()} cores, load average {load_before:.1f} before the install")
+    print(before_install)
 
 
 if __name__ == "__main__":

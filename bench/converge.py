@@ -18,8 +18,8 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
-from converge_timing import timed_converge  # noqa: E402
-
+from bench.converge_timing import timed_converge  # noqa: E402
+from bench.machine import machine_line  # noqa: E402
 from phoenix import sandbox  # noqa: E402
 from phoenix.inventory import load_environment  # noqa: E402
 
@@ -32,6 +32,7 @@ def main() -> None:
     sandbox_name = f"bench-{os.getpid()}"
     hosts = list(load_environment(REPOSITORY / arguments.inventory).hosts)
     os.chdir(REPOSITORY)
+    start_line = machine_line("at the start")
     started = time.monotonic()
     sandbox.up(sandbox_name, hosts)
     boot = time.monotonic() - started
@@ -41,6 +42,7 @@ def main() -> None:
     finally:
         if not arguments.keep:
             sandbox.down(sandbox_name)
+    print(start_line)
     print(f"hosts: {', '.join(hosts)} ({arguments.inventory})")
     print(f"sandbox up (containers + systemd boot): {boot:6.1f} s")
     for name, run in (("cold converge:  ", cold), ("no-op converge: ", noop)):

@@ -31,6 +31,7 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
+from bench.machine import machine_line  # noqa: E402
 from phoenix import sandbox, sandbox_state  # noqa: E402
 
 SANDBOX = os.environ.get("PHOENIX_SANDBOX", "sandbox")
@@ -91,7 +92,7 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=30)
     options = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
+    print(machine_line("at the start"))
 
     rpos = [one_kill() for _ in range(options.kills)]
     print(f"RPO over {len(rpos)} unannounced kills: median {statistics.median(rpos):.1f}s, max {max(rpos):.1f}s")
@@ -116,7 +117,7 @@ def main() -> None:
         f"restore.py of a {size} database: physical {physical:.0f}s, pg_restore {dump:.0f}s"
         f" (physical/dump {physical / dump:.2f})"
     )
-    print(f"load average {os.getloadavg()[0]:.2f} at the end ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
+    print(f"{machine_line('at the end')} ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
 from bench import backup as backup_bench  # noqa: E402
+from bench.machine import machine_line  # noqa: E402
 from phoenix import sandbox, sandbox_state  # noqa: E402
 
 INVENTORY = "bench/inventories/rto.py"
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the sandbox running")
     arguments = parser.parse_args()
     os.chdir(REPOSITORY)
+    start_line = machine_line("at the start")
     backup_bench.SANDBOX = SANDBOX  # its helpers run commands on this bench's hosts
     sandbox.down(SANDBOX)
     sandbox.up(SANDBOX, ["web1", "vault1"])
@@ -117,6 +119,8 @@ def main() -> None:
     prepare = restore_wall - sum(steps.values())
     total = create_seconds + restore_wall
     floors = install + restic + pg_restore
+    print(start_line)
+    print(machine_line("at the end"))
     print(f"database: {rows:,} rows, {database_bytes / mib:,.0f} MiB; dump {database_report['bytes'] / mib:,.0f} MiB")
     print(f"{'step':28} {'measured':>9} {'floor':>9}  floor measured as")
     print(f"{'create the host':28} {create_seconds:8.1f}s {'':>9}")

@@ -21,8 +21,8 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
-from converge_timing import Converge, timed_converge  # noqa: E402
-
+from bench.converge_timing import Converge, timed_converge  # noqa: E402
+from bench.machine import machine_line  # noqa: E402
 from phoenix import sandbox  # noqa: E402
 
 INVENTORY_FILE = "from phoenix.inventory import hosts_for\n\nservers = hosts_for(__file__)\n"
@@ -73,7 +73,7 @@ def main() -> None:
         os.environ["PHOENIX_STATE_DIR"] = str(Path(directory) / "state")  # its throwaway secrets go with it
         for count in arguments.hosts:
             results[count] = bench_count(count, Path(directory), arguments.keep)
-    print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} (1 min) at the end")
+    print(machine_line("at the end"))
     print("hosts   cold wall  cold CPU/host   no-op wall  no-op CPU/host")
     for count, row in results.items():
         cold, noop = row["cold"], row["no-op"]
