@@ -121,10 +121,19 @@ def recover_stream_command(plan: Plan) -> str:
     )
 
 
-def swap_in_command(version: int, databases: list[str], force: bool) -> str:
+# PostgreSQL 13+ refuses to promote when the WAL ends before a target time: for a moment after the archive's
+# newest transaction, the end of the WAL is that moment's state
+NOT_REACHED = "recovery ended before configured recovery target was reached"
+# what the swap-in prints when it recovered to the end of the WAL instead
+TO_THE_END = "phoenix: no transaction in the archive after the target: recovered to the end of the archive"
+
+
+def swap_in_command(version: int, databases: list[str], force: bool, target_time: bool = False) -> str:
     """Returns the shell line (root, on the new database host) that refuses to replace a database holding
     tables unless `force`, then swaps the tar stream on stdin in as PostgreSQL's data directory, starts
-    it, waits until recovery has ended, and prints PostgreSQL's own lines naming where recovery stopped."""
+    it, waits until recovery has ended, and prints PostgreSQL's own lines naming where recovery stopped.
+    With `target_time`, a recovery whose WAL ends before the target (no transaction after it) is started
+    again without the target, to the end of the WAL, and TO_THE_END is printed."""
     data = f"/var/lib/postgresql/{version}/main"
     service = f"postgresql@{version}-main"
     log = f"/var/log/postgresql/postgresql-{version}-main.log"
@@ -143,6 +152,14 @@ def swap_in_command(version: int, databases: list[str], force: bool) -> str:
             )
     incoming = f"{data}.restoring"
     recovered = f'[ "$({psql} -c "SELECT pg_is_in_recovery()" 2>/dev/null)" = f ]'
+    # once, with a target time: the WAL ended before it, so recover again without it, to the end of the WAL
+    to_the_end = (
+        f"to_the_end() {{ [ $again = no ] && again=yes && tail -n +$((mark + 1)) {log} | grep -qF '{NOT_REACHED}'"
+        f" && sed -i '/^recovery_target_time *=/d' {data}/postgresql.auto.conf && echo '{TO_THE_END}'"
+        f" && systemctl start {service}; }}; again=no;"
+        if target_time
+        else "to_the_end() { false; };"
+    )
     # PostgreSQL did not come out of recovery: the previous data directory goes back, the failed one is kept
     back = (
         f"back() {{ tail -n +$((mark + 1)) {log} | tail -5 >&2; systemctl stop {service} || true;"
@@ -153,11 +170,11 @@ def swap_in_command(version: int, databases: list[str], force: bool) -> str:
     return (
         f"set -e; cd /tmp; {checks} rm -rf {incoming}; install -d -o postgres -g postgres -m 0700 {incoming};"
         f" tar -x -C {incoming}; chown -R postgres:postgres {incoming};"  # all received before anything is replaced
-        f" mark=$(wc -l < {log} 2>/dev/null || echo 0); {back}"
+        f" mark=$(wc -l < {log} 2>/dev/null || echo 0); {back} {to_the_end}"
         f" systemctl stop {service}; rm -rf {data}.before-restore; mv {data} {data}.before-restore;"
-        f" mv {incoming} {data}; systemctl start {service} || back;"
-        f" for i in $(seq 3600); do {recovered} && break; systemctl is-active --quiet {service} || back; sleep 1;"
-        f" done; {recovered} || back;"
+        f" mv {incoming} {data}; systemctl start {service} || to_the_end || back;"
+        f" for i in $(seq 3600); do {recovered} && break; systemctl is-active --quiet {service} || to_the_end || back;"
+        f" sleep 1; done; {recovered} || back;"
         f' tail -n +$((mark + 1)) {log} | grep -E "recovery stopping|last completed transaction" || true;'
         f" rm -rf {data}.before-restore"
     )
@@ -212,7 +229,7 @@ def stream(environment: Environment, server: str, plan: Plan, version: int, data
             argv(vault, recover_stream_command(plan)), stdout=subprocess.PIPE, stderr=vault_errors
         )
         sink = subprocess.run(
-            argv(server, swap_in_command(version, databases, force), stdin=True),
+            argv(server, swap_in_command(version, databases, force, plan.target_time is not None), stdin=True),
             stdin=source.stdout,
             capture_output=True,
             text=True,
@@ -309,8 +326,11 @@ def run(host_name: str, plan: Plan, data, force: bool, results: dict) -> None:
     databases = backup_plan.databases_served(host_name, environment.hosts)
     output = stream(environment, host_name, plan, data.postgres["version"], databases, force, remote_command)
     following = follow(environment, host_name, data.secrets, remote_command)
+    target = plan.target()
+    if TO_THE_END in output:
+        target += " (no transaction in the archive after it: recovered to the archive's end)"
     results[host_name] = {
-        "target": plan.target(),
+        "target": target,
         "backup": plan.backup_id,
         "backup_end": plan.backup_end.isoformat(),
         "newest_transaction": recovered_to(output),

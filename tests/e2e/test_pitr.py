@@ -107,6 +107,23 @@ def test_point_in_time_recovery_returns_exactly_the_rows_committed_before_the_ta
     assert json.loads(open(REPORT).read())["recovered"]["target"] == target.isoformat(sep=" ")
 
 
+def test_a_moment_after_the_newest_transaction_restores_everything_up_to_it(disaster):
+    """The user asks for a moment shortly after the last write (the database was idle since): PostgreSQL alone
+    refuses to promote when the WAL ends before the target; the archive's end is that moment's state."""
+    assert sh("db1", f"{PSQL} -c 'INSERT INTO pitr_rows VALUES (1001, clock_timestamp())'").returncode == 0
+    expected = [n for n, _ in rows()]
+    time.sleep(2)  # the moment asked for must lie in the past (restore.py refuses a future one)
+    moment = datetime.now(UTC) - timedelta(seconds=1)
+
+    command = from_runbook(runbook.PYINFRA, runbook.restore_to_moment, "db1", moment.isoformat(sep=" "))
+    process = run_pyinfra(*command, "--data", f"restore_report={REPORT}")
+
+    assert process.returncode == 0, process.stderr[-5000:]
+    assert [n for n, _ in rows()] == expected  # the last write included
+    target = json.loads(open(REPORT).read())["recovered"]["target"]
+    assert target.endswith("(no transaction in the archive after it: recovered to the archive's end)"), target
+
+
 def test_a_target_outside_the_window_is_refused_before_any_host_is_touched(disaster):
     marker = sh("db1", "stat -c %Y /var/lib/postgresql/15/main/PG_VERSION").stdout
 

@@ -225,3 +225,17 @@ def test_a_wal_stream_the_vault_cannot_reset_is_named_in_the_restore_report(
             " not valid for this server): it is not archived until `runuser -u barman -- barman receive-wal --reset"
             " db1` succeeds on the vault; `phoenix status` shows the archive's lag"
         )
+
+
+def test_a_target_time_after_the_newest_transaction_is_recovered_to_the_end_of_the_wal_once():
+    timed = physical_restore.swap_in_command(15, ["links"], force=True, target_time=True)
+    newest = physical_restore.swap_in_command(15, ["links"], force=True)
+
+    # only PostgreSQL's own "ended before the target" lets it start again, without the target time, and only once
+    assert f"grep -qF '{physical_restore.NOT_REACHED}'" in timed
+    assert "sed -i '/^recovery_target_time *=/d' /var/lib/postgresql/15/main/postgresql.auto.conf" in timed
+    assert "[ $again = no ] && again=yes" in timed
+    # whether systemctl start fails at once or PostgreSQL dies while it recovers; back() otherwise
+    assert "systemctl start postgresql@15-main || to_the_end || back;" in timed
+    assert "systemctl is-active --quiet postgresql@15-main || to_the_end || back;" in timed
+    assert "to_the_end() { false; };" in newest and "recovery_target_time" not in newest
