@@ -200,13 +200,16 @@ def command_restore_db(config: Config, arguments: argparse.Namespace) -> int:
         progress(f"[{arguments.job}] restoring run {run.id} ({run.time.isoformat()}) into {database}")
         steps.step(DATABASE_STEPS[2])
         _disconnect_others(database)
+        dropped = drop_tables_the_run_lacks(database, live, manifest)
+        if dropped:
+            progress(f"[{arguments.job}] dropped the tables made after run {run.id}: {', '.join(dropped)}")
         checksum, size = stream_restore(config, run, database, ["--clean", "--if-exists"])
         steps.step(DATABASE_STEPS[3])
         subprocess.run([*POSTGRES, "psql", "-X", "-q", "-d", database, "-c", "ANALYZE"], check=True)
         steps.step(DATABASE_STEPS[4])
         restored = live_rows(database)
         replaced = 0 if half_restored else sum(live.values())
-        report = {**run_report(run), "database": database, "replaced_rows": replaced}
+        report = {**run_report(run), "database": database, "replaced_rows": replaced, "dropped_tables": dropped}
         report["previous_restore"] = steps.previous_outcome()
         return finish({**report, **compare(manifest, checksum, size, restored)}, began, arguments.job)
 
@@ -260,6 +263,26 @@ def _has_size(path: str, size: int) -> bool:
         return os.stat(path).st_size == size
     except FileNotFoundError:
         return False
+
+
+def drop_table_statement(live: dict[str, int], manifest: dict) -> tuple[list[str], str]:
+    """Given the live database's tables and a run's manifest, returns the tables the run has no trace of (made
+    after it, e.g. by a newer release's migration) and the statement that drops them ('' when none):
+    pg_restore --clean replaces only what the dump holds, and would leave them beside the run's data."""
+    extra = sorted(set(live) - set(manifest["tables"]))
+    return extra, (f"DROP TABLE IF EXISTS {', '.join(extra)} CASCADE" if extra else "")
+
+
+def drop_tables_the_run_lacks(database: str, live: dict[str, int], manifest: dict) -> list[str]:
+    """Drops the live tables the run's manifest does not name (drop_table_statement); returns them."""
+    extra, statement = drop_table_statement(live, manifest)
+    if statement:
+        subprocess.run(
+            [*POSTGRES, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database, "-c", statement],
+            check=True,
+            capture_output=True,
+        )
+    return extra
 
 
 def _disconnect_others(database: str) -> None:

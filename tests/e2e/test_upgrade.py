@@ -25,6 +25,7 @@ from tests.e2e.helpers import post_json, request, sh, vault_pins, vault_runs, wo
 from tests.e2e.releases import broken_release
 
 IN_PROGRESS = "/var/lib/phoenix/upgrade/in-progress.json"
+LINKS_PSQL = "runuser -u postgres -- psql -X -tA -d links"
 HISTORY = "/var/lib/phoenix/upgrade/history.jsonl"
 TIMERS = {"web1": ["phoenix-backup-db-links.timer", "phoenix-backup-files.timer", "links-schema-check.timer"]}
 AGGRESSIVE_RETENTION = "--keep-within-hours 0 --hourly 0 --daily 1 --weekly 0 --monthly 0 --minimum-verified 1"
@@ -201,6 +202,10 @@ def test_going_back_on_purpose_brings_the_pinned_run_back_under_the_older_releas
     sandbox's), and the runbook's command restores the run upgrade.py pinned under it."""
     assert get_json("web1", "/health")["version"] == "2.0.0"
     after_upgrade = post_json(live_host("web1"), "/api/links", {"url": "https://After.example.org/", "note": "2.0.0"})
+    # a table only the newer release has, as its migration would make it (2.0.0 itself only adds a column)
+    newer = sh("web1", f"{LINKS_PSQL} -c 'CREATE TABLE link_tags (link_id integer, tag text)'"
+                       " -c \"INSERT INTO link_tags VALUES (1, 'made by 2.x')\"")  # fmt: skip
+    assert newer.returncode == 0, newer.stderr
     pinned = history("web1")[-1]["pinned_runs"]["web1/db-links"]
 
     process = run_pyinfra(*from_runbook(runbook.PYINFRA, runbook.downgrade, "web1", pinned))
@@ -211,6 +216,7 @@ def test_going_back_on_purpose_brings_the_pinned_run_back_under_the_older_releas
     served = get_json("web1", "/api/links")["links"]
     assert [(link["id"], link["note"]) for link in served] == [(link["id"], link["note"]) for link in web1_links]
     assert after_upgrade["id"] not in [link["id"] for link in served]  # written after the pinned run: gone with it
+    assert sh("web1", f"{LINKS_PSQL} -c \"SELECT to_regclass('link_tags')\"").stdout.strip() == ""  # gone too
     worker_pid("web1")
     assert pinned in vault_pins("web1")  # going back releases nothing
     # the next deploy (app.source = the release now running) has nothing to refuse and nothing to change
