@@ -23,7 +23,7 @@ from phoenix.artifact import artifact_for
 from phoenix.errors import PhoenixError, refuse
 from phoenix.wheel import file_sha256, wheel_version
 from roles import supervisor, workers
-from roles.operations import check_passes, command_once_per_value, secret_file
+from roles.operations import check_passes, command_once_per_value, put_file, secret_file, service_running, template_file
 
 
 def paths(app: dict) -> dict:
@@ -338,7 +338,7 @@ def apply() -> None:
     _refuse_downgrade(app, artifact.name)
     remote_archive = f"{where['releases']}/{artifact.name}"
     release = file_sha256(artifact)
-    files.put(name=f"Upload {artifact.name}", src=str(artifact), dest=remote_archive, mode="0644")
+    put_file(name=f"Upload {artifact.name}", src=str(artifact), dest=remote_archive, mode="0644")
     installed = command_once_per_value(
         name=f"Install {artifact.name} into an isolated venv",
         command=install_command(app, remote_archive),
@@ -437,7 +437,7 @@ def _remove_dropped_system_packages(app: dict, where: dict) -> None:
             commands=[remove_unneeded_packages_command(dropped)],
         )
     listed = "".join(f"{package}\n" for package in sorted(app["system_packages"]))
-    files.put(name="Record app.system_packages", src=StringIO(listed), dest=where["system_packages"], mode="0644")
+    put_file(name="Record app.system_packages", src=StringIO(listed), dest=where["system_packages"], mode="0644")
 
 
 def remove_unneeded_packages_command(packages: list[str]) -> str:
@@ -468,7 +468,7 @@ def _environment(app: dict) -> dict:
 
 
 def _systemd_unit(app: dict, where: dict, restart) -> None:
-    unit = files.template(
+    unit = template_file(
         name="App systemd unit",
         src="templates/app/etc/systemd/system/app.service.j2",
         dest=where["unit"],
@@ -480,7 +480,7 @@ def _systemd_unit(app: dict, where: dict, restart) -> None:
         home=where["home"],
     )
     systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
-    systemd.service(name="App running", service=app["name"], running=True, enabled=True)
+    service_running(name="App running", service=app["name"])
     systemd.service(name="Restart app", service=app["name"], restarted=True, _if=lambda: unit.did_change() or restart())
 
 

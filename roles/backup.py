@@ -17,7 +17,7 @@ from phoenix.errors import PhoenixError
 from phoenix.remote.backup import TRIGGERS
 from phoenix.remote.backup_host import SETTINGS_PATH
 from roles import phoenix_tools, timers
-from roles.operations import secret_file
+from roles.operations import put_file, secret_file
 
 CONFIG_PATH = SETTINGS_PATH  # where phoenix-backup reads it
 CONFIG_DIRECTORY = posixpath.dirname(CONFIG_PATH)  # /etc/phoenix
@@ -74,7 +74,7 @@ def apply() -> None:
     files.directory(name="Backup config directory", path=CONFIG_DIRECTORY, mode="0755")
     files.directory(name="Backup status directory", path=STATE_DIRECTORY, mode="0755")
     if host.data.backup_target["vault"]:
-        files.put(
+        put_file(
             name="The vault's certificate (restic trusts exactly this one)",
             src=_text(host.data.secrets.get("vault_tls_certificate")),
             dest=VAULT_CERTIFICATE,

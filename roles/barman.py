@@ -13,7 +13,7 @@ from pyinfra.operations import apt, files, server
 from phoenix import archive_plan
 from phoenix.commands import barman, make_first_base_backup_command
 from roles import timers
-from roles.operations import secret_file
+from roles.operations import put_file, secret_file
 
 HOME = "/var/lib/barman"  # Debian's home of the barman user: the base backups and WAL live here
 TASKS = {  # unit phoenix-barman-<task>: (description, command, schedule or None: the vault's pitr option)
@@ -32,7 +32,7 @@ def apply() -> None:
         packages=["barman", *(f"postgresql-client-{version}" for version in versions)],
         no_recommends=True,
     )
-    files.put(
+    put_file(
         name="Barman settings (/etc/barman.conf)",
         src=StringIO(archive_plan.global_config(HOME)),
         dest="/etc/barman.conf",
@@ -50,7 +50,7 @@ def apply() -> None:
         mode="0600",
     )
     for archived in servers:
-        files.put(
+        put_file(
             name=f"Barman server {archived['name']}",
             src=StringIO(archive_plan.server_config(archived["name"], archived["address"], vault, archived["version"])),
             dest=f"{archive_plan.BARMAN_CONFIG_DIRECTORY}/{archived['name']}.conf",

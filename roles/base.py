@@ -6,6 +6,8 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 
+from roles.operations import put_file, service_running, template_file
+
 BASE_PACKAGES = ["openssh-server", "sudo", "tzdata", "curl", "python3-venv"]
 
 
@@ -26,7 +28,7 @@ def apply() -> None:
     _admins(host.data.admins)
     _sshd(host.data.ssh["port"])
     if host.data.unattended_upgrades:
-        files.template(
+        template_file(
             name="Enable unattended security upgrades",
             src="templates/base/etc/apt/apt.conf.d/20auto-upgrades.j2",
             dest="/etc/apt/apt.conf.d/20auto-upgrades",
@@ -37,7 +39,7 @@ def apply() -> None:
 
 def _time_zone(zone: str) -> None:
     files.link(name=f"Time zone {zone}", path="/etc/localtime", target=f"/usr/share/zoneinfo/{zone}")
-    files.put(name="Record time zone", src=_text(zone), dest="/etc/timezone", mode="0644")
+    put_file(name="Record time zone", src=_text(zone), dest="/etc/timezone", mode="0644")
 
 
 def _locale(locale: str) -> None:
@@ -49,7 +51,7 @@ def _locale(locale: str) -> None:
         replace=f"{locale} {charset}",
     )
     server.shell(name="Generate locales", commands=["locale-gen"], _if=wanted.did_change)
-    files.put(name="Default locale", src=_text(f"LANG={locale}"), dest="/etc/default/locale", mode="0644")
+    put_file(name="Default locale", src=_text(f"LANG={locale}"), dest="/etc/default/locale", mode="0644")
 
 
 def _admins(admins: list[dict]) -> None:
@@ -62,7 +64,7 @@ def _admins(admins: list[dict]) -> None:
             public_keys=admin["ssh_keys"],
             delete_keys=True,
         )
-    files.template(
+    template_file(
         name="Password-less sudo for admins",
         src="templates/base/etc/sudoers.d/phoenix-admins.j2",
         dest="/etc/sudoers.d/phoenix-admins",
@@ -72,19 +74,19 @@ def _admins(admins: list[dict]) -> None:
 
 
 def _sshd(port: int) -> None:
-    config = files.template(
+    config = template_file(
         name="sshd: no root login, no passwords",
         src="templates/base/etc/ssh/sshd_config.d/phoenix.conf.j2",
         dest="/etc/ssh/sshd_config.d/phoenix.conf",
         mode="0644",
         port=port,
     )
-    systemd.service(name="sshd running", service="ssh", running=True, enabled=True)
+    service_running(name="sshd running", service="ssh")
     systemd.service(name="Reload sshd", service="ssh", reloaded=True, _if=config.did_change)
 
 
 def _journald(limits: dict) -> None:
-    config = files.template(
+    config = template_file(
         name="journald limits",
         src="templates/base/etc/systemd/journald.conf.d/phoenix.conf.j2",
         dest="/etc/systemd/journald.conf.d/phoenix.conf",

@@ -2,9 +2,10 @@
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
+from roles.operations import service_running, template_file
 from roles.tls import certificate_paths
 
 
@@ -14,7 +15,7 @@ def apply() -> None:
     app = host.data.app
     site = host.data.site
     certificate, key = certificate_paths(site["server_name"])
-    config = files.template(
+    config = template_file(
         name="nginx site",
         src="templates/nginx/etc/nginx/sites-available/app.conf.j2",
         dest=f"/etc/nginx/sites-available/{app['name']}.conf",
@@ -30,7 +31,7 @@ def apply() -> None:
         target=f"/etc/nginx/sites-available/{app['name']}.conf",
     )
     default_site = files.link(name="Disable the default site", path="/etc/nginx/sites-enabled/default", present=False)
-    systemd.service(name="nginx running", service="nginx", running=True, enabled=True)
+    service_running(name="nginx running", service="nginx")
     server.shell(
         name="Check and reload nginx",
         commands=["nginx -t -q && systemctl reload nginx"],

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 from io import StringIO
+from typing import IO
 
-from pyinfra import host
+from pyinfra import host, state
 from pyinfra.api import FactBase, FileUploadCommand, operation
-from pyinfra.facts.files import FileContents, Sha256File
+from pyinfra.api.util import get_template
+from pyinfra.facts.files import FileContents
 from pyinfra.facts.server import Command
-from pyinfra.operations import files
+from pyinfra.operations import files, systemd
+from pyinfra.operations.util.files import ensure_mode_int
 
 from phoenix import scram
 from phoenix.commands import make_marker_write_command
@@ -36,7 +40,11 @@ def secret_file(path: str, content: str, user: str = "root", group: str = "root"
         secret_file(path="/etc/links/production.ini", content=ini, group="links", mode="0640")
     """
     digest = hashlib.sha256(content.encode()).hexdigest()
-    if host.get_fact(Sha256File, path=path) == digest:
+    current = host.get_fact(FileState, path=path)
+    if current and current["type"] == "file" and current["sha256"] == digest:
+        if _owner_and_mode_match(current, user, group, mode):
+            host.noop(f"{path} already has the wanted content, owner and mode (secret, not shown)")
+            return
         host.noop(f"{path} already has the wanted content (secret, not shown)")
     else:
         yield from files.directory._inner(path=SECRET_UPLOAD_DIRECTORY, user="root", group="root", mode="0700")
@@ -46,6 +54,158 @@ def secret_file(path: str, content: str, user: str = "root", group: str = "root"
             remote_temp_filename=f"{SECRET_UPLOAD_DIRECTORY}/{digest[:16]}",
         )
     yield from files.file._inner(path=path, user=user, group=group, mode=mode)
+
+
+class FileState(FactBase):
+    """Returns what a path is, in one command: None when absent, else {"type": "file", "directory", "link" or
+    "other"; for a file or directory "mode" (octal digits as an int, 644), "user", "group"; for a file "sha256"}.
+
+    A symbolic link is a "link", whatever it points to; "sha256" is "" when the file cannot be read.
+    """
+
+    def command(self, path: str) -> str:
+        quoted = shlex.quote(path)
+        owner = f"$(stat -c '%a %U %G' -- {quoted})"
+        return (
+            f"if [ -L {quoted} ]; then echo link;"
+            f" elif [ -f {quoted} ]; then echo file {owner} $(sha256sum < {quoted} | cut -c1-64);"
+            f" elif [ -d {quoted} ]; then echo directory {owner};"
+            f" elif [ -e {quoted} ]; then echo other; else echo absent; fi"
+        )
+
+    def process(self, output: list[str]) -> dict | None:
+        words = output[0].split() if output else []
+        if not words or words[0] == "absent":
+            return None
+        found: dict = {"type": words[0]}
+        if words[0] in ("file", "directory") and len(words) >= 4:
+            found.update(mode=int(words[1]), user=words[2], group=words[3])
+        if words[0] == "file":
+            found["sha256"] = words[4] if len(words) > 4 else ""
+        return found
+
+
+def _owner_and_mode_match(current: dict, user: str | None, group: str | None, mode: str | int | None) -> bool:
+    """Given FileState's answer, tells whether the owner, group and mode asked for (None: any) are the path's."""
+    return (
+        (user is None or current.get("user") == user)
+        and (group is None or current.get("group") == group)
+        and (mode is None or current.get("mode") == ensure_mode_int(mode))
+    )
+
+
+def _already_there(path: str, content: bytes, user: str | None, group: str | None, mode: str | int | None) -> bool:
+    """Tells (one command) whether `path` is a regular file with exactly `content`, owner, group and mode."""
+    current = host.get_fact(FileState, path=path)
+    return bool(
+        current
+        and current["type"] == "file"
+        and current["sha256"] == hashlib.sha256(content).hexdigest()
+        and _owner_and_mode_match(current, user, group, mode)
+    )
+
+
+def _local_bytes(src: str | IO) -> bytes:
+    """The content of a local file (a path, relative to the deploy directory like files.put's) or file object."""
+    if hasattr(src, "getvalue"):
+        value = src.getvalue()
+        return value.encode() if isinstance(value, str) else value
+    if not os.path.isabs(src) and state.cwd:
+        src = os.path.join(state.cwd, src)
+    with open(src, "rb") as local:
+        return local.read()
+
+
+@operation()
+def put_file(src: str | IO, dest: str, user: str | None = None, group: str | None = None, mode: str | None = None):
+    """
+    Upload a file, like files.put, with one command on the server when it is already there: its type,
+    SHA-256, owner and mode are read at once. Anything else is files.put's own work (parent directory,
+    upload, --diff, owner, mode).
+
+    + src: local path (relative to the deploy directory) or file object
+    + dest: where the file goes on the server
+    + user, group, mode: its owner and permissions (None: not managed)
+
+    **Example:**
+
+    .. code:: python
+
+        put_file(name="Record time zone", src=StringIO("Etc/UTC\n"), dest="/etc/timezone", mode="0644")
+    """
+    if _already_there(dest, _local_bytes(src), user, group, mode):
+        host.noop(f"{dest} already has the wanted content, owner and mode")
+        return
+    yield from files.put._inner(src=src, dest=dest, user=user, group=group, mode=mode)
+
+
+@operation()
+def template_file(src: str, dest: str, user: str | None = None, group: str | None = None, mode: str | None = None,
+                  **data):  # fmt: skip
+    """
+    Render a Jinja2 template (as files.template does: StrictUndefined, `host`, `state` and `inventory` in
+    scope) and upload it with put_file: one command on the server when the file is already there.
+
+    + src: template path, relative to the deploy directory
+    + dest: where the rendered file goes on the server
+    + user, group, mode: its owner and permissions (None: not managed)
+    + data: the template's variables
+
+    **Example:**
+
+    .. code:: python
+
+        template_file(name="nginx site", src="templates/nginx/app.conf.j2", dest="/etc/nginx/sites-available/a.conf",
+                      mode="0644", site=site)
+    """
+    path = os.path.join(state.cwd, src) if state.cwd else src
+    data.setdefault("host", host)
+    data.setdefault("state", state)
+    data.setdefault("inventory", state.inventory)
+    rendered = get_template(path).render(data)
+    if _already_there(dest, rendered.encode(), user, group, mode):
+        host.noop(f"{dest} already has the wanted content, owner and mode")
+        return
+    yield from files.template._inner(src=src, dest=dest, user=user, group=group, mode=mode, **data)
+
+
+# the unit types systemd.service recognises by suffix; any other name is a service
+UNIT_SUFFIXES = (".service", ".socket", ".device", ".mount", ".automount", ".swap", ".target", ".path", ".timer",
+                 ".slice", ".scope")  # fmt: skip
+
+
+class ServiceState(FactBase):
+    """Returns a systemd unit's {"SubState", "UnitFileState"} in one command ({} when systemctl cannot say)."""
+
+    def command(self, service: str) -> str:
+        return f"systemctl show -p SubState -p UnitFileState {shlex.quote(service)} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> dict:
+        return dict(line.split("=", 1) for line in output if "=" in line)
+
+
+@operation()
+def service_running(service: str):
+    """
+    Make a systemd unit run now and at boot, like systemd.service(running=True, enabled=True), with one
+    command on the server when it already does; systemd.service does the rest.
+
+    + service: the unit (".service" when no suffix is given)
+
+    **Example:**
+
+    .. code:: python
+
+        service_running(name="nginx running", service="nginx")
+    """
+    unit = service if service.endswith(UNIT_SUFFIXES) else f"{service}.service"
+    current = host.get_fact(ServiceState, service=unit)
+    # the states pyinfra's SystemdStatus and SystemdEnabled take for running and enabled
+    running = current.get("SubState") in ("running", "waiting", "exited", "listening", "mounted")
+    if running and current.get("UnitFileState") in ("enabled", "static"):
+        host.noop(f"service {unit} is running and enabled")
+        return
+    yield from systemd.service._inner(service=unit, running=True, enabled=True)
 
 
 def as_postgres(sql: str) -> str:

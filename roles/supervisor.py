@@ -7,7 +7,9 @@ from collections.abc import Callable
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, files, server
+
+from roles.operations import service_running, template_file
 
 # supervisorctl fails until supervisord's socket exists, right after install for instance
 WAIT_FOR_SUPERVISORD = "for i in $(seq 40); do supervisorctl pid >/dev/null 2>&1 && break; sleep 0.25; done"
@@ -31,8 +33,8 @@ def program(
     /srv/<name> by default), loaded when its file changed, else restarted when restart() says so. `marker`,
     a comment line in the file, lets a later run find the programs it made."""
     apt.packages(name="Install supervisor", packages=["supervisor"], no_recommends=True)
-    systemd.service(name="supervisor running", service="supervisor", running=True, enabled=True)
-    config = files.template(
+    service_running(name="supervisor running", service="supervisor")
+    config = template_file(
         name=f"supervisor program {program_name}",
         src="templates/supervisor/etc/supervisor/conf.d/program.conf.j2",
         dest=config_path(program_name),
@@ -41,7 +43,7 @@ def program(
         command=command,
         environment=environment,
         directory=directory or f"/srv/{program_name}",
-        program_user=user or program_name,  # files.template takes `user` for the file's owner
+        program_user=user or program_name,  # template_file takes `user` for the file's owner
         marker=marker,
     )
     server.shell(

@@ -16,7 +16,7 @@ from pyinfra.operations.util import any_changed
 from phoenix.backup_plan import parse_duration
 from phoenix.remote.vault import SETTINGS_PATH
 from roles import phoenix_tools, timers
-from roles.operations import secret_file
+from roles.operations import secret_file, service_running, template_file
 
 USER = "phoenix-vault"
 CONFIG_DIRECTORY = posixpath.dirname(SETTINGS_PATH)  # /etc/phoenix-vault
@@ -87,7 +87,7 @@ def apply() -> None:
 
 
 def _server_unit(vault: dict, restart) -> None:
-    unit = files.template(
+    unit = template_file(
         name="Vault service unit (rclone serve restic --append-only)",
         src="templates/vault/etc/systemd/system/phoenix-vault.service.j2",
         dest=f"{timers.UNIT_DIRECTORY}/phoenix-vault.service",
@@ -97,7 +97,7 @@ def _server_unit(vault: dict, restart) -> None:
         config_dir=CONFIG_DIRECTORY,
     )
     systemd.daemon_reload(name="Reload units for phoenix-vault", _if=unit.did_change)
-    systemd.service(name="Vault running", service="phoenix-vault", running=True, enabled=True)
+    service_running(name="Vault running", service="phoenix-vault")
     systemd.service(
         name="Restart the vault", service="phoenix-vault", restarted=True, _if=lambda: unit.did_change() or restart()
     )

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Command
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import server, systemd
 
 from roles import supervisor, timers
+from roles.operations import service_running, template_file
 
 UNIT_DIRECTORY = "/etc/systemd/system"
 TEMPLATES = "templates/app/etc/systemd/system"
@@ -114,7 +115,7 @@ def _process_unit(app: dict, entry: dict, run_as: dict) -> None:
     """A systemd unit PartOf the app's and wanted by it: `systemctl restart <app>` (what a deploy runs)
     restarts it too, `systemctl start <app>` starts it too."""
     name = unit_name(app, entry)
-    unit = files.template(
+    unit = template_file(
         name=f"{name}.service",
         src=f"{TEMPLATES}/process.service.j2",
         dest=f"{UNIT_DIRECTORY}/{name}.service",
@@ -128,7 +129,7 @@ def _process_unit(app: dict, entry: dict, run_as: dict) -> None:
     systemd.daemon_reload(name=f"Reload units for {name}", _if=unit.did_change)
     # enable links it by [Install] once; a changed unit may list other targets
     server.shell(name=f"Re-enable {name}", commands=[f"systemctl reenable {name}"], _if=unit.did_change)
-    systemd.service(name=f"{name} running", service=name, running=True, enabled=True)
+    service_running(name=f"{name} running", service=name)
     systemd.service(name=f"Restart {name}", service=name, restarted=True, _if=unit.did_change)
 
 
