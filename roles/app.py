@@ -14,7 +14,6 @@ import jinja2
 from packaging.version import Version
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import File, FileContents
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
@@ -23,7 +22,16 @@ from phoenix.artifact import artifact_for
 from phoenix.errors import PhoenixError, refuse
 from phoenix.wheel import file_sha256, wheel_version
 from roles import supervisor, workers
-from roles.operations import check_passes, command_once_per_value, put_file, secret_file, service_running, template_file
+from roles.operations import (
+    check_passes,
+    command_once_per_value,
+    put_file,
+    secret_file,
+    sectioned_command,
+    sections,
+    service_running,
+    template_file,
+)
 
 
 def paths(app: dict) -> dict:
@@ -321,9 +329,10 @@ def apply() -> None:
     app = host.data.app
     where = paths(app)
     name = app["name"]
+    found = sections(host.get_fact(Command, command=server_state_command(app)), list(SERVER_STATE))
     packages = [*app["system_packages"], "python3-venv", "python3-pip"]
     apt.packages(name="Install the app's Debian packages", packages=packages, no_recommends=True)
-    _remove_dropped_system_packages(app, where)
+    _remove_dropped_system_packages(app, where, previous=found["system_packages"])
     system_user(app)
     # server.user hands the home to the app user; the code in it (releases, venv) stays root's
     files.directory(name="App home", path=where["home"], user=name, group=name, mode="0755")
@@ -335,7 +344,7 @@ def apply() -> None:
         files.directory(name="App static files", path=app["static_dir"], user=name, group=name, mode="0755")
 
     artifact = _artifact(app)
-    _refuse_downgrade(app, artifact.name)
+    _refuse_downgrade(app, artifact.name, running="".join(found["running_release"]))
     remote_archive = f"{where['releases']}/{artifact.name}"
     release = file_sha256(artifact)
     put_file(name=f"Upload {artifact.name}", src=str(artifact), dest=remote_archive, mode="0644")
@@ -369,7 +378,8 @@ def apply() -> None:
         )
     code_or_config_changed = any_changed(installed, config, environment)
     if app["process_manager"] == "supervisor":
-        _remove_systemd_unit(name, where["unit"])
+        if found["systemd_unit"]:
+            _remove_systemd_unit(name, where["unit"])
         supervisor.program(
             program_name=name,
             command=supervised_command(app),
@@ -377,7 +387,8 @@ def apply() -> None:
             restart=code_or_config_changed,
         )
     else:
-        supervisor.remove_program(program_name=name)
+        if found["supervisor_program"]:
+            supervisor.remove_program(program_name=name)
         _systemd_unit(app, where, restart=code_or_config_changed)
     workers.apply(app=app, run_as=run_as(app), restart=code_or_config_changed)
     # every deploy ends here, changed or not: a deploy exits 0 only over an app that answers
@@ -412,10 +423,32 @@ def _artifact(app: dict) -> Path:
         refuse(f"phoenix: {host.data.phoenix_host}: nothing was changed: {error}")
 
 
-def _refuse_downgrade(app: dict, wheel_name: str) -> None:
-    """deploy.py never installs an older release than the one running: its data may have migrated past it."""
-    output = host.get_fact(Command, command=f"{installed_wheel_command(app)} || true")
-    running = (output or "").strip()
+# What app.apply asks the server while planning, in one command (each fact is a round trip): the release
+# archive the app runs, app.system_packages as last deployed, whether the app has a systemd unit, a
+# supervisor program (printed when it has).
+SERVER_STATE = ["running_release", "system_packages", "systemd_unit", "supervisor_program"]
+
+
+def server_state_command(app: dict) -> str:
+    """The shell command printing SERVER_STATE's sections for the app (read with roles.operations.sections)."""
+    where = paths(app)
+
+    def regular_file(path: str) -> str:
+        return f"[ -f {path} ] && [ ! -L {path} ] && echo yes || true"
+
+    return sectioned_command(
+        {
+            "running_release": f"{installed_wheel_command(app)} || true",
+            "system_packages": f"cat {where['system_packages']} 2>/dev/null || true",
+            "systemd_unit": regular_file(where["unit"]),
+            "supervisor_program": regular_file(supervisor.config_path(app["name"])),
+        }
+    )
+
+
+def _refuse_downgrade(app: dict, wheel_name: str, running: str) -> None:
+    """deploy.py never installs an older release than the one running (`running`, the path of its archive; ""
+    when none): its data may have migrated past it."""
     if not running or host.data.run_flags["allow_downgrade"]:
         return
     if Version(wheel_version(running)) > Version(wheel_version(wheel_name)):
@@ -427,9 +460,9 @@ def _refuse_downgrade(app: dict, wheel_name: str) -> None:
         )
 
 
-def _remove_dropped_system_packages(app: dict, where: dict) -> None:
-    """Packages taken out of app.system_packages since the last deploy are removed, unless something needs them."""
-    previous = host.get_fact(FileContents, path=where["system_packages"]) or []
+def _remove_dropped_system_packages(app: dict, where: dict, previous: list[str]) -> None:
+    """Packages taken out of app.system_packages since the last deploy (`previous`, the lines recorded then) are
+    removed, unless something needs them."""
     dropped = sorted({line.strip() for line in previous if line.strip()} - set(app["system_packages"]))
     if dropped:
         server.shell(
@@ -485,10 +518,9 @@ def _systemd_unit(app: dict, where: dict, restart) -> None:
 
 
 def _remove_systemd_unit(name: str, unit_path: str) -> None:
-    if host.get_fact(File, path=unit_path):
-        systemd.service(name="Stop the app's systemd unit", service=name, running=False, enabled=False)
-        files.file(name="Remove the app's systemd unit", path=unit_path, present=False)
-        systemd.daemon_reload(name="Reload systemd units")
+    systemd.service(name="Stop the app's systemd unit", service=name, running=False, enabled=False)
+    files.file(name="Remove the app's systemd unit", path=unit_path, present=False)
+    systemd.daemon_reload(name="Reload systemd units")
 
 
 def health_check_command(app: dict) -> str:

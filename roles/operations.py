@@ -208,6 +208,25 @@ def service_running(service: str):
     yield from systemd.service._inner(service=unit, running=True, enabled=True)
 
 
+def sectioned_command(parts: dict[str, str]) -> str:
+    """Given {section: shell command}, returns one shell command running them all, each output under a
+    "[section]" line: several questions to a server in one round trip. Read the answer with sections()."""
+    return "; ".join(f"echo '[{section}]'; {command}" for section, command in parts.items())
+
+
+def sections(output: str | None, names: list[str]) -> dict[str, list[str]]:
+    """Given sectioned_command()'s output, returns {section: its non-empty lines} for each of `names`."""
+    found: dict[str, list[str]] = {name: [] for name in names}
+    current = None
+    for line in (output or "").splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]") and line[1:-1] in found:
+            current = line[1:-1]
+        elif line and current:
+            found[current].append(line)
+    return found
+
+
 def as_postgres(sql: str) -> str:
     """Returns the shell command running `sql` with psql as the postgres superuser."""
     return f"runuser -u postgres -- psql -X -v ON_ERROR_STOP=1 -c {shlex.quote(sql)}"

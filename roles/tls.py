@@ -4,7 +4,7 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import File
+from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 from roles.operations import secret_file
@@ -35,7 +35,11 @@ def apply() -> None:
     certificate, key = certificate_paths(server_name)
     files.directory(name="TLS directory", path=TLS_DIRECTORY, user="root", group="root", mode="0750")
     if host.data.tls_mode == "self-signed":
-        if not host.get_fact(File, path=certificate) or not host.get_fact(File, path=key):
+        # one command for both files: each fact is a round trip to the server
+        quoted = [shlex.quote(path) for path in (certificate, key)]
+        regular = " && ".join(f"[ -f {path} ] && [ ! -L {path} ]" for path in quoted)
+        both = f"{regular} && echo both || true"
+        if host.get_fact(Command, command=both) != "both":
             server.shell(
                 name=f"Self-signed certificate for {server_name}",
                 commands=[self_signed_command(server_name, certificate, key)],

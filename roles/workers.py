@@ -12,7 +12,7 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import server, systemd
 
 from roles import supervisor, timers
-from roles.operations import service_running, template_file
+from roles.operations import sectioned_command, sections, service_running, template_file
 
 UNIT_DIRECTORY = "/etc/systemd/system"
 TEMPLATES = "templates/app/etc/systemd/system"
@@ -59,9 +59,23 @@ def marked_names_command(app: dict, pattern: str, marker: str) -> str:
     )
 
 
-def _installed(app: dict, pattern: str, marker: str) -> set[str]:
-    output = host.get_fact(Command, command=marked_names_command(app, pattern, marker)) or ""
-    return {line.strip() for line in output.splitlines() if line.strip()}
+def installed_names_command(app: dict) -> str:
+    """The shell command printing the names marked_names_command() finds among the app's supervisor programs,
+    systemd services and timers, in the sections "supervisor", "service" and "timer" (read by installed_names)."""
+    return sectioned_command(
+        {
+            "supervisor": marked_names_command(
+                app, f"/etc/supervisor/conf.d/{app['name']}-*.conf", process_marker(app)
+            ),
+            "service": marked_names_command(app, f"{UNIT_DIRECTORY}/{app['name']}-*.service", process_marker(app)),
+            "timer": marked_names_command(app, f"{UNIT_DIRECTORY}/{app['name']}-*.timer", periodic_marker(app)),
+        }
+    )
+
+
+def installed_names(output: str | None) -> dict[str, set[str]]:
+    """Given installed_names_command()'s output, returns {"supervisor": names, "service": names, "timer": names}."""
+    return {kind: set(lines) for kind, lines in sections(output, ["supervisor", "service", "timer"]).items()}
 
 
 @deploy("App processes and periodic commands")
@@ -71,13 +85,15 @@ def apply(app: dict, run_as: dict, restart: Callable[[], bool]) -> None:
     wanted = {entry["name"] for entry in app["processes"]}
     supervised = app["process_manager"] == "supervisor"
     marker = process_marker(app)
-    for name in sorted(_installed(app, f"/etc/supervisor/conf.d/{app['name']}-*.conf", marker)):
+    # one command for the three searches: each is a round trip to the server
+    installed = installed_names(host.get_fact(Command, command=installed_names_command(app)))
+    for name in sorted(installed["supervisor"]):
         if not supervised or name not in wanted:
             supervisor.remove_program(program_name=f"{app['name']}-{name}")
-    for name in sorted(_installed(app, f"{UNIT_DIRECTORY}/{app['name']}-*.service", marker)):
+    for name in sorted(installed["service"]):
         if supervised or name not in wanted:
             _remove_units(f"{app['name']}-{name}", [".service"], f"process {name} dropped from app.processes")
-    for name in sorted(_installed(app, f"{UNIT_DIRECTORY}/{app['name']}-*.timer", periodic_marker(app))):
+    for name in sorted(installed["timer"]):
         if name not in {entry["name"] for entry in app["periodic"]}:
             _remove_units(f"{app['name']}-{name}", [".timer", ".service"], f"periodic {name} dropped from app.periodic")
     for entry in app["processes"]:
