@@ -15,7 +15,7 @@ from packaging.version import Version
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Command
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from phoenix.artifact import artifact_for
@@ -25,13 +25,14 @@ from roles import supervisor, workers
 from roles.operations import (
     check_passes,
     command_once_per_value,
+    managed_directory,
+    packages_installed,
     put_file,
     secret_file,
-    sectioned_command,
-    sections,
     service_running,
     template_file,
 )
+from roles.snapshot import sectioned_command, sections
 
 
 def paths(app: dict) -> dict:
@@ -331,17 +332,17 @@ def apply() -> None:
     name = app["name"]
     found = sections(host.get_fact(Command, command=server_state_command(app)), list(SERVER_STATE))
     packages = [*app["system_packages"], "python3-venv", "python3-pip"]
-    apt.packages(name="Install the app's Debian packages", packages=packages, no_recommends=True)
+    packages_installed(name="Install the app's Debian packages", packages=packages)
     _remove_dropped_system_packages(app, where, previous=found["system_packages"])
     system_user(app)
     # server.user hands the home to the app user; the code in it (releases, venv) stays root's
-    files.directory(name="App home", path=where["home"], user=name, group=name, mode="0755")
-    files.directory(name="App releases", path=where["releases"], user="root", group="root", mode="0755")
-    files.directory(name="App config directory", path=f"/etc/{name}", user="root", group=name, mode="0750")
+    managed_directory(name="App home", path=where["home"], user=name, group=name, mode="0755")
+    managed_directory(name="App releases", path=where["releases"], user="root", group="root", mode="0755")
+    managed_directory(name="App config directory", path=f"/etc/{name}", user="root", group=name, mode="0750")
     for directory in app["data_dirs"]:
-        files.directory(name=f"App data {directory}", path=directory, user=name, group=name, mode="0750")
+        managed_directory(name=f"App data {directory}", path=directory, user=name, group=name, mode="0750")
     if app["static_command"]:  # nginx (www-data) reads what the command collects
-        files.directory(name="App static files", path=app["static_dir"], user=name, group=name, mode="0755")
+        managed_directory(name="App static files", path=app["static_dir"], user=name, group=name, mode="0755")
 
     artifact = _artifact(app)
     _refuse_downgrade(app, artifact.name, running="".join(found["running_release"]))

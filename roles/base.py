@@ -6,7 +6,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 
-from roles.operations import put_file, service_running, template_file
+from roles.operations import packages_installed, put_file, service_running, template_file
 
 BASE_PACKAGES = ["openssh-server", "sudo", "tzdata", "curl", "python3-venv"]
 
@@ -19,7 +19,7 @@ def apply() -> None:
         packages.append("unattended-upgrades")
     if host.data.locale != "C.UTF-8":
         packages.append("locales")
-    apt.packages(name="Install base packages", packages=packages, no_recommends=True)
+    packages_installed(name="Install base packages", packages=packages)
 
     server.hostname(name="Set host name", hostname=host.data.hostname)
     _time_zone(host.data.timezone)

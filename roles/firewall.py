@@ -2,9 +2,9 @@
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, server
+from pyinfra.operations import server
 
-from roles.operations import service_running, template_file
+from roles.operations import packages_installed, service_running, template_file
 
 
 def open_ports(data) -> dict:
@@ -29,7 +29,7 @@ def open_ports(data) -> dict:
 
 @deploy("Firewall")
 def apply() -> None:
-    apt.packages(name="Install nftables", packages=["nftables"], no_recommends=True)
+    packages_installed(name="Install nftables", packages=["nftables"])
     rules = template_file(
         name="nftables rules",
         src="templates/firewall/etc/nftables.conf.j2",

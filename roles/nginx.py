@@ -2,16 +2,16 @@
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
-from roles.operations import service_running, template_file
+from roles.operations import packages_installed, service_running, template_file
 from roles.tls import certificate_paths
 
 
 @deploy("nginx")
 def apply() -> None:
-    apt.packages(name="Install nginx", packages=["nginx"], no_recommends=True)
+    packages_installed(name="Install nginx", packages=["nginx"])
     app = host.data.app
     site = host.data.site
     certificate, key = certificate_paths(site["server_name"])

@@ -13,17 +13,20 @@ from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.api.util import get_template
 from pyinfra.facts.files import FileContents
 from pyinfra.facts.server import Command
-from pyinfra.operations import files, systemd
+from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util.files import ensure_mode_int
 
 from phoenix import scram
 from phoenix.commands import make_marker_write_command
+from roles import snapshot
+from roles.snapshot import file_state_command, parse_file_state
 
 # Secret files are uploaded into this root-only directory first, so the clear content is never
 # readable by others on its way to the destination.
 SECRET_UPLOAD_DIRECTORY = "/root/.phoenix-upload"
 
 
+@snapshot.reads("files", lambda arguments: [arguments["path"]])
 @operation()
 def secret_file(path: str, content: str, user: str = "root", group: str = "root", mode: str = "0600"):
     """
@@ -40,7 +43,7 @@ def secret_file(path: str, content: str, user: str = "root", group: str = "root"
         secret_file(path="/etc/links/production.ini", content=ini, group="links", mode="0640")
     """
     digest = hashlib.sha256(content.encode()).hexdigest()
-    current = host.get_fact(FileState, path=path)
+    current = _file_state(path)
     if current and current["type"] == "file" and current["sha256"] == digest:
         if _owner_and_mode_match(current, user, group, mode):
             host.noop(f"{path} already has the wanted content, owner and mode (secret, not shown)")
@@ -64,25 +67,16 @@ class FileState(FactBase):
     """
 
     def command(self, path: str) -> str:
-        quoted = shlex.quote(path)
-        owner = f"$(stat -c '%a %U %G' -- {quoted})"
-        return (
-            f"if [ -L {quoted} ]; then echo link;"
-            f" elif [ -f {quoted} ]; then echo file {owner} $(sha256sum < {quoted} | cut -c1-64);"
-            f" elif [ -d {quoted} ]; then echo directory {owner};"
-            f" elif [ -e {quoted} ]; then echo other; else echo absent; fi"
-        )
+        return file_state_command(shlex.quote(path))
 
     def process(self, output: list[str]) -> dict | None:
-        words = output[0].split() if output else []
-        if not words or words[0] == "absent":
-            return None
-        found: dict = {"type": words[0]}
-        if words[0] in ("file", "directory") and len(words) >= 4:
-            found.update(mode=int(words[1]), user=words[2], group=words[3])
-        if words[0] == "file":
-            found["sha256"] = words[4] if len(words) > 4 else ""
-        return found
+        return parse_file_state(output[0] if output else "")
+
+
+def _file_state(path: str) -> dict | None:
+    """What `path` is (FileState's answer), from the host snapshot while it may be used, else asked."""
+    known, answer = snapshot.lookup("files", path)
+    return answer if known else host.get_fact(FileState, path=path)
 
 
 def _owner_and_mode_match(current: dict, user: str | None, group: str | None, mode: str | int | None) -> bool:
@@ -96,7 +90,7 @@ def _owner_and_mode_match(current: dict, user: str | None, group: str | None, mo
 
 def _already_there(path: str, content: bytes, user: str | None, group: str | None, mode: str | int | None) -> bool:
     """Tells (one command) whether `path` is a regular file with exactly `content`, owner, group and mode."""
-    current = host.get_fact(FileState, path=path)
+    current = _file_state(path)
     return bool(
         current
         and current["type"] == "file"
@@ -116,6 +110,7 @@ def _local_bytes(src: str | IO) -> bytes:
         return local.read()
 
 
+@snapshot.reads("files", lambda arguments: [arguments["dest"]])
 @operation()
 def put_file(src: str | IO, dest: str, user: str | None = None, group: str | None = None, mode: str | None = None):
     """
@@ -139,6 +134,7 @@ def put_file(src: str | IO, dest: str, user: str | None = None, group: str | Non
     yield from files.put._inner(src=src, dest=dest, user=user, group=group, mode=mode)
 
 
+@snapshot.reads("files", lambda arguments: [arguments["dest"]])
 @operation()
 def template_file(src: str, dest: str, user: str | None = None, group: str | None = None, mode: str | None = None,
                   **data):  # fmt: skip
@@ -184,6 +180,12 @@ class ServiceState(FactBase):
         return dict(line.split("=", 1) for line in output if "=" in line)
 
 
+def unit_of(service: str) -> str:
+    """The unit systemd.service manages for `service`: the name itself when it has a unit suffix, else .service."""
+    return service if service.endswith(UNIT_SUFFIXES) else f"{service}.service"
+
+
+@snapshot.reads("services", lambda arguments: [unit_of(arguments["service"])])
 @operation()
 def service_running(service: str):
     """
@@ -198,8 +200,10 @@ def service_running(service: str):
 
         service_running(name="nginx running", service="nginx")
     """
-    unit = service if service.endswith(UNIT_SUFFIXES) else f"{service}.service"
-    current = host.get_fact(ServiceState, service=unit)
+    unit = unit_of(service)
+    known, current = snapshot.lookup("services", unit)
+    if not known:
+        current = host.get_fact(ServiceState, service=unit)
     # the states pyinfra's SystemdStatus and SystemdEnabled take for running and enabled
     running = current.get("SubState") in ("running", "waiting", "exited", "listening", "mounted")
     if running and current.get("UnitFileState") in ("enabled", "static"):
@@ -208,23 +212,49 @@ def service_running(service: str):
     yield from systemd.service._inner(service=unit, running=True, enabled=True)
 
 
-def sectioned_command(parts: dict[str, str]) -> str:
-    """Given {section: shell command}, returns one shell command running them all, each output under a
-    "[section]" line: several questions to a server in one round trip. Read the answer with sections()."""
-    return "; ".join(f"echo '[{section}]'; {command}" for section, command in parts.items())
+@snapshot.reads("files", lambda arguments: [arguments["path"]])
+@operation()
+def managed_directory(path: str, user: str | None = None, group: str | None = None, mode: str | None = None):
+    """
+    Make a directory, like files.directory, with at most one command on the server when it is already there
+    (none while the host snapshot answers); files.directory does the rest.
+
+    + path: the directory on the server
+    + user, group, mode: its owner and permissions (None: not managed)
+
+    **Example:**
+
+    .. code:: python
+
+        managed_directory(name="App home", path="/srv/links", user="links", group="links", mode="0755")
+    """
+    current = _file_state(path)
+    if current and current["type"] == "directory" and _owner_and_mode_match(current, user, group, mode):
+        host.noop(f"directory {path} already exists with the wanted owner and mode")
+        return
+    yield from files.directory._inner(path=path, user=user, group=group, mode=mode)
 
 
-def sections(output: str | None, names: list[str]) -> dict[str, list[str]]:
-    """Given sectioned_command()'s output, returns {section: its non-empty lines} for each of `names`."""
-    found: dict[str, list[str]] = {name: [] for name in names}
-    current = None
-    for line in (output or "").splitlines():
-        line = line.strip()
-        if line.startswith("[") and line.endswith("]") and line[1:-1] in found:
-            current = line[1:-1]
-        elif line and current:
-            found[current].append(line)
-    return found
+@snapshot.reads("packages", lambda arguments: arguments["packages"])
+@operation()
+def packages_installed(packages: list[str]):
+    """
+    Install Debian packages without recommends, like apt.packages(no_recommends=True), asking nothing of the
+    server while the host snapshot says all of them are installed; apt.packages does the rest.
+
+    + packages: the package names
+
+    **Example:**
+
+    .. code:: python
+
+        packages_installed(name="Install nginx", packages=["nginx"])
+    """
+    statuses = [snapshot.lookup("packages", package) for package in packages]
+    if all(known and status in snapshot.INSTALLED for known, status in statuses):
+        host.noop(f"packages {', '.join(packages)} are installed")
+        return
+    yield from apt.packages._inner(packages=packages, no_recommends=True)
 
 
 def as_postgres(sql: str) -> str:

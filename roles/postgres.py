@@ -3,10 +3,17 @@
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Command
-from pyinfra.operations import apt, server, systemd
+from pyinfra.operations import server, systemd
 
 from phoenix import archive_plan
-from roles.operations import as_postgres, postgres_database, postgres_login_role, service_running, template_file
+from roles.operations import (
+    as_postgres,
+    packages_installed,
+    postgres_database,
+    postgres_login_role,
+    service_running,
+    template_file,
+)
 
 
 @deploy("PostgreSQL")
@@ -14,7 +21,7 @@ def apply() -> None:
     version = host.data.postgres["version"]
     config_directory = f"/etc/postgresql/{version}/main"
     clients = host.data.postgres_clients
-    apt.packages(name="Install PostgreSQL", packages=[f"postgresql-{version}"], no_recommends=True)
+    packages_installed(name="Install PostgreSQL", packages=[f"postgresql-{version}"])
     # empty: not archived; the vault's Barman connects with TLS (Debian's cluster has ssl on, snakeoil certificate)
     archive_from = host.data.archive_vault_address
     remote = archive_from or any(client["address"] != "127.0.0.1" for client in clients)

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import files, server
 
-from roles.operations import service_running, template_file
+from roles.operations import packages_installed, service_running, template_file
 
 # supervisorctl fails until supervisord's socket exists, right after install for instance
 WAIT_FOR_SUPERVISORD = "for i in $(seq 40); do supervisorctl pid >/dev/null 2>&1 && break; sleep 0.25; done"
@@ -32,7 +32,7 @@ def program(
     """Installs supervisor and the program PROGRAM_NAME, run as `user` in `directory` (the program's name and
     /srv/<name> by default), loaded when its file changed, else restarted when restart() says so. `marker`,
     a comment line in the file, lets a later run find the programs it made."""
-    apt.packages(name="Install supervisor", packages=["supervisor"], no_recommends=True)
+    packages_installed(name="Install supervisor", packages=["supervisor"])
     service_running(name="supervisor running", service="supervisor")
     config = template_file(
         name=f"supervisor program {program_name}",

@@ -7,7 +7,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
-from roles.operations import secret_file
+from roles.operations import managed_directory, secret_file
 
 TLS_DIRECTORY = "/etc/ssl/phoenix"
 SELF_SIGNED_DAYS = 825
@@ -33,7 +33,7 @@ def self_signed_command(server_name: str, certificate: str, key: str) -> str:
 def apply() -> None:
     server_name = host.data.site["server_name"]
     certificate, key = certificate_paths(server_name)
-    files.directory(name="TLS directory", path=TLS_DIRECTORY, user="root", group="root", mode="0750")
+    managed_directory(name="TLS directory", path=TLS_DIRECTORY, user="root", group="root", mode="0750")
     if host.data.tls_mode == "self-signed":
         # one command for both files: each fact is a round trip to the server
         quoted = [shlex.quote(path) for path in (certificate, key)]

@@ -10,13 +10,13 @@ import posixpath
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
 from phoenix.backup_plan import parse_duration
 from phoenix.remote.vault import SETTINGS_PATH
 from roles import phoenix_tools, timers
-from roles.operations import secret_file, service_running, template_file
+from roles.operations import managed_directory, packages_installed, secret_file, service_running, template_file
 
 USER = "phoenix-vault"
 CONFIG_DIRECTORY = posixpath.dirname(SETTINGS_PATH)  # /etc/phoenix-vault
@@ -55,12 +55,12 @@ def apply() -> None:
     vault = host.data.vault
     clients = host.data.vault_clients
     secrets = host.data.secrets
-    apt.packages(name="Install rclone and restic", packages=["rclone", "restic"], no_recommends=True)
+    packages_installed(name="Install rclone and restic", packages=["rclone", "restic"])
     server.user(name=f"Vault user {USER}", user=USER, system=True, home=vault["data_dir"], shell="/usr/sbin/nologin")
     for directory in ("", "/repos", "/state", "/log"):
         path = vault["data_dir"] + directory
-        files.directory(name=f"Vault directory {path}", path=path, user=USER, group=USER, mode="0750")
-    files.directory(name="Vault config directory", path=CONFIG_DIRECTORY, user="root", group=USER, mode="0750")
+        managed_directory(name=f"Vault directory {path}", path=path, user=USER, group=USER, mode="0750")
+    managed_directory(name="Vault config directory", path=CONFIG_DIRECTORY, user="root", group=USER, mode="0750")
     phoenix_tools.apply()
     secured = [
         secret_file(name="Vault TLS certificate", path=f"{CONFIG_DIRECTORY}/tls.crt",

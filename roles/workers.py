@@ -12,7 +12,8 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import server, systemd
 
 from roles import supervisor, timers
-from roles.operations import sectioned_command, sections, service_running, template_file
+from roles.operations import service_running, template_file
+from roles.snapshot import sectioned_command, sections
 
 UNIT_DIRECTORY = "/etc/systemd/system"
 TEMPLATES = "templates/app/etc/systemd/system"

@@ -25,7 +25,7 @@ from types import SimpleNamespace
 
 import pytest
 from pyinfra.api import FileUploadCommand, StringCommand
-from pyinfra.operations import files, systemd
+from pyinfra.operations import apt, files, systemd
 
 from phoenix import scram
 from roles import operations
@@ -91,9 +91,10 @@ def test_operation_case(path: Path, monkeypatch):
     case = json.loads(path.read_text())
     fake = FakeHost(case["facts"])
     monkeypatch.setattr(operations, "host", fake)
-    # secret_file, put_file and template_file build on files.*, service_running on systemd.service
+    # secret_file, put_file, template_file and managed_directory build on files.*, service_running on systemd.service
     monkeypatch.setattr(files, "host", fake)
     monkeypatch.setattr(systemd, "host", fake)
+    monkeypatch.setattr(apt, "host", fake)  # packages_installed builds on apt.packages
     fake_state = SimpleNamespace(cwd=str(path.parent), inventory=None, config=SimpleNamespace(DIFF=False))
     monkeypatch.setattr(operations, "state", fake_state)
     monkeypatch.setattr(files, "state", fake_state)
