@@ -15,7 +15,7 @@ from packaging.version import Version
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Command
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
 from phoenix.artifact import artifact_for
@@ -26,10 +26,12 @@ from roles.operations import (
     check_passes,
     command_once_per_value,
     managed_directory,
+    managed_file,
     packages_installed,
     put_file,
     secret_file,
     service_running,
+    system_account,
     template_file,
 )
 from roles.snapshot import sectioned_command, sections
@@ -322,7 +324,7 @@ def server_command(app: dict) -> str:
 def system_user(app: dict) -> None:
     """The app's system user (restore.py makes it before the data that it owns comes back)."""
     home = paths(app)["home"]
-    server.user(name=f"App user {app['name']}", user=app["name"], system=True, home=home, shell="/usr/sbin/nologin")
+    system_account(name=f"App user {app['name']}", user=app["name"], home=home, shell="/usr/sbin/nologin")
 
 
 @deploy("Application")
@@ -330,12 +332,14 @@ def apply() -> None:
     app = host.data.app
     where = paths(app)
     name = app["name"]
-    found = sections(host.get_fact(Command, command=server_state_command(app)), list(SERVER_STATE))
+    # one command for what planning needs to know of the server (each fact is a round trip)
+    output = host.get_fact(Command, command=f"{server_state_command(app)}; {workers.installed_names_command(app)}")
+    found = sections(output, SERVER_STATE)
     packages = [*app["system_packages"], "python3-venv", "python3-pip"]
     packages_installed(name="Install the app's Debian packages", packages=packages)
     _remove_dropped_system_packages(app, where, previous=found["system_packages"])
     system_user(app)
-    # server.user hands the home to the app user; the code in it (releases, venv) stays root's
+    # system_account hands the home to the app user; the code in it (releases, venv) stays root's
     managed_directory(name="App home", path=where["home"], user=name, group=name, mode="0755")
     managed_directory(name="App releases", path=where["releases"], user="root", group="root", mode="0755")
     managed_directory(name="App config directory", path=f"/etc/{name}", user="root", group=name, mode="0750")
@@ -391,7 +395,9 @@ def apply() -> None:
         if found["supervisor_program"]:
             supervisor.remove_program(program_name=name)
         _systemd_unit(app, where, restart=code_or_config_changed)
-    workers.apply(app=app, run_as=run_as(app), restart=code_or_config_changed)
+    workers.apply(
+        app=app, run_as=run_as(app), restart=code_or_config_changed, installed=workers.installed_names(output)
+    )
     # every deploy ends here, changed or not: a deploy exits 0 only over an app that answers
     server.shell(
         name="Wait until the app answers its health check",
@@ -493,7 +499,7 @@ def _secret_or_absent(name: str, path: str, content: str, group: str):
     """The secret file (root:group, 0640) with `content`, or no file at all when `content` is empty."""
     if content:
         return secret_file(name=name, path=path, content=content, group=group, mode="0640")
-    return files.file(name=f"{name}: none", path=path, present=False)
+    return managed_file(name=f"{name}: none", path=path, present=False)
 
 
 def _environment(app: dict) -> dict:
@@ -520,7 +526,7 @@ def _systemd_unit(app: dict, where: dict, restart) -> None:
 
 def _remove_systemd_unit(name: str, unit_path: str) -> None:
     systemd.service(name="Stop the app's systemd unit", service=name, running=False, enabled=False)
-    files.file(name="Remove the app's systemd unit", path=unit_path, present=False)
+    managed_file(name="Remove the app's systemd unit", path=unit_path, present=False)
     systemd.daemon_reload(name="Reload systemd units")
 
 

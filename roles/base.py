@@ -4,16 +4,24 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import files, server, systemd
 
-from roles.operations import packages_installed, put_file, service_running, template_file
+from roles.operations import (
+    apt_lists_fresh,
+    host_name,
+    managed_link,
+    packages_installed,
+    put_file,
+    service_running,
+    template_file,
+)
 
 BASE_PACKAGES = ["openssh-server", "sudo", "tzdata", "curl", "python3-venv"]
 
 
 @deploy("Base system")
 def apply() -> None:
-    apt.update(name="Refresh apt lists (at most daily)", cache_time=86400)
+    apt_lists_fresh(name="Refresh apt lists (at most daily)", cache_time=86400)
     packages = list(BASE_PACKAGES)
     if host.data.unattended_upgrades:
         packages.append("unattended-upgrades")
@@ -21,7 +29,7 @@ def apply() -> None:
         packages.append("locales")
     packages_installed(name="Install base packages", packages=packages)
 
-    server.hostname(name="Set host name", hostname=host.data.hostname)
+    host_name(name="Set host name", hostname=host.data.hostname)
     _time_zone(host.data.timezone)
     if host.data.locale != "C.UTF-8":
         _locale(host.data.locale)
@@ -38,7 +46,7 @@ def apply() -> None:
 
 
 def _time_zone(zone: str) -> None:
-    files.link(name=f"Time zone {zone}", path="/etc/localtime", target=f"/usr/share/zoneinfo/{zone}")
+    managed_link(name=f"Time zone {zone}", path="/etc/localtime", target=f"/usr/share/zoneinfo/{zone}")
     put_file(name="Record time zone", src=_text(zone), dest="/etc/timezone", mode="0644")
 
 

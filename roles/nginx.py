@@ -2,10 +2,10 @@
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 from pyinfra.operations.util import any_changed
 
-from roles.operations import packages_installed, service_running, template_file
+from roles.operations import managed_link, packages_installed, service_running, template_file
 from roles.tls import certificate_paths
 
 
@@ -25,12 +25,12 @@ def apply() -> None:
         certificate=certificate,
         key=key,
     )
-    enabled = files.link(
+    enabled = managed_link(
         name="Enable the site",
         path=f"/etc/nginx/sites-enabled/{app['name']}.conf",
         target=f"/etc/nginx/sites-available/{app['name']}.conf",
     )
-    default_site = files.link(name="Disable the default site", path="/etc/nginx/sites-enabled/default", present=False)
+    default_site = managed_link(name="Disable the default site", path="/etc/nginx/sites-enabled/default", present=False)
     service_running(name="nginx running", service="nginx")
     server.shell(
         name="Check and reload nginx",

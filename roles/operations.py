@@ -13,7 +13,7 @@ from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.api.util import get_template
 from pyinfra.facts.files import FileContents
 from pyinfra.facts.server import Command
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util.files import ensure_mode_int
 
 from phoenix import scram
@@ -235,6 +235,61 @@ def managed_directory(path: str, user: str | None = None, group: str | None = No
     yield from files.directory._inner(path=path, user=user, group=group, mode=mode)
 
 
+@snapshot.reads("files", lambda arguments: [arguments["path"]])
+@operation()
+def managed_link(path: str, target: str | None = None, present: bool = True):
+    """
+    Make (or, with present=False, remove) a symbolic link, like files.link, with at most one command on the
+    server when it is already as wanted (none while the host snapshot answers); files.link does the rest.
+
+    + path: the link on the server
+    + target: what it points to (not needed to remove it)
+    + present: whether the link should exist
+
+    **Example:**
+
+    .. code:: python
+
+        managed_link(name="Time zone", path="/etc/localtime", target="/usr/share/zoneinfo/Etc/UTC")
+    """
+    current = _file_state(path)
+    if present and current and current["type"] == "link" and current["target"] == target:
+        host.noop(f"link {path} already exists")
+        return
+    if not present and current is None:
+        host.noop(f"link {path} does not exist")
+        return
+    yield from files.link._inner(path=path, target=target, present=present)
+
+
+@snapshot.reads("files", lambda arguments: [arguments["path"]])
+@operation()
+def managed_file(path: str, present: bool = True, user: str | None = None, group: str | None = None,
+                 mode: str | None = None):  # fmt: skip
+    """
+    Make a file exist with an owner and mode, or not exist at all, like files.file, with at most one command
+    on the server when it already is as wanted (none while the host snapshot answers); files.file does the rest.
+
+    + path: the file on the server
+    + present: whether the file should exist
+    + user, group, mode: its owner and permissions (None: not managed)
+
+    **Example:**
+
+    .. code:: python
+
+        managed_file(name="TLS key mode", path="/etc/ssl/phoenix/a.key", user="root", group="root", mode="0600")
+    """
+    current = _file_state(path)
+    if present and current and current["type"] == "file" and _owner_and_mode_match(current, user, group, mode):
+        host.noop(f"file {path} already exists with the wanted owner and mode")
+        return
+    if not present and current is None:
+        host.noop(f"file {path} does not exist")
+        return
+    yield from files.file._inner(path=path, present=present, user=user, group=group, mode=mode)
+
+
 @snapshot.reads("packages", lambda arguments: arguments["packages"])
 @operation()
 def packages_installed(packages: list[str]):
@@ -255,6 +310,126 @@ def packages_installed(packages: list[str]):
         host.noop(f"packages {', '.join(packages)} are installed")
         return
     yield from apt.packages._inner(packages=packages, no_recommends=True)
+
+
+APT_UPDATE_STAMP = "/var/lib/apt/periodic/update-success-stamp"  # what apt.update's cache_time reads
+
+
+def apt_lists_age_command() -> str:
+    """The shell command printing how many seconds ago apt's lists were last refreshed ("none" when never)."""
+    return f"[ -e {APT_UPDATE_STAMP} ] && echo $(( $(date +%s) - $(stat -c %Y {APT_UPDATE_STAMP}) )) || echo none"
+
+
+@snapshot.reads("commands", lambda arguments: [apt_lists_age_command()])
+@operation()
+def apt_lists_fresh(cache_time: int):
+    """
+    Refresh apt's package lists unless they are younger than `cache_time` seconds, like
+    apt.update(cache_time=...), asking nothing of the server while the host snapshot says they are; apt.update
+    does the rest.
+
+    + cache_time: the lists' greatest age, in seconds
+
+    **Example:**
+
+    .. code:: python
+
+        apt_lists_fresh(name="Refresh apt lists (at most daily)", cache_time=86400)
+    """
+    known, lines = snapshot.lookup("commands", apt_lists_age_command())
+    if known and lines and lines[0].isdigit() and int(lines[0]) < cache_time:
+        host.noop(f"apt lists were refreshed {lines[0]} s ago")
+        return
+    yield from apt.update._inner(cache_time=cache_time)
+
+
+def host_name_command() -> str:
+    """The shell command printing the host name when hostnamectl sets it (server.hostname then only compares)."""
+    return "command -v hostnamectl >/dev/null && uname -n || true"
+
+
+@snapshot.reads("commands", lambda arguments: [host_name_command()])
+@operation()
+def host_name(hostname: str):
+    """
+    Set the host name, like server.hostname, asking nothing of the server while the host snapshot says it is
+    set (by hostnamectl); server.hostname does the rest.
+
+    + hostname: the wanted host name
+
+    **Example:**
+
+    .. code:: python
+
+        host_name(name="Set host name", hostname="web1")
+    """
+    known, lines = snapshot.lookup("commands", host_name_command())
+    if known and lines == [hostname]:
+        host.noop("hostname is set")
+        return
+    yield from server.hostname._inner(hostname=hostname)
+
+
+def passwd_entry_command(user: str) -> str:
+    """The shell command printing a user's passwd line (nothing when there is no such user)."""
+    return f"getent passwd {shlex.quote(user)} || true"
+
+
+@snapshot.reads("commands", lambda arguments: [passwd_entry_command(arguments["user"])])
+@snapshot.reads("files", lambda arguments: [arguments["home"]])
+@operation()
+def system_account(user: str, home: str, shell: str):
+    """
+    Make a system user with its home directory (owned by it) and shell, like server.user(system=True, ...),
+    asking nothing of the server while the host snapshot says it exists as wanted; server.user does the rest.
+
+    + user: the user name (its group has the same name)
+    + home: its home directory
+    + shell: its login shell
+
+    **Example:**
+
+    .. code:: python
+
+        system_account(name="App user links", user="links", home="/srv/links", shell="/usr/sbin/nologin")
+    """
+    known_user, lines = snapshot.lookup("commands", passwd_entry_command(user))
+    known_home, home_state = snapshot.lookup("files", home)
+    fields = lines[0].split(":") if known_user and lines else []
+    if (
+        len(fields) == 7
+        and fields[5] == home
+        and fields[6] == shell
+        and known_home
+        and home_state
+        and home_state["type"] == "directory"
+        and (home_state["user"], home_state["group"]) == (user, user)
+    ):
+        host.noop(f"user {user} exists with its home {home} and shell {shell}")
+        return
+    yield from server.user._inner(user=user, system=True, home=home, shell=shell)
+
+
+@snapshot.reads("files", lambda arguments: arguments["paths"])
+@operation()
+def command_unless_files(command: str, paths: list[str]):
+    """
+    Run a command that makes files, unless each of them already is a regular file.
+
+    + command: shell command to run
+    + paths: the files it makes
+
+    **Example:**
+
+    .. code:: python
+
+        command_unless_files(name="Self-signed certificate", command=openssl_command, paths=[certificate, key])
+    """
+    states = [_file_state(path) for path in paths]
+    if all(state and state["type"] == "file" for state in states):
+        host.noop(f"{', '.join(paths)} exist")
+        return
+    yield command
 
 
 def as_postgres(sql: str) -> str:
@@ -286,6 +461,13 @@ class PostgresCatalog(FactBase):
         return catalog
 
 
+def _catalog() -> dict:
+    """PostgresCatalog's answer, from the host snapshot while it may be used, else asked."""
+    known, lines = snapshot.lookup("commands", PostgresCatalog().command())
+    return PostgresCatalog().process(lines) if known else host.get_fact(PostgresCatalog)
+
+
+@snapshot.reads("commands", lambda arguments: [PostgresCatalog().command()])
 @operation()
 def postgres_login_role(role: str, password: str):
     """
@@ -303,7 +485,7 @@ def postgres_login_role(role: str, password: str):
 
         postgres_login_role(role="links", password=secrets.database_password("links"))
     """
-    stored = host.get_fact(PostgresCatalog)["roles"].get(role)
+    stored = _catalog()["roles"].get(role)
     if stored and scram.verify(password, stored):
         host.noop(f"postgres role {role} exists with the wanted password")
         return
@@ -315,6 +497,7 @@ def postgres_login_role(role: str, password: str):
     )
 
 
+@snapshot.reads("commands", lambda arguments: [PostgresCatalog().command()])
 @operation()
 def postgres_database(database: str, owner: str):
     """
@@ -329,7 +512,7 @@ def postgres_database(database: str, owner: str):
 
         postgres_database(database="links", owner="links")
     """
-    current_owner = host.get_fact(PostgresCatalog)["databases"].get(database)
+    current_owner = _catalog()["databases"].get(database)
     if current_owner == owner:
         host.noop(f"database {database} exists, owned by {owner}")
     elif current_owner is None:
@@ -338,6 +521,12 @@ def postgres_database(database: str, owner: str):
         yield as_postgres(f'ALTER DATABASE "{database}" OWNER TO "{owner}"')
 
 
+def marker_command(marker: str) -> str:
+    """The shell command printing a marker file (nothing when it is missing)."""
+    return f"cat {shlex.quote(marker)} 2>/dev/null || true"
+
+
+@snapshot.reads("commands", lambda arguments: [marker_command(arguments["marker"])])
 @operation()
 def command_once_per_value(command: str, marker: str, value: str):
     """
@@ -356,7 +545,9 @@ def command_once_per_value(command: str, marker: str, value: str):
         command_once_per_value(command="venv/bin/pip install --no-index app.whl",
                                marker="/srv/links/.installed", value=wheel_sha256)
     """
-    current = host.get_fact(FileContents, path=marker)
+    known, current = snapshot.lookup("commands", marker_command(marker))
+    if not known:
+        current = host.get_fact(FileContents, path=marker)
     if current and current[0].strip() == value:
         host.noop(f"already done for {value[:16]} ({marker})")
         return

@@ -13,6 +13,7 @@ what happens after it. Nothing outlives the run: the snapshot belongs to the hos
 from __future__ import annotations
 
 import functools
+import re
 import shlex
 import weakref
 from collections.abc import Callable, Iterable
@@ -23,7 +24,8 @@ from pyinfra.context import ctx_host, ctx_state
 
 # a package dpkg lists with one of these statuses is installed for pyinfra's DebPackages too ("ii", "hi")
 INSTALLED = ("install ok installed", "hold ok installed")
-KINDS = ("files", "services", "packages")
+KINDS = ("files", "services", "packages", "commands")
+SECTION = re.compile(r"^\[[\w :-]+\]$")  # a section's first line, printed by sectioned_command
 
 
 def sectioned_command(parts: dict[str, str]) -> str:
@@ -40,19 +42,19 @@ def sections(output: str | list[str] | None, names: Iterable[str]) -> dict[str, 
     current = None
     for line in lines:
         line = line.strip()
-        if line.startswith("[") and line.endswith("]") and line[1:-1] in found:
-            current = line[1:-1]
+        if SECTION.match(line):
+            current = line[1:-1] if line[1:-1] in found else None  # another's section: skipped
         elif line and current:
             found[current].append(line)
     return found
 
 
 def file_state_command(quoted_path: str) -> str:
-    """The shell command printing one line about a path (already quoted for the shell): "absent", "link",
+    """The shell command printing one line about a path (already quoted for the shell): "absent", "link TARGET",
     "other", "directory MODE USER GROUP" or "file MODE USER GROUP SHA256" (MODE in octal digits, 644)."""
     owner = f"$(stat -c '%a %U %G' -- {quoted_path})"
     return (
-        f"if [ -L {quoted_path} ]; then echo link;"
+        f"if [ -L {quoted_path} ]; then echo link $(readlink -- {quoted_path});"
         f" elif [ -f {quoted_path} ]; then echo file {owner} $(sha256sum < {quoted_path} | cut -c1-64);"
         f" elif [ -d {quoted_path} ]; then echo directory {owner};"
         f" elif [ -e {quoted_path} ]; then echo other; else echo absent; fi"
@@ -62,10 +64,12 @@ def file_state_command(quoted_path: str) -> str:
 def parse_file_state(line: str) -> dict | None:
     """Given a line of file_state_command(), returns None (absent) or {"type": "file", "directory", "link" or
     "other"; for a file or directory "mode" (an int, 644), "user", "group"; for a file "sha256" ("" when it
-    could not be read)}."""
+    could not be read); for a link "target"}."""
     words = line.split()
     if not words or words[0] == "absent":
         return None
+    if words[0] == "link":
+        return {"type": "link", "target": line.strip()[len("link") :].strip()}
     found: dict = {"type": words[0]}
     if words[0] in ("file", "directory") and len(words) >= 4:
         found.update(mode=int(words[1]), user=words[2], group=words[3])
@@ -86,11 +90,12 @@ def parse_unit_state(line: str) -> dict:
 
 
 class HostSnapshot(FactBase):
-    """Returns {"files": {path: parse_file_state()}, "services": {unit: parse_unit_state()}, "packages":
-    {name: dpkg's status}} for the paths, systemd units and Debian packages asked, in one command; a package
-    dpkg does not know is left out."""
+    """Returns {"files": [a file_state_command() line per path], "services": [a unit_states_command() line per
+    unit], "packages": {name: dpkg's status}, "commands": {command: its output's non-empty lines}} for the paths,
+    systemd units, Debian packages and read-only shell commands asked, in one command; a package dpkg does not
+    know is left out."""
 
-    def command(self, files: list[str], services: list[str], packages: list[str]) -> str:
+    def command(self, files: list[str], services: list[str], packages: list[str], commands: list[str]) -> str:
         parts = {}
         if files:
             paths = " ".join(shlex.quote(path) for path in files)
@@ -100,14 +105,18 @@ class HostSnapshot(FactBase):
         if packages:
             names = " ".join(shlex.quote(package) for package in packages)
             parts["packages"] = f"dpkg-query -W -f='${{Package}} ${{Status}}\\n' {names} 2>/dev/null || true"
+        for number, command in enumerate(commands):
+            parts[f"command {number}"] = f"{{ {command} ; }}"
         return sectioned_command(parts)
 
     def process(self, output: list[str]) -> dict:
-        found = sections(output, KINDS)
+        commands = [line.strip()[1:-1] for line in output if line.startswith("[command ")]
+        found = sections(output, [*KINDS[:3], *commands])
         return {
             "files": found["files"],
             "services": found["services"],
             "packages": dict(line.split(" ", 1) for line in found["packages"] if " " in line),
+            "commands": [found[name] for name in commands],
         }
 
 
@@ -171,8 +180,8 @@ def lookup(kind: str, key: str):
     if record.snapshot is None:
         planned = {name: list(keys) for name, keys in record.planned.items()}
         answer = host.get_fact(HostSnapshot, **planned)
-        if not answer or [len(answer[part]) for part in ("files", "services")] != [
-            len(planned[part]) for part in ("files", "services")
+        if not answer or [len(answer[part]) for part in ("files", "services", "commands")] != [
+            len(planned[part]) for part in ("files", "services", "commands")
         ]:
             record.unusable = True  # an answer cut short: each operation asks its own fact
             return False, None
@@ -180,5 +189,6 @@ def lookup(kind: str, key: str):
             "files": dict(zip(planned["files"], map(parse_file_state, answer["files"]), strict=True)),
             "services": dict(zip(planned["services"], map(parse_unit_state, answer["services"]), strict=True)),
             "packages": answer["packages"],
+            "commands": dict(zip(planned["commands"], answer["commands"], strict=True)),
         }
     return True, record.snapshot[kind].get(key)

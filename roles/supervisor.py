@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 
-from roles.operations import packages_installed, service_running, template_file
+from roles.operations import managed_file, packages_installed, service_running, template_file
 
 # supervisorctl fails until supervisord's socket exists, right after install for instance
 WAIT_FOR_SUPERVISORD = "for i in $(seq 40); do supervisorctl pid >/dev/null 2>&1 && break; sleep 0.25; done"
@@ -62,5 +62,5 @@ def program(
 def remove_program(program_name: str) -> None:
     """Stops and removes the supervisor program PROGRAM_NAME, when its file exists."""
     if host.get_fact(File, path=config_path(program_name)):
-        files.file(name=f"Remove supervisor program {program_name}", path=config_path(program_name), present=False)
+        managed_file(name=f"Remove supervisor program {program_name}", path=config_path(program_name), present=False)
         server.shell(name="Unload it", commands=[f"{WAIT_FOR_SUPERVISORD}; supervisorctl update"])

@@ -4,10 +4,8 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
-from pyinfra.operations import files, server
 
-from roles.operations import managed_directory, secret_file
+from roles.operations import command_unless_files, managed_directory, managed_file, secret_file
 
 TLS_DIRECTORY = "/etc/ssl/phoenix"
 SELF_SIGNED_DAYS = 825
@@ -35,16 +33,12 @@ def apply() -> None:
     certificate, key = certificate_paths(server_name)
     managed_directory(name="TLS directory", path=TLS_DIRECTORY, user="root", group="root", mode="0750")
     if host.data.tls_mode == "self-signed":
-        # one command for both files: each fact is a round trip to the server
-        quoted = [shlex.quote(path) for path in (certificate, key)]
-        regular = " && ".join(f"[ -f {path} ] && [ ! -L {path} ]" for path in quoted)
-        both = f"{regular} && echo both || true"
-        if host.get_fact(Command, command=both) != "both":
-            server.shell(
-                name=f"Self-signed certificate for {server_name}",
-                commands=[self_signed_command(server_name, certificate, key)],
-            )
-        files.file(name="TLS key mode", path=key, user="root", group="root", mode="0600")
+        command_unless_files(
+            name=f"Self-signed certificate for {server_name}",
+            command=self_signed_command(server_name, certificate, key),
+            paths=[certificate, key],
+        )
+        managed_file(name="TLS key mode", path=key, user="root", group="root", mode="0600")
         return
     secrets = host.data.secrets
     secret_file(name="TLS certificate chain", path=certificate, content=secrets.get("tls_certificate"), mode="0644")

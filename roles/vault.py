@@ -16,7 +16,14 @@ from pyinfra.operations.util import any_changed
 from phoenix.backup_plan import parse_duration
 from phoenix.remote.vault import SETTINGS_PATH
 from roles import phoenix_tools, timers
-from roles.operations import managed_directory, packages_installed, secret_file, service_running, template_file
+from roles.operations import (
+    managed_directory,
+    packages_installed,
+    secret_file,
+    service_running,
+    system_account,
+    template_file,
+)
 
 USER = "phoenix-vault"
 CONFIG_DIRECTORY = posixpath.dirname(SETTINGS_PATH)  # /etc/phoenix-vault
@@ -56,7 +63,7 @@ def apply() -> None:
     clients = host.data.vault_clients
     secrets = host.data.secrets
     packages_installed(name="Install rclone and restic", packages=["rclone", "restic"])
-    server.user(name=f"Vault user {USER}", user=USER, system=True, home=vault["data_dir"], shell="/usr/sbin/nologin")
+    system_account(name=f"Vault user {USER}", user=USER, home=vault["data_dir"], shell="/usr/sbin/nologin")
     for directory in ("", "/repos", "/state", "/log"):
         path = vault["data_dir"] + directory
         managed_directory(name=f"Vault directory {path}", path=path, user=USER, group=USER, mode="0750")

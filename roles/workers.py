@@ -6,9 +6,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 
-from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
 from pyinfra.operations import server, systemd
 
 from roles import supervisor, timers
@@ -80,14 +78,13 @@ def installed_names(output: str | None) -> dict[str, set[str]]:
 
 
 @deploy("App processes and periodic commands")
-def apply(app: dict, run_as: dict, restart: Callable[[], bool]) -> None:
+def apply(app: dict, run_as: dict, restart: Callable[[], bool], installed: dict[str, set[str]]) -> None:
     """Installs app.processes under app.process_manager (restarted when restart() says the app was) and
-    app.periodic as timers; removes those dropped from the inventory or left under the other process manager."""
+    app.periodic as timers; removes those dropped from the inventory or left under the other process manager
+    (`installed`: what installed_names() found on the server)."""
     wanted = {entry["name"] for entry in app["processes"]}
     supervised = app["process_manager"] == "supervisor"
     marker = process_marker(app)
-    # one command for the three searches: each is a round trip to the server
-    installed = installed_names(host.get_fact(Command, command=installed_names_command(app)))
     for name in sorted(installed["supervisor"]):
         if not supervised or name not in wanted:
             supervisor.remove_program(program_name=f"{app['name']}-{name}")

@@ -25,7 +25,7 @@ from types import SimpleNamespace
 
 import pytest
 from pyinfra.api import FileUploadCommand, StringCommand
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 from phoenix import scram
 from roles import operations
@@ -94,7 +94,8 @@ def test_operation_case(path: Path, monkeypatch):
     # secret_file, put_file, template_file and managed_directory build on files.*, service_running on systemd.service
     monkeypatch.setattr(files, "host", fake)
     monkeypatch.setattr(systemd, "host", fake)
-    monkeypatch.setattr(apt, "host", fake)  # packages_installed builds on apt.packages
+    monkeypatch.setattr(apt, "host", fake)  # packages_installed builds on apt.packages, apt_lists_fresh on apt.update
+    monkeypatch.setattr(server, "host", fake)  # host_name and system_account build on server.*
     fake_state = SimpleNamespace(cwd=str(path.parent), inventory=None, config=SimpleNamespace(DIFF=False))
     monkeypatch.setattr(operations, "state", fake_state)
     monkeypatch.setattr(files, "state", fake_state)

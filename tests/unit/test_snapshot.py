@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from pyinfra.context import ctx_host, ctx_state
 
-from roles import snapshot
+from roles import operations, snapshot
 from roles.snapshot import HostSnapshot
 
 
@@ -27,7 +27,7 @@ def test_the_snapshot_command_reads_each_path_in_order_in_one_shell(tmp_path):
     paths = [str(tmp_path / name) for name in ("config", "missing", "directory", "link", "with space")]
     (tmp_path / "with space").write_text("")
 
-    answer = run_fact(HostSnapshot(), files=paths, services=[], packages=[])
+    answer = run_fact(HostSnapshot(), files=paths, services=[], packages=[], commands=[])
 
     states = [snapshot.parse_file_state(line) for line in answer["files"]]
     user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
@@ -40,12 +40,12 @@ def test_the_snapshot_command_reads_each_path_in_order_in_one_shell(tmp_path):
     }
     assert states[1] is None
     assert states[2]["type"] == "directory" and states[2]["mode"] == 750
-    assert states[3] == {"type": "link"}
+    assert states[3] == {"type": "link", "target": str(tmp_path / "config")}
     assert states[4]["sha256"] == hashlib.sha256(b"").hexdigest()
 
 
 def test_each_unit_gets_one_line_even_where_systemctl_says_nothing():
-    command = HostSnapshot().command(files=[], services=["nginx.service", "no-such.service"], packages=[])
+    command = HostSnapshot().command(files=[], services=["nginx.service", "no-such.service"], packages=[], commands=[])
     # systemctl replaced by a stand-in that answers for nginx only
     stand_in = (
         'systemctl() { [ "$6" = nginx.service ] && printf "SubState=running\\nUnitFileState=enabled\\n"; true; };'
@@ -72,6 +72,10 @@ class FakeHost:
     def __init__(self, answer: list[str]):
         self.answer = answer
         self.asked = 0
+        self.noops: list[str] = []
+
+    def noop(self, description: str) -> None:
+        self.noops.append(description)
 
     def get_fact(self, fact, **arguments):
         assert fact is HostSnapshot
@@ -151,3 +155,48 @@ def test_what_an_operation_plans_is_recorded_for_its_host():
         planned(name="Record time zone", dest="/etc/timezone")
         assert list(snapshot._record().planned["files"]) == ["/etc/timezone"]
     assert calls == [{"name": "Record time zone", "dest": "/etc/timezone"}]
+
+
+def test_operations_as_wanted_take_their_answers_from_the_one_snapshot():
+    catalog = operations.PostgresCatalog().command()
+    marker = "/srv/links/.migrated-release"
+    fake = FakeHost(
+        [
+            "[files]",
+            "directory 755 links links",
+            "link /usr/share/zoneinfo/Etc/UTC",
+            "[command 0]",
+            "links:x:999:997::/srv/links:/usr/sbin/nologin",
+            "[command 1]",
+            "web1",
+            "[command 2]",
+            "3600",
+            "[command 3]",
+            "role|links|SCRAM-SHA-256$4096:salt$stored:server",
+            "database|links|links",
+            "[command 4]",
+            "abc123",
+        ]
+    )
+    run_state = SimpleNamespace(is_executing=True, ops={fake: {}})
+    with ctx_host.use(fake), ctx_state.use(run_state):
+        record = snapshot._record()
+        record.planned["files"] = {"/srv/links": None, "/etc/localtime": None}
+        record.planned["commands"] = {
+            operations.passwd_entry_command("links"): None,
+            operations.host_name_command(): None,
+            operations.apt_lists_age_command(): None,
+            catalog: None,
+            operations.marker_command(marker): None,
+        }
+        done = [
+            operations.system_account._inner(user="links", home="/srv/links", shell="/usr/sbin/nologin"),
+            operations.managed_link._inner(path="/etc/localtime", target="/usr/share/zoneinfo/Etc/UTC"),
+            operations.host_name._inner(hostname="web1"),
+            operations.apt_lists_fresh._inner(cache_time=86400),
+            operations.postgres_database._inner(database="links", owner="links"),
+            operations.command_once_per_value._inner(command="migrate", marker=marker, value="abc123"),
+        ]
+        assert [list(commands) for commands in done] == [[]] * len(done)
+    assert fake.asked == 1
+    assert len(fake.noops) == len(done)
