@@ -126,6 +126,7 @@ class _HostRecord:
     def __init__(self) -> None:
         self.planned: dict[str, dict[str, None]] = {kind: {} for kind in KINDS}
         self.snapshot: dict | None = None
+        self.taken: dict[str, set[str]] = {kind: set() for kind in KINDS}  # what the snapshot was asked
         self.unusable = False
 
 
@@ -146,7 +147,8 @@ def _record() -> _HostRecord | None:
 
 def reads(kind: str, keys: Callable[[dict], Iterable[str]]) -> Callable:
     """Decorator for an @operation taking keyword arguments: at planning, records what the operation will
-    check on the host (`keys(its keyword arguments)`, names of `kind`: files, services or packages)."""
+    check on the host (`keys(its keyword arguments)`: paths for "files", units for "services", names for
+    "packages", read-only shell commands for "commands")."""
 
     def decorate(operation_function):
         @functools.wraps(operation_function)
@@ -179,6 +181,7 @@ def lookup(kind: str, key: str):
         return False, None
     if record.snapshot is None:
         planned = {name: list(keys) for name, keys in record.planned.items()}
+        record.taken = {name: set(keys) for name, keys in planned.items()}
         answer = host.get_fact(HostSnapshot, **planned)
         if not answer or [len(answer[part]) for part in ("files", "services", "commands")] != [
             len(planned[part]) for part in ("files", "services", "commands")
@@ -191,4 +194,6 @@ def lookup(kind: str, key: str):
             "packages": answer["packages"],
             "commands": dict(zip(planned["commands"], answer["commands"], strict=True)),
         }
+    if key not in record.taken[kind]:
+        return False, None  # planned after the snapshot was read (an operation added while executing)
     return True, record.snapshot[kind].get(key)

@@ -134,6 +134,14 @@ def test_no_snapshot_while_planning_or_detecting_changes_nor_for_what_was_not_pl
     assert fake.asked == 0
 
 
+def test_what_was_planned_after_the_snapshot_was_read_is_asked_on_its_own(planned_host):
+    fake, _ = planned_host
+    assert snapshot.lookup("files", "/etc/timezone")[0]
+    snapshot._record().planned["services"]["ssh.service"] = None
+    assert snapshot.lookup("services", "ssh.service") == (False, None)
+    assert fake.asked == 1
+
+
 def test_an_answer_cut_short_is_not_used(planned_host):
     fake, _ = planned_host
     fake.answer = ["[files]", "file 644 root root abc"]
