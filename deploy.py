@@ -4,9 +4,9 @@ The roles in the order they run; each host gets those its inventory names.
 """
 
 from pyinfra import host
-from pyinfra.operations import files
 
 from roles import app, backup, barman, base, firewall, nginx, postgres, tls, vault
+from roles.operations import managed_directory
 
 base.apply()
 firewall.apply()
@@ -19,7 +19,7 @@ if "nginx" in host.data.roles:
     nginx.apply()
 # Every host passes here, so pyinfra orders every database host's PostgreSQL before the vault's Barman,
 # which connects to them (pyinfra only orders one host's operations among themselves).
-files.directory(name="Phoenix state directory", path="/var/lib/phoenix", mode="0755")
+managed_directory(name="Phoenix state directory", path="/var/lib/phoenix", mode="0755")
 if "vault" in host.data.roles:
     vault.apply()
     if host.data.archive_servers:

@@ -14,16 +14,27 @@ import jinja2
 from packaging.version import Version
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import File, FileContents
 from pyinfra.facts.server import Command
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
 from phoenix.artifact import artifact_for
 from phoenix.errors import PhoenixError, refuse
 from phoenix.wheel import file_sha256, wheel_version
 from roles import supervisor, workers
-from roles.operations import check_passes, command_once_per_value, secret_file
+from roles.operations import (
+    check_passes,
+    command_once_per_value,
+    managed_directory,
+    managed_file,
+    packages_installed,
+    put_file,
+    secret_file,
+    service_running,
+    system_account,
+    template_file,
+)
+from roles.snapshot import sectioned_command, sections
 
 
 def paths(app: dict) -> dict:
@@ -313,7 +324,7 @@ def server_command(app: dict) -> str:
 def system_user(app: dict) -> None:
     """The app's system user (restore.py makes it before the data that it owns comes back)."""
     home = paths(app)["home"]
-    server.user(name=f"App user {app['name']}", user=app["name"], system=True, home=home, shell="/usr/sbin/nologin")
+    system_account(name=f"App user {app['name']}", user=app["name"], home=home, shell="/usr/sbin/nologin")
 
 
 @deploy("Application")
@@ -321,24 +332,27 @@ def apply() -> None:
     app = host.data.app
     where = paths(app)
     name = app["name"]
+    # one command for what planning needs to know of the server (each fact is a round trip)
+    output = host.get_fact(Command, command=f"{server_state_command(app)}; {workers.installed_names_command(app)}")
+    found = sections(output, SERVER_STATE)
     packages = [*app["system_packages"], "python3-venv", "python3-pip"]
-    apt.packages(name="Install the app's Debian packages", packages=packages, no_recommends=True)
-    _remove_dropped_system_packages(app, where)
+    packages_installed(name="Install the app's Debian packages", packages=packages)
+    _remove_dropped_system_packages(app, where, previous=found["system_packages"])
     system_user(app)
-    # server.user hands the home to the app user; the code in it (releases, venv) stays root's
-    files.directory(name="App home", path=where["home"], user=name, group=name, mode="0755")
-    files.directory(name="App releases", path=where["releases"], user="root", group="root", mode="0755")
-    files.directory(name="App config directory", path=f"/etc/{name}", user="root", group=name, mode="0750")
+    # system_account hands the home to the app user; the code in it (releases, venv) stays root's
+    managed_directory(name="App home", path=where["home"], user=name, group=name, mode="0755")
+    managed_directory(name="App releases", path=where["releases"], user="root", group="root", mode="0755")
+    managed_directory(name="App config directory", path=f"/etc/{name}", user="root", group=name, mode="0750")
     for directory in app["data_dirs"]:
-        files.directory(name=f"App data {directory}", path=directory, user=name, group=name, mode="0750")
+        managed_directory(name=f"App data {directory}", path=directory, user=name, group=name, mode="0750")
     if app["static_command"]:  # nginx (www-data) reads what the command collects
-        files.directory(name="App static files", path=app["static_dir"], user=name, group=name, mode="0755")
+        managed_directory(name="App static files", path=app["static_dir"], user=name, group=name, mode="0755")
 
     artifact = _artifact(app)
-    _refuse_downgrade(app, artifact.name)
+    _refuse_downgrade(app, artifact.name, running="".join(found["running_release"]))
     remote_archive = f"{where['releases']}/{artifact.name}"
     release = file_sha256(artifact)
-    files.put(name=f"Upload {artifact.name}", src=str(artifact), dest=remote_archive, mode="0644")
+    put_file(name=f"Upload {artifact.name}", src=str(artifact), dest=remote_archive, mode="0644")
     installed = command_once_per_value(
         name=f"Install {artifact.name} into an isolated venv",
         command=install_command(app, remote_archive),
@@ -369,7 +383,8 @@ def apply() -> None:
         )
     code_or_config_changed = any_changed(installed, config, environment)
     if app["process_manager"] == "supervisor":
-        _remove_systemd_unit(name, where["unit"])
+        if found["systemd_unit"]:
+            _remove_systemd_unit(name, where["unit"])
         supervisor.program(
             program_name=name,
             command=supervised_command(app),
@@ -377,9 +392,12 @@ def apply() -> None:
             restart=code_or_config_changed,
         )
     else:
-        supervisor.remove_program(program_name=name)
+        if found["supervisor_program"]:
+            supervisor.remove_program(program_name=name)
         _systemd_unit(app, where, restart=code_or_config_changed)
-    workers.apply(app=app, run_as=run_as(app), restart=code_or_config_changed)
+    workers.apply(
+        app=app, run_as=run_as(app), restart=code_or_config_changed, installed=workers.installed_names(output)
+    )
     # every deploy ends here, changed or not: a deploy exits 0 only over an app that answers
     server.shell(
         name="Wait until the app answers its health check",
@@ -412,10 +430,32 @@ def _artifact(app: dict) -> Path:
         refuse(f"phoenix: {host.data.phoenix_host}: nothing was changed: {error}")
 
 
-def _refuse_downgrade(app: dict, wheel_name: str) -> None:
-    """deploy.py never installs an older release than the one running: its data may have migrated past it."""
-    output = host.get_fact(Command, command=f"{installed_wheel_command(app)} || true")
-    running = (output or "").strip()
+# What app.apply asks the server while planning, in one command (each fact is a round trip): the release
+# archive the app runs, app.system_packages as last deployed, whether the app has a systemd unit, a
+# supervisor program (printed when it has).
+SERVER_STATE = ["running_release", "system_packages", "systemd_unit", "supervisor_program"]
+
+
+def server_state_command(app: dict) -> str:
+    """The shell command printing SERVER_STATE's sections for the app (read with roles.operations.sections)."""
+    where = paths(app)
+
+    def regular_file(path: str) -> str:
+        return f"[ -f {path} ] && [ ! -L {path} ] && echo yes || true"
+
+    return sectioned_command(
+        {
+            "running_release": f"{installed_wheel_command(app)} || true",
+            "system_packages": f"cat {where['system_packages']} 2>/dev/null || true",
+            "systemd_unit": regular_file(where["unit"]),
+            "supervisor_program": regular_file(supervisor.config_path(app["name"])),
+        }
+    )
+
+
+def _refuse_downgrade(app: dict, wheel_name: str, running: str) -> None:
+    """deploy.py never installs an older release than the one running (`running`, the path of its archive; ""
+    when none): its data may have migrated past it."""
     if not running or host.data.run_flags["allow_downgrade"]:
         return
     if Version(wheel_version(running)) > Version(wheel_version(wheel_name)):
@@ -427,9 +467,9 @@ def _refuse_downgrade(app: dict, wheel_name: str) -> None:
         )
 
 
-def _remove_dropped_system_packages(app: dict, where: dict) -> None:
-    """Packages taken out of app.system_packages since the last deploy are removed, unless something needs them."""
-    previous = host.get_fact(FileContents, path=where["system_packages"]) or []
+def _remove_dropped_system_packages(app: dict, where: dict, previous: list[str]) -> None:
+    """Packages taken out of app.system_packages since the last deploy (`previous`, the lines recorded then) are
+    removed, unless something needs them."""
     dropped = sorted({line.strip() for line in previous if line.strip()} - set(app["system_packages"]))
     if dropped:
         server.shell(
@@ -437,7 +477,7 @@ def _remove_dropped_system_packages(app: dict, where: dict) -> None:
             commands=[remove_unneeded_packages_command(dropped)],
         )
     listed = "".join(f"{package}\n" for package in sorted(app["system_packages"]))
-    files.put(name="Record app.system_packages", src=StringIO(listed), dest=where["system_packages"], mode="0644")
+    put_file(name="Record app.system_packages", src=StringIO(listed), dest=where["system_packages"], mode="0644")
 
 
 def remove_unneeded_packages_command(packages: list[str]) -> str:
@@ -459,7 +499,7 @@ def _secret_or_absent(name: str, path: str, content: str, group: str):
     """The secret file (root:group, 0640) with `content`, or no file at all when `content` is empty."""
     if content:
         return secret_file(name=name, path=path, content=content, group=group, mode="0640")
-    return files.file(name=f"{name}: none", path=path, present=False)
+    return managed_file(name=f"{name}: none", path=path, present=False)
 
 
 def _environment(app: dict) -> dict:
@@ -468,7 +508,7 @@ def _environment(app: dict) -> dict:
 
 
 def _systemd_unit(app: dict, where: dict, restart) -> None:
-    unit = files.template(
+    unit = template_file(
         name="App systemd unit",
         src="templates/app/etc/systemd/system/app.service.j2",
         dest=where["unit"],
@@ -480,15 +520,14 @@ def _systemd_unit(app: dict, where: dict, restart) -> None:
         home=where["home"],
     )
     systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
-    systemd.service(name="App running", service=app["name"], running=True, enabled=True)
+    service_running(name="App running", service=app["name"])
     systemd.service(name="Restart app", service=app["name"], restarted=True, _if=lambda: unit.did_change() or restart())
 
 
 def _remove_systemd_unit(name: str, unit_path: str) -> None:
-    if host.get_fact(File, path=unit_path):
-        systemd.service(name="Stop the app's systemd unit", service=name, running=False, enabled=False)
-        files.file(name="Remove the app's systemd unit", path=unit_path, present=False)
-        systemd.daemon_reload(name="Reload systemd units")
+    systemd.service(name="Stop the app's systemd unit", service=name, running=False, enabled=False)
+    managed_file(name="Remove the app's systemd unit", path=unit_path, present=False)
+    systemd.daemon_reload(name="Reload systemd units")
 
 
 def health_check_command(app: dict) -> str:

@@ -10,14 +10,14 @@ from urllib.parse import quote
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import FindFiles
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import systemd
 
 from phoenix.commands import make_backup_run_command
 from phoenix.errors import PhoenixError
 from phoenix.remote.backup import TRIGGERS
 from phoenix.remote.backup_host import SETTINGS_PATH
 from roles import phoenix_tools, timers
-from roles.operations import secret_file
+from roles.operations import managed_directory, managed_file, packages_installed, put_file, secret_file
 
 CONFIG_PATH = SETTINGS_PATH  # where phoenix-backup reads it
 CONFIG_DIRECTORY = posixpath.dirname(CONFIG_PATH)  # /etc/phoenix
@@ -69,12 +69,12 @@ def unit_name(job: dict) -> str:
 
 @deploy("Backups")
 def apply() -> None:
-    apt.packages(name="Install restic", packages=["restic"], no_recommends=True)
+    packages_installed(name="Install restic", packages=["restic"])
     phoenix_tools.apply()
-    files.directory(name="Backup config directory", path=CONFIG_DIRECTORY, mode="0755")
-    files.directory(name="Backup status directory", path=STATE_DIRECTORY, mode="0755")
+    managed_directory(name="Backup config directory", path=CONFIG_DIRECTORY, mode="0755")
+    managed_directory(name="Backup status directory", path=STATE_DIRECTORY, mode="0755")
     if host.data.backup_target["vault"]:
-        files.put(
+        put_file(
             name="The vault's certificate (restic trusts exactly this one)",
             src=_text(host.data.secrets.get("vault_tls_certificate")),
             dest=VAULT_CERTIFICATE,
@@ -109,7 +109,7 @@ def _remove_old_jobs(wanted: set[str]) -> None:
             continue
         systemd.service(name=f"Stop {name}.timer", service=f"{name}.timer", running=False, enabled=False)
         for suffix in (".timer", ".service"):
-            files.file(name=f"Remove {name}{suffix}", path=f"{timers.UNIT_DIRECTORY}/{name}{suffix}", present=False)
+            managed_file(name=f"Remove {name}{suffix}", path=f"{timers.UNIT_DIRECTORY}/{name}{suffix}", present=False)
         systemd.daemon_reload(name=f"Reload units after removing {name}")
 
 

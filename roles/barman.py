@@ -8,12 +8,12 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Command
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import server
 
 from phoenix import archive_plan
 from phoenix.commands import barman, make_first_base_backup_command
 from roles import timers
-from roles.operations import secret_file
+from roles.operations import managed_directory, packages_installed, put_file, secret_file
 
 HOME = "/var/lib/barman"  # Debian's home of the barman user: the base backups and WAL live here
 TASKS = {  # unit phoenix-barman-<task>: (description, command, schedule or None: the vault's pitr option)
@@ -27,20 +27,19 @@ def apply() -> None:
     vault = host.data.vault
     servers = host.data.archive_servers
     versions = sorted({server_["version"] for server_ in servers})
-    apt.packages(
+    packages_installed(
         name="Install Barman and PostgreSQL's client tools (pg_basebackup, pg_receivewal)",
         packages=["barman", *(f"postgresql-client-{version}" for version in versions)],
-        no_recommends=True,
     )
-    files.put(
+    put_file(
         name="Barman settings (/etc/barman.conf)",
         src=StringIO(archive_plan.global_config(HOME)),
         dest="/etc/barman.conf",
         mode="0644",
     )
-    files.directory(name="Barman servers directory", path=archive_plan.BARMAN_CONFIG_DIRECTORY, mode="0755")
-    files.directory(name="Barman home", path=HOME, user="barman", group="barman", mode="0750")
-    files.directory(name="Barman log directory", path="/var/log/barman", user="barman", group="barman", mode="0750")
+    managed_directory(name="Barman servers directory", path=archive_plan.BARMAN_CONFIG_DIRECTORY, mode="0755")
+    managed_directory(name="Barman home", path=HOME, user="barman", group="barman", mode="0750")
+    managed_directory(name="Barman log directory", path="/var/log/barman", user="barman", group="barman", mode="0750")
     secret_file(
         name="Barman's passwords for the archived hosts (.pgpass)",
         path=f"{HOME}/.pgpass",
@@ -50,7 +49,7 @@ def apply() -> None:
         mode="0600",
     )
     for archived in servers:
-        files.put(
+        put_file(
             name=f"Barman server {archived['name']}",
             src=StringIO(archive_plan.server_config(archived["name"], archived["address"], vault, archived["version"])),
             dest=f"{archive_plan.BARMAN_CONFIG_DIRECTORY}/{archived['name']}.conf",

@@ -4,29 +4,39 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import files, server, systemd
+
+from roles.operations import (
+    apt_lists_fresh,
+    host_name,
+    managed_link,
+    packages_installed,
+    put_file,
+    service_running,
+    template_file,
+)
 
 BASE_PACKAGES = ["openssh-server", "sudo", "tzdata", "curl", "python3-venv"]
 
 
 @deploy("Base system")
 def apply() -> None:
-    apt.update(name="Refresh apt lists (at most daily)", cache_time=86400)
+    apt_lists_fresh(name="Refresh apt lists (at most daily)", cache_time=86400)
     packages = list(BASE_PACKAGES)
     if host.data.unattended_upgrades:
         packages.append("unattended-upgrades")
     if host.data.locale != "C.UTF-8":
         packages.append("locales")
-    apt.packages(name="Install base packages", packages=packages, no_recommends=True)
+    packages_installed(name="Install base packages", packages=packages)
 
-    server.hostname(name="Set host name", hostname=host.data.hostname)
+    host_name(name="Set host name", hostname=host.data.hostname)
     _time_zone(host.data.timezone)
     if host.data.locale != "C.UTF-8":
         _locale(host.data.locale)
     _admins(host.data.admins)
     _sshd(host.data.ssh["port"])
     if host.data.unattended_upgrades:
-        files.template(
+        template_file(
             name="Enable unattended security upgrades",
             src="templates/base/etc/apt/apt.conf.d/20auto-upgrades.j2",
             dest="/etc/apt/apt.conf.d/20auto-upgrades",
@@ -36,8 +46,8 @@ def apply() -> None:
 
 
 def _time_zone(zone: str) -> None:
-    files.link(name=f"Time zone {zone}", path="/etc/localtime", target=f"/usr/share/zoneinfo/{zone}")
-    files.put(name="Record time zone", src=_text(zone), dest="/etc/timezone", mode="0644")
+    managed_link(name=f"Time zone {zone}", path="/etc/localtime", target=f"/usr/share/zoneinfo/{zone}")
+    put_file(name="Record time zone", src=_text(zone), dest="/etc/timezone", mode="0644")
 
 
 def _locale(locale: str) -> None:
@@ -49,7 +59,7 @@ def _locale(locale: str) -> None:
         replace=f"{locale} {charset}",
     )
     server.shell(name="Generate locales", commands=["locale-gen"], _if=wanted.did_change)
-    files.put(name="Default locale", src=_text(f"LANG={locale}"), dest="/etc/default/locale", mode="0644")
+    put_file(name="Default locale", src=_text(f"LANG={locale}"), dest="/etc/default/locale", mode="0644")
 
 
 def _admins(admins: list[dict]) -> None:
@@ -62,7 +72,7 @@ def _admins(admins: list[dict]) -> None:
             public_keys=admin["ssh_keys"],
             delete_keys=True,
         )
-    files.template(
+    template_file(
         name="Password-less sudo for admins",
         src="templates/base/etc/sudoers.d/phoenix-admins.j2",
         dest="/etc/sudoers.d/phoenix-admins",
@@ -72,19 +82,19 @@ def _admins(admins: list[dict]) -> None:
 
 
 def _sshd(port: int) -> None:
-    config = files.template(
+    config = template_file(
         name="sshd: no root login, no passwords",
         src="templates/base/etc/ssh/sshd_config.d/phoenix.conf.j2",
         dest="/etc/ssh/sshd_config.d/phoenix.conf",
         mode="0644",
         port=port,
     )
-    systemd.service(name="sshd running", service="ssh", running=True, enabled=True)
+    service_running(name="sshd running", service="ssh")
     systemd.service(name="Reload sshd", service="ssh", reloaded=True, _if=config.did_change)
 
 
 def _journald(limits: dict) -> None:
-    config = files.template(
+    config = template_file(
         name="journald limits",
         src="templates/base/etc/systemd/journald.conf.d/phoenix.conf.j2",
         dest="/etc/systemd/journald.conf.d/phoenix.conf",

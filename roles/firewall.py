@@ -2,7 +2,9 @@
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import server
+
+from roles.operations import packages_installed, service_running, template_file
 
 
 def open_ports(data) -> dict:
@@ -27,8 +29,8 @@ def open_ports(data) -> dict:
 
 @deploy("Firewall")
 def apply() -> None:
-    apt.packages(name="Install nftables", packages=["nftables"], no_recommends=True)
-    rules = files.template(
+    packages_installed(name="Install nftables", packages=["nftables"])
+    rules = template_file(
         name="nftables rules",
         src="templates/firewall/etc/nftables.conf.j2",
         dest="/etc/nftables.conf",
@@ -40,4 +42,4 @@ def apply() -> None:
         commands=["nft -c -f /etc/nftables.conf && nft -f /etc/nftables.conf"],
         _if=rules.did_change,
     )
-    systemd.service(name="nftables at boot", service="nftables", running=True, enabled=True)
+    service_running(name="nftables at boot", service="nftables")

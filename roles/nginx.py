@@ -2,19 +2,20 @@
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import server
 from pyinfra.operations.util import any_changed
 
+from roles.operations import managed_link, packages_installed, service_running, template_file
 from roles.tls import certificate_paths
 
 
 @deploy("nginx")
 def apply() -> None:
-    apt.packages(name="Install nginx", packages=["nginx"], no_recommends=True)
+    packages_installed(name="Install nginx", packages=["nginx"])
     app = host.data.app
     site = host.data.site
     certificate, key = certificate_paths(site["server_name"])
-    config = files.template(
+    config = template_file(
         name="nginx site",
         src="templates/nginx/etc/nginx/sites-available/app.conf.j2",
         dest=f"/etc/nginx/sites-available/{app['name']}.conf",
@@ -24,13 +25,13 @@ def apply() -> None:
         certificate=certificate,
         key=key,
     )
-    enabled = files.link(
+    enabled = managed_link(
         name="Enable the site",
         path=f"/etc/nginx/sites-enabled/{app['name']}.conf",
         target=f"/etc/nginx/sites-available/{app['name']}.conf",
     )
-    default_site = files.link(name="Disable the default site", path="/etc/nginx/sites-enabled/default", present=False)
-    systemd.service(name="nginx running", service="nginx", running=True, enabled=True)
+    default_site = managed_link(name="Disable the default site", path="/etc/nginx/sites-enabled/default", present=False)
+    service_running(name="nginx running", service="nginx")
     server.shell(
         name="Check and reload nginx",
         commands=["nginx -t -q && systemctl reload nginx"],

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 from io import StringIO
+from typing import IO
 
-from pyinfra import host
+from pyinfra import host, state
 from pyinfra.api import FactBase, FileUploadCommand, operation
-from pyinfra.facts.files import FileContents, Sha256File
+from pyinfra.api.util import get_template
+from pyinfra.facts.files import FileContents
 from pyinfra.facts.server import Command
-from pyinfra.operations import files
+from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util.files import ensure_mode_int
 
 from phoenix import scram
 from phoenix.commands import make_marker_write_command
+from roles import snapshot
+from roles.snapshot import file_state_command, parse_file_state
 
 # Secret files are uploaded into this root-only directory first, so the clear content is never
 # readable by others on its way to the destination.
 SECRET_UPLOAD_DIRECTORY = "/root/.phoenix-upload"
 
 
+@snapshot.reads("files", lambda arguments: [arguments["path"]])
 @operation()
 def secret_file(path: str, content: str, user: str = "root", group: str = "root", mode: str = "0600"):
     """
@@ -36,7 +43,11 @@ def secret_file(path: str, content: str, user: str = "root", group: str = "root"
         secret_file(path="/etc/links/production.ini", content=ini, group="links", mode="0640")
     """
     digest = hashlib.sha256(content.encode()).hexdigest()
-    if host.get_fact(Sha256File, path=path) == digest:
+    current = _file_state(path)
+    if current and current["type"] == "file" and current["sha256"] == digest:
+        if _owner_and_mode_match(current, user, group, mode):
+            host.noop(f"{path} already has the wanted content, owner and mode (secret, not shown)")
+            return
         host.noop(f"{path} already has the wanted content (secret, not shown)")
     else:
         yield from files.directory._inner(path=SECRET_UPLOAD_DIRECTORY, user="root", group="root", mode="0700")
@@ -46,6 +57,379 @@ def secret_file(path: str, content: str, user: str = "root", group: str = "root"
             remote_temp_filename=f"{SECRET_UPLOAD_DIRECTORY}/{digest[:16]}",
         )
     yield from files.file._inner(path=path, user=user, group=group, mode=mode)
+
+
+class FileState(FactBase):
+    """Returns what a path is, in one command: None when absent, else {"type": "file", "directory", "link" or
+    "other"; for a file or directory "mode" (octal digits as an int, 644), "user", "group"; for a file "sha256"}.
+
+    A symbolic link is a "link", whatever it points to; "sha256" is "" when the file cannot be read.
+    """
+
+    def command(self, path: str) -> str:
+        return file_state_command(shlex.quote(path))
+
+    def process(self, output: list[str]) -> dict | None:
+        return parse_file_state(output[0] if output else "")
+
+
+def _file_state(path: str) -> dict | None:
+    """What `path` is (FileState's answer), from the host snapshot while it may be used, else asked."""
+    known, answer = snapshot.lookup("files", path)
+    return answer if known else host.get_fact(FileState, path=path)
+
+
+def _owner_and_mode_match(current: dict, user: str | None, group: str | None, mode: str | int | None) -> bool:
+    """Given FileState's answer, tells whether the owner, group and mode asked for (None: any) are the path's."""
+    return (
+        (user is None or current.get("user") == user)
+        and (group is None or current.get("group") == group)
+        and (mode is None or current.get("mode") == ensure_mode_int(mode))
+    )
+
+
+def _already_there(path: str, content: bytes, user: str | None, group: str | None, mode: str | int | None) -> bool:
+    """Tells (one command) whether `path` is a regular file with exactly `content`, owner, group and mode."""
+    current = _file_state(path)
+    return bool(
+        current
+        and current["type"] == "file"
+        and current["sha256"] == hashlib.sha256(content).hexdigest()
+        and _owner_and_mode_match(current, user, group, mode)
+    )
+
+
+def _local_bytes(src: str | IO) -> bytes:
+    """The content of a local file (a path, relative to the deploy directory like files.put's) or file object."""
+    if hasattr(src, "getvalue"):
+        value = src.getvalue()
+        return value.encode() if isinstance(value, str) else value
+    if not os.path.isabs(src) and state.cwd:
+        src = os.path.join(state.cwd, src)
+    with open(src, "rb") as local:
+        return local.read()
+
+
+@snapshot.reads("files", lambda arguments: [arguments["dest"]])
+@operation()
+def put_file(src: str | IO, dest: str, user: str | None = None, group: str | None = None, mode: str | None = None):
+    """
+    Upload a file, like files.put, with one command on the server when it is already there: its type,
+    SHA-256, owner and mode are read at once. Anything else is files.put's own work (parent directory,
+    upload, --diff, owner, mode).
+
+    + src: local path (relative to the deploy directory) or file object
+    + dest: where the file goes on the server
+    + user, group, mode: its owner and permissions (None: not managed)
+
+    **Example:**
+
+    .. code:: python
+
+        put_file(name="Record time zone", src=StringIO("Etc/UTC\n"), dest="/etc/timezone", mode="0644")
+    """
+    if _already_there(dest, _local_bytes(src), user, group, mode):
+        host.noop(f"{dest} already has the wanted content, owner and mode")
+        return
+    yield from files.put._inner(src=src, dest=dest, user=user, group=group, mode=mode)
+
+
+@snapshot.reads("files", lambda arguments: [arguments["dest"]])
+@operation()
+def template_file(src: str, dest: str, user: str | None = None, group: str | None = None, mode: str | None = None,
+                  **data):  # fmt: skip
+    """
+    Render a Jinja2 template (as files.template does: StrictUndefined, `host`, `state` and `inventory` in
+    scope) and upload it with put_file: one command on the server when the file is already there.
+
+    + src: template path, relative to the deploy directory
+    + dest: where the rendered file goes on the server
+    + user, group, mode: its owner and permissions (None: not managed)
+    + data: the template's variables
+
+    **Example:**
+
+    .. code:: python
+
+        template_file(name="nginx site", src="templates/nginx/app.conf.j2", dest="/etc/nginx/sites-available/a.conf",
+                      mode="0644", site=site)
+    """
+    path = os.path.join(state.cwd, src) if state.cwd else src
+    data.setdefault("host", host)
+    data.setdefault("state", state)
+    data.setdefault("inventory", state.inventory)
+    rendered = get_template(path).render(data)
+    if _already_there(dest, rendered.encode(), user, group, mode):
+        host.noop(f"{dest} already has the wanted content, owner and mode")
+        return
+    yield from files.template._inner(src=src, dest=dest, user=user, group=group, mode=mode, **data)
+
+
+# the unit types systemd.service recognises by suffix; any other name is a service
+UNIT_SUFFIXES = (".service", ".socket", ".device", ".mount", ".automount", ".swap", ".target", ".path", ".timer",
+                 ".slice", ".scope")  # fmt: skip
+
+
+class ServiceState(FactBase):
+    """Returns a systemd unit's {"SubState", "UnitFileState"} in one command ({} when systemctl cannot say)."""
+
+    def command(self, service: str) -> str:
+        return f"systemctl show -p SubState -p UnitFileState {shlex.quote(service)} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> dict:
+        return dict(line.split("=", 1) for line in output if "=" in line)
+
+
+def unit_of(service: str) -> str:
+    """The unit systemd.service manages for `service`: the name itself when it has a unit suffix, else .service."""
+    return service if service.endswith(UNIT_SUFFIXES) else f"{service}.service"
+
+
+@snapshot.reads("services", lambda arguments: [unit_of(arguments["service"])])
+@operation()
+def service_running(service: str):
+    """
+    Make a systemd unit run now and at boot, like systemd.service(running=True, enabled=True), with one
+    command on the server when it already does; systemd.service does the rest.
+
+    + service: the unit (".service" when no suffix is given)
+
+    **Example:**
+
+    .. code:: python
+
+        service_running(name="nginx running", service="nginx")
+    """
+    unit = unit_of(service)
+    known, current = snapshot.lookup("services", unit)
+    if not known:
+        current = host.get_fact(ServiceState, service=unit)
+    # the states pyinfra's SystemdStatus and SystemdEnabled take for running and enabled
+    running = current.get("SubState") in ("running", "waiting", "exited", "listening", "mounted")
+    if running and current.get("UnitFileState") in ("enabled", "static"):
+        host.noop(f"service {unit} is running and enabled")
+        return
+    yield from systemd.service._inner(service=unit, running=True, enabled=True)
+
+
+@snapshot.reads("files", lambda arguments: [arguments["path"]])
+@operation()
+def managed_directory(path: str, user: str | None = None, group: str | None = None, mode: str | None = None):
+    """
+    Make a directory, like files.directory, with at most one command on the server when it is already there
+    (none while the host snapshot answers); files.directory does the rest.
+
+    + path: the directory on the server
+    + user, group, mode: its owner and permissions (None: not managed)
+
+    **Example:**
+
+    .. code:: python
+
+        managed_directory(name="App home", path="/srv/links", user="links", group="links", mode="0755")
+    """
+    current = _file_state(path)
+    if current and current["type"] == "directory" and _owner_and_mode_match(current, user, group, mode):
+        host.noop(f"directory {path} already exists with the wanted owner and mode")
+        return
+    yield from files.directory._inner(path=path, user=user, group=group, mode=mode)
+
+
+@snapshot.reads("files", lambda arguments: [arguments["path"]])
+@operation()
+def managed_link(path: str, target: str | None = None, present: bool = True):
+    """
+    Make (or, with present=False, remove) a symbolic link, like files.link, with at most one command on the
+    server when it is already as wanted (none while the host snapshot answers); files.link does the rest.
+
+    + path: the link on the server
+    + target: what it points to (not needed to remove it)
+    + present: whether the link should exist
+
+    **Example:**
+
+    .. code:: python
+
+        managed_link(name="Time zone", path="/etc/localtime", target="/usr/share/zoneinfo/Etc/UTC")
+    """
+    current = _file_state(path)
+    if present and current and current["type"] == "link" and current["target"] == target:
+        host.noop(f"link {path} already exists")
+        return
+    if not present and current is None:
+        host.noop(f"link {path} does not exist")
+        return
+    yield from files.link._inner(path=path, target=target, present=present)
+
+
+@snapshot.reads("files", lambda arguments: [arguments["path"]])
+@operation()
+def managed_file(path: str, present: bool = True, user: str | None = None, group: str | None = None,
+                 mode: str | None = None):  # fmt: skip
+    """
+    Make a file exist with an owner and mode, or not exist at all, like files.file, with at most one command
+    on the server when it already is as wanted (none while the host snapshot answers); files.file does the rest.
+
+    + path: the file on the server
+    + present: whether the file should exist
+    + user, group, mode: its owner and permissions (None: not managed)
+
+    **Example:**
+
+    .. code:: python
+
+        managed_file(name="TLS key mode", path="/etc/ssl/phoenix/a.key", user="root", group="root", mode="0600")
+    """
+    current = _file_state(path)
+    if present and current and current["type"] == "file" and _owner_and_mode_match(current, user, group, mode):
+        host.noop(f"file {path} already exists with the wanted owner and mode")
+        return
+    if not present and current is None:
+        host.noop(f"file {path} does not exist")
+        return
+    yield from files.file._inner(path=path, present=present, user=user, group=group, mode=mode)
+
+
+@snapshot.reads("packages", lambda arguments: arguments["packages"])
+@operation()
+def packages_installed(packages: list[str]):
+    """
+    Install Debian packages without recommends, like apt.packages(no_recommends=True), asking nothing of the
+    server while the host snapshot says all of them are installed; apt.packages does the rest.
+
+    + packages: the package names
+
+    **Example:**
+
+    .. code:: python
+
+        packages_installed(name="Install nginx", packages=["nginx"])
+    """
+    statuses = [snapshot.lookup("packages", package) for package in packages]
+    if all(known and status in snapshot.INSTALLED for known, status in statuses):
+        host.noop(f"packages {', '.join(packages)} are installed")
+        return
+    yield from apt.packages._inner(packages=packages, no_recommends=True)
+
+
+APT_UPDATE_STAMP = "/var/lib/apt/periodic/update-success-stamp"  # what apt.update's cache_time reads
+
+
+def apt_lists_age_command() -> str:
+    """The shell command printing how many seconds ago apt's lists were last refreshed ("none" when never)."""
+    return f"[ -e {APT_UPDATE_STAMP} ] && echo $(( $(date +%s) - $(stat -c %Y {APT_UPDATE_STAMP}) )) || echo none"
+
+
+@snapshot.reads("commands", lambda arguments: [apt_lists_age_command()])
+@operation()
+def apt_lists_fresh(cache_time: int):
+    """
+    Refresh apt's package lists unless they are younger than `cache_time` seconds, like
+    apt.update(cache_time=...), asking nothing of the server while the host snapshot says they are; apt.update
+    does the rest.
+
+    + cache_time: the lists' greatest age, in seconds
+
+    **Example:**
+
+    .. code:: python
+
+        apt_lists_fresh(name="Refresh apt lists (at most daily)", cache_time=86400)
+    """
+    known, lines = snapshot.lookup("commands", apt_lists_age_command())
+    if known and lines and lines[0].isdigit() and int(lines[0]) < cache_time:
+        host.noop(f"apt lists were refreshed {lines[0]} s ago")
+        return
+    yield from apt.update._inner(cache_time=cache_time)
+
+
+def host_name_command() -> str:
+    """The shell command printing the host name when hostnamectl sets it (server.hostname then only compares)."""
+    return "command -v hostnamectl >/dev/null && uname -n || true"
+
+
+@snapshot.reads("commands", lambda arguments: [host_name_command()])
+@operation()
+def host_name(hostname: str):
+    """
+    Set the host name, like server.hostname, asking nothing of the server while the host snapshot says it is
+    set (by hostnamectl); server.hostname does the rest.
+
+    + hostname: the wanted host name
+
+    **Example:**
+
+    .. code:: python
+
+        host_name(name="Set host name", hostname="web1")
+    """
+    known, lines = snapshot.lookup("commands", host_name_command())
+    if known and lines == [hostname]:
+        host.noop("hostname is set")
+        return
+    yield from server.hostname._inner(hostname=hostname)
+
+
+def passwd_entry_command(user: str) -> str:
+    """The shell command printing a user's passwd line (nothing when there is no such user)."""
+    return f"getent passwd {shlex.quote(user)} || true"
+
+
+@snapshot.reads("commands", lambda arguments: [passwd_entry_command(arguments["user"])])
+@snapshot.reads("files", lambda arguments: [arguments["home"]])
+@operation()
+def system_account(user: str, home: str, shell: str):
+    """
+    Make a system user with its home directory (owned by it) and shell, like server.user(system=True, ...),
+    asking nothing of the server while the host snapshot says it exists as wanted; server.user does the rest.
+
+    + user: the user name (its group has the same name)
+    + home: its home directory
+    + shell: its login shell
+
+    **Example:**
+
+    .. code:: python
+
+        system_account(name="App user links", user="links", home="/srv/links", shell="/usr/sbin/nologin")
+    """
+    known_user, lines = snapshot.lookup("commands", passwd_entry_command(user))
+    known_home, home_state = snapshot.lookup("files", home)
+    fields = lines[0].split(":") if known_user and lines else []
+    if (
+        len(fields) == 7
+        and fields[5] == home
+        and fields[6] == shell
+        and known_home
+        and home_state
+        and home_state["type"] == "directory"
+        and (home_state["user"], home_state["group"]) == (user, user)
+    ):
+        host.noop(f"user {user} exists with its home {home} and shell {shell}")
+        return
+    yield from server.user._inner(user=user, system=True, home=home, shell=shell)
+
+
+@snapshot.reads("files", lambda arguments: arguments["paths"])
+@operation()
+def command_unless_files(command: str, paths: list[str]):
+    """
+    Run a command that makes files, unless each of them already is a regular file.
+
+    + command: shell command to run
+    + paths: the files it makes
+
+    **Example:**
+
+    .. code:: python
+
+        command_unless_files(name="Self-signed certificate", command=openssl_command, paths=[certificate, key])
+    """
+    states = [_file_state(path) for path in paths]
+    if all(state and state["type"] == "file" for state in states):
+        host.noop(f"{', '.join(paths)} exist")
+        return
+    yield command
 
 
 def as_postgres(sql: str) -> str:
@@ -77,6 +461,13 @@ class PostgresCatalog(FactBase):
         return catalog
 
 
+def _catalog() -> dict:
+    """PostgresCatalog's answer, from the host snapshot while it may be used, else asked."""
+    known, lines = snapshot.lookup("commands", PostgresCatalog().command())
+    return PostgresCatalog().process(lines) if known else host.get_fact(PostgresCatalog)
+
+
+@snapshot.reads("commands", lambda arguments: [PostgresCatalog().command()])
 @operation()
 def postgres_login_role(role: str, password: str):
     """
@@ -94,7 +485,7 @@ def postgres_login_role(role: str, password: str):
 
         postgres_login_role(role="links", password=secrets.database_password("links"))
     """
-    stored = host.get_fact(PostgresCatalog)["roles"].get(role)
+    stored = _catalog()["roles"].get(role)
     if stored and scram.verify(password, stored):
         host.noop(f"postgres role {role} exists with the wanted password")
         return
@@ -106,6 +497,7 @@ def postgres_login_role(role: str, password: str):
     )
 
 
+@snapshot.reads("commands", lambda arguments: [PostgresCatalog().command()])
 @operation()
 def postgres_database(database: str, owner: str):
     """
@@ -120,7 +512,7 @@ def postgres_database(database: str, owner: str):
 
         postgres_database(database="links", owner="links")
     """
-    current_owner = host.get_fact(PostgresCatalog)["databases"].get(database)
+    current_owner = _catalog()["databases"].get(database)
     if current_owner == owner:
         host.noop(f"database {database} exists, owned by {owner}")
     elif current_owner is None:
@@ -129,6 +521,12 @@ def postgres_database(database: str, owner: str):
         yield as_postgres(f'ALTER DATABASE "{database}" OWNER TO "{owner}"')
 
 
+def marker_command(marker: str) -> str:
+    """The shell command printing a marker file (nothing when it is missing)."""
+    return f"cat {shlex.quote(marker)} 2>/dev/null || true"
+
+
+@snapshot.reads("commands", lambda arguments: [marker_command(arguments["marker"])])
 @operation()
 def command_once_per_value(command: str, marker: str, value: str):
     """
@@ -147,7 +545,9 @@ def command_once_per_value(command: str, marker: str, value: str):
         command_once_per_value(command="venv/bin/pip install --no-index app.whl",
                                marker="/srv/links/.installed", value=wheel_sha256)
     """
-    current = host.get_fact(FileContents, path=marker)
+    known, current = snapshot.lookup("commands", marker_command(marker))
+    if not known:
+        current = host.get_fact(FileContents, path=marker)
     if current and current[0].strip() == value:
         host.noop(f"already done for {value[:16]} ({marker})")
         return

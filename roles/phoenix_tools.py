@@ -6,7 +6,8 @@ from io import StringIO
 from pathlib import Path
 
 from pyinfra.api import deploy
-from pyinfra.operations import files
+
+from roles.operations import managed_directory, put_file
 
 LIBRARY = "/usr/local/lib/phoenix"
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -37,11 +38,11 @@ def launcher(module: str) -> str:
 @deploy("Phoenix server tools")
 def apply() -> None:
     for directory in sorted({str(Path(module).parent) for module in MODULES}):
-        files.directory(name=f"{LIBRARY}/{directory}", path=f"{LIBRARY}/{directory}", mode="0755")
+        managed_directory(name=f"{LIBRARY}/{directory}", path=f"{LIBRARY}/{directory}", mode="0755")
     for module in MODULES:
-        files.put(name=f"{LIBRARY}/{module}", src=str(REPOSITORY / module), dest=f"{LIBRARY}/{module}", mode="0644")
+        put_file(name=f"{LIBRARY}/{module}", src=str(REPOSITORY / module), dest=f"{LIBRARY}/{module}", mode="0644")
     for program, module in PROGRAMS.items():
-        files.put(
+        put_file(
             name=f"/usr/local/sbin/{program}",
             src=StringIO(launcher(module)),
             dest=f"/usr/local/sbin/{program}",

@@ -3,10 +3,17 @@
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Command
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import server, systemd
 
 from phoenix import archive_plan
-from roles.operations import as_postgres, postgres_database, postgres_login_role
+from roles.operations import (
+    as_postgres,
+    packages_installed,
+    postgres_database,
+    postgres_login_role,
+    service_running,
+    template_file,
+)
 
 
 @deploy("PostgreSQL")
@@ -14,11 +21,11 @@ def apply() -> None:
     version = host.data.postgres["version"]
     config_directory = f"/etc/postgresql/{version}/main"
     clients = host.data.postgres_clients
-    apt.packages(name="Install PostgreSQL", packages=[f"postgresql-{version}"], no_recommends=True)
+    packages_installed(name="Install PostgreSQL", packages=[f"postgresql-{version}"])
     # empty: not archived; the vault's Barman connects with TLS (Debian's cluster has ssl on, snakeoil certificate)
     archive_from = host.data.archive_vault_address
     remote = archive_from or any(client["address"] != "127.0.0.1" for client in clients)
-    listen = files.template(
+    listen = template_file(
         name="PostgreSQL listen addresses",
         src="templates/postgres/etc/postgresql/main/conf.d/phoenix.conf.j2",
         dest=f"{config_directory}/conf.d/phoenix.conf",
@@ -29,7 +36,7 @@ def apply() -> None:
         archive=bool(archive_from),
         archive_timeout=host.data.postgres["archive_timeout_seconds"],
     )
-    access = files.template(
+    access = template_file(
         name="PostgreSQL client access (pg_hba.conf)",
         src="templates/postgres/etc/postgresql/main/pg_hba.conf.j2",
         dest=f"{config_directory}/pg_hba.conf",
@@ -41,7 +48,7 @@ def apply() -> None:
         archive_role=archive_plan.REPLICATION_ROLE,
     )
     service = f"postgresql@{version}-main"
-    systemd.service(name="PostgreSQL running", service=service, running=True, enabled=True)
+    service_running(name="PostgreSQL running", service=service)
     systemd.service(name="Restart PostgreSQL", service=service, restarted=True, _if=listen.did_change)
     systemd.service(
         name="Reload PostgreSQL",

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import server
+
+from roles.operations import managed_file, packages_installed, service_running, template_file
 
 # supervisorctl fails until supervisord's socket exists, right after install for instance
 WAIT_FOR_SUPERVISORD = "for i in $(seq 40); do supervisorctl pid >/dev/null 2>&1 && break; sleep 0.25; done"
@@ -30,9 +32,9 @@ def program(
     """Installs supervisor and the program PROGRAM_NAME, run as `user` in `directory` (the program's name and
     /srv/<name> by default), loaded when its file changed, else restarted when restart() says so. `marker`,
     a comment line in the file, lets a later run find the programs it made."""
-    apt.packages(name="Install supervisor", packages=["supervisor"], no_recommends=True)
-    systemd.service(name="supervisor running", service="supervisor", running=True, enabled=True)
-    config = files.template(
+    packages_installed(name="Install supervisor", packages=["supervisor"])
+    service_running(name="supervisor running", service="supervisor")
+    config = template_file(
         name=f"supervisor program {program_name}",
         src="templates/supervisor/etc/supervisor/conf.d/program.conf.j2",
         dest=config_path(program_name),
@@ -41,7 +43,7 @@ def program(
         command=command,
         environment=environment,
         directory=directory or f"/srv/{program_name}",
-        program_user=user or program_name,  # files.template takes `user` for the file's owner
+        program_user=user or program_name,  # template_file takes `user` for the file's owner
         marker=marker,
     )
     server.shell(
@@ -60,5 +62,5 @@ def program(
 def remove_program(program_name: str) -> None:
     """Stops and removes the supervisor program PROGRAM_NAME, when its file exists."""
     if host.get_fact(File, path=config_path(program_name)):
-        files.file(name=f"Remove supervisor program {program_name}", path=config_path(program_name), present=False)
+        managed_file(name=f"Remove supervisor program {program_name}", path=config_path(program_name), present=False)
         server.shell(name="Unload it", commands=[f"{WAIT_FOR_SUPERVISORD}; supervisorctl update"])

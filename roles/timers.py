@@ -1,9 +1,9 @@
 """A scheduled systemd service: pyinfra has no timer operation, so the unit pair is templated here."""
 
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
-from roles.operations import restart_timer_command, timer_scheduled
+from roles.operations import restart_timer_command, template_file, timer_scheduled
 
 UNIT_DIRECTORY = "/etc/systemd/system"
 
@@ -11,7 +11,7 @@ UNIT_DIRECTORY = "/etc/systemd/system"
 def scheduled_service(name: str, service_template: str, timer_template: str, schedule: str, **variables) -> None:
     """Installs NAME.service and NAME.timer from templates (which see `schedule` and `variables`), timer enabled,
     restarted when either file changed or the loaded timer is stale or has no next run; fails when it still has none."""
-    service = files.template(
+    service = template_file(
         name=f"{name}.service",
         src=service_template,
         dest=f"{UNIT_DIRECTORY}/{name}.service",
@@ -19,7 +19,7 @@ def scheduled_service(name: str, service_template: str, timer_template: str, sch
         schedule=schedule,
         **variables,
     )
-    timer = files.template(
+    timer = template_file(
         name=f"{name}.timer ({schedule})",
         src=timer_template,
         dest=f"{UNIT_DIRECTORY}/{name}.timer",

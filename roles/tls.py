@@ -4,10 +4,8 @@ import shlex
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import File
-from pyinfra.operations import files, server
 
-from roles.operations import secret_file
+from roles.operations import command_unless_files, managed_directory, managed_file, secret_file
 
 TLS_DIRECTORY = "/etc/ssl/phoenix"
 SELF_SIGNED_DAYS = 825
@@ -33,14 +31,14 @@ def self_signed_command(server_name: str, certificate: str, key: str) -> str:
 def apply() -> None:
     server_name = host.data.site["server_name"]
     certificate, key = certificate_paths(server_name)
-    files.directory(name="TLS directory", path=TLS_DIRECTORY, user="root", group="root", mode="0750")
+    managed_directory(name="TLS directory", path=TLS_DIRECTORY, user="root", group="root", mode="0750")
     if host.data.tls_mode == "self-signed":
-        if not host.get_fact(File, path=certificate) or not host.get_fact(File, path=key):
-            server.shell(
-                name=f"Self-signed certificate for {server_name}",
-                commands=[self_signed_command(server_name, certificate, key)],
-            )
-        files.file(name="TLS key mode", path=key, user="root", group="root", mode="0600")
+        command_unless_files(
+            name=f"Self-signed certificate for {server_name}",
+            command=self_signed_command(server_name, certificate, key),
+            paths=[certificate, key],
+        )
+        managed_file(name="TLS key mode", path=key, user="root", group="root", mode="0600")
         return
     secrets = host.data.secrets
     secret_file(name="TLS certificate chain", path=certificate, content=secrets.get("tls_certificate"), mode="0644")

@@ -10,13 +10,20 @@ import posixpath
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
 from phoenix.backup_plan import parse_duration
 from phoenix.remote.vault import SETTINGS_PATH
 from roles import phoenix_tools, timers
-from roles.operations import secret_file
+from roles.operations import (
+    managed_directory,
+    packages_installed,
+    secret_file,
+    service_running,
+    system_account,
+    template_file,
+)
 
 USER = "phoenix-vault"
 CONFIG_DIRECTORY = posixpath.dirname(SETTINGS_PATH)  # /etc/phoenix-vault
@@ -55,12 +62,12 @@ def apply() -> None:
     vault = host.data.vault
     clients = host.data.vault_clients
     secrets = host.data.secrets
-    apt.packages(name="Install rclone and restic", packages=["rclone", "restic"], no_recommends=True)
-    server.user(name=f"Vault user {USER}", user=USER, system=True, home=vault["data_dir"], shell="/usr/sbin/nologin")
+    packages_installed(name="Install rclone and restic", packages=["rclone", "restic"])
+    system_account(name=f"Vault user {USER}", user=USER, home=vault["data_dir"], shell="/usr/sbin/nologin")
     for directory in ("", "/repos", "/state", "/log"):
         path = vault["data_dir"] + directory
-        files.directory(name=f"Vault directory {path}", path=path, user=USER, group=USER, mode="0750")
-    files.directory(name="Vault config directory", path=CONFIG_DIRECTORY, user="root", group=USER, mode="0750")
+        managed_directory(name=f"Vault directory {path}", path=path, user=USER, group=USER, mode="0750")
+    managed_directory(name="Vault config directory", path=CONFIG_DIRECTORY, user="root", group=USER, mode="0750")
     phoenix_tools.apply()
     secured = [
         secret_file(name="Vault TLS certificate", path=f"{CONFIG_DIRECTORY}/tls.crt",
@@ -87,7 +94,7 @@ def apply() -> None:
 
 
 def _server_unit(vault: dict, restart) -> None:
-    unit = files.template(
+    unit = template_file(
         name="Vault service unit (rclone serve restic --append-only)",
         src="templates/vault/etc/systemd/system/phoenix-vault.service.j2",
         dest=f"{timers.UNIT_DIRECTORY}/phoenix-vault.service",
@@ -97,7 +104,7 @@ def _server_unit(vault: dict, restart) -> None:
         config_dir=CONFIG_DIRECTORY,
     )
     systemd.daemon_reload(name="Reload units for phoenix-vault", _if=unit.did_change)
-    systemd.service(name="Vault running", service="phoenix-vault", running=True, enabled=True)
+    service_running(name="Vault running", service="phoenix-vault")
     systemd.service(
         name="Restart the vault", service="phoenix-vault", restarted=True, _if=lambda: unit.did_change() or restart()
     )

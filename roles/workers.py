@@ -6,12 +6,12 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 
-from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import server, systemd
 
 from roles import supervisor, timers
+from roles.operations import service_running, template_file
+from roles.snapshot import sectioned_command, sections
 
 UNIT_DIRECTORY = "/etc/systemd/system"
 TEMPLATES = "templates/app/etc/systemd/system"
@@ -58,25 +58,40 @@ def marked_names_command(app: dict, pattern: str, marker: str) -> str:
     )
 
 
-def _installed(app: dict, pattern: str, marker: str) -> set[str]:
-    output = host.get_fact(Command, command=marked_names_command(app, pattern, marker)) or ""
-    return {line.strip() for line in output.splitlines() if line.strip()}
+def installed_names_command(app: dict) -> str:
+    """The shell command printing the names marked_names_command() finds among the app's supervisor programs,
+    systemd services and timers, in the sections "supervisor", "service" and "timer" (read by installed_names)."""
+    return sectioned_command(
+        {
+            "supervisor": marked_names_command(
+                app, f"/etc/supervisor/conf.d/{app['name']}-*.conf", process_marker(app)
+            ),
+            "service": marked_names_command(app, f"{UNIT_DIRECTORY}/{app['name']}-*.service", process_marker(app)),
+            "timer": marked_names_command(app, f"{UNIT_DIRECTORY}/{app['name']}-*.timer", periodic_marker(app)),
+        }
+    )
+
+
+def installed_names(output: str | None) -> dict[str, set[str]]:
+    """Given installed_names_command()'s output, returns {"supervisor": names, "service": names, "timer": names}."""
+    return {kind: set(lines) for kind, lines in sections(output, ["supervisor", "service", "timer"]).items()}
 
 
 @deploy("App processes and periodic commands")
-def apply(app: dict, run_as: dict, restart: Callable[[], bool]) -> None:
+def apply(app: dict, run_as: dict, restart: Callable[[], bool], installed: dict[str, set[str]]) -> None:
     """Installs app.processes under app.process_manager (restarted when restart() says the app was) and
-    app.periodic as timers; removes those dropped from the inventory or left under the other process manager."""
+    app.periodic as timers; removes those dropped from the inventory or left under the other process manager
+    (`installed`: what installed_names() found on the server)."""
     wanted = {entry["name"] for entry in app["processes"]}
     supervised = app["process_manager"] == "supervisor"
     marker = process_marker(app)
-    for name in sorted(_installed(app, f"/etc/supervisor/conf.d/{app['name']}-*.conf", marker)):
+    for name in sorted(installed["supervisor"]):
         if not supervised or name not in wanted:
             supervisor.remove_program(program_name=f"{app['name']}-{name}")
-    for name in sorted(_installed(app, f"{UNIT_DIRECTORY}/{app['name']}-*.service", marker)):
+    for name in sorted(installed["service"]):
         if supervised or name not in wanted:
             _remove_units(f"{app['name']}-{name}", [".service"], f"process {name} dropped from app.processes")
-    for name in sorted(_installed(app, f"{UNIT_DIRECTORY}/{app['name']}-*.timer", periodic_marker(app))):
+    for name in sorted(installed["timer"]):
         if name not in {entry["name"] for entry in app["periodic"]}:
             _remove_units(f"{app['name']}-{name}", [".timer", ".service"], f"periodic {name} dropped from app.periodic")
     for entry in app["processes"]:
@@ -114,7 +129,7 @@ def _process_unit(app: dict, entry: dict, run_as: dict) -> None:
     """A systemd unit PartOf the app's and wanted by it: `systemctl restart <app>` (what a deploy runs)
     restarts it too, `systemctl start <app>` starts it too."""
     name = unit_name(app, entry)
-    unit = files.template(
+    unit = template_file(
         name=f"{name}.service",
         src=f"{TEMPLATES}/process.service.j2",
         dest=f"{UNIT_DIRECTORY}/{name}.service",
@@ -128,7 +143,7 @@ def _process_unit(app: dict, entry: dict, run_as: dict) -> None:
     systemd.daemon_reload(name=f"Reload units for {name}", _if=unit.did_change)
     # enable links it by [Install] once; a changed unit may list other targets
     server.shell(name=f"Re-enable {name}", commands=[f"systemctl reenable {name}"], _if=unit.did_change)
-    systemd.service(name=f"{name} running", service=name, running=True, enabled=True)
+    service_running(name=f"{name} running", service=name)
     systemd.service(name=f"Restart {name}", service=name, restarted=True, _if=unit.did_change)
 
 

@@ -13,9 +13,12 @@ from pyinfra.api.util import get_template
 
 from phoenix.errors import PhoenixError
 from phoenix.inventory import load_environment
+from roles import workers
 from roles.app import control_command, run_as, stop_command
 from roles.upgrade_plan import timer_units
 from roles.workers import (
+    installed_names,
+    installed_names_command,
     marked_names_command,
     periodic_marker,
     process_marker,
@@ -136,6 +139,19 @@ def test_only_the_files_written_for_this_app_are_found_again(tmp_path):
     assert sorted(found.split()) == ["mailer", "worker"]
     nothing = marked_names_command(app, f"{tmp_path}/none-*.conf", process_marker(app))
     assert subprocess.run(["sh", "-c", nothing], capture_output=True, text=True, check=True).stdout == ""
+
+
+def test_one_command_finds_the_app_s_services_and_timers_each_under_its_kind(tmp_path, monkeypatch):
+    app = shop_app()
+    monkeypatch.setattr(workers, "UNIT_DIRECTORY", str(tmp_path))
+    (tmp_path / "shop-worker.service").write_text(f"# Managed\n# {process_marker(app)}\n[Unit]\n")
+    (tmp_path / "shop-purge.service").write_text(f"# Managed\n# {periodic_marker(app)}\n[Unit]\n")
+    (tmp_path / "shop-purge.timer").write_text(f"# Managed\n# {periodic_marker(app)}\n[Timer]\n")
+    (tmp_path / "shop-by-hand.timer").write_text("[Timer]\nOnCalendar=daily\n")
+    command = installed_names_command(app)
+    output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    found = installed_names(output)
+    assert found["service"] == {"worker"} and found["timer"] == {"purge"}
 
 
 WORKERS_INVENTORY = """\

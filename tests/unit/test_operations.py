@@ -4,7 +4,8 @@ tests/unit/operations/<operation>/<case>.json: the operation's keyword arguments
 host reports in; out, the exact commands it yields and the no-op messages it gives for what needs no
 change ("noop_descriptions", none when absent). A fact is named "<module>.<Class>"
 (files.Sha256File, operations.PostgresCatalog); a fact taking arguments maps "key=value, ..."
-(sorted by key) to its value.
+(sorted by key) to its value. A keyword argument written {"text": "..."} is a file object with that text;
+a template's path is relative to the case's directory.
 
 tests/unit/facts/<Fact>/<case>.json: the fact's arguments, the exact command it runs, the lines
 the server prints and what the fact makes of them.
@@ -16,13 +17,15 @@ are involved; password salts are fixed (16 zero bytes) so that verifiers are the
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from io import StringIO
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from pyinfra.api import FileUploadCommand, StringCommand
-from pyinfra.operations import files
+from pyinfra.operations import apt, files, server, systemd
 
 from phoenix import scram
 from roles import operations
@@ -55,6 +58,11 @@ class FakeHost:
             value = value[key]
         return copy.deepcopy(value)
 
+    current_op_global_arguments = None
+
+    def get_temp_filename(self, key: str, temp_directory: str | None = None) -> str:
+        return f"/tmp/pyinfra-{hashlib.sha1(key.encode()).hexdigest()}"
+
     def noop(self, description: str) -> None:
         self.noops.append(description)
 
@@ -83,12 +91,24 @@ def test_operation_case(path: Path, monkeypatch):
     case = json.loads(path.read_text())
     fake = FakeHost(case["facts"])
     monkeypatch.setattr(operations, "host", fake)
-    monkeypatch.setattr(files, "host", fake)  # secret_file builds on files.directory and files.file
+    # secret_file, put_file, template_file and managed_directory build on files.*, service_running on systemd.service
+    monkeypatch.setattr(files, "host", fake)
+    monkeypatch.setattr(systemd, "host", fake)
+    monkeypatch.setattr(apt, "host", fake)  # packages_installed builds on apt.packages, apt_lists_fresh on apt.update
+    monkeypatch.setattr(server, "host", fake)  # host_name and system_account build on server.*
+    fake_state = SimpleNamespace(cwd=str(path.parent), inventory=None, config=SimpleNamespace(DIFF=False))
+    monkeypatch.setattr(operations, "state", fake_state)
+    monkeypatch.setattr(files, "state", fake_state)
     real_make_verifier = scram.make_verifier
     monkeypatch.setattr(scram, "make_verifier", lambda password: real_make_verifier(password, salt=FIXED_SALT))
     operation = getattr(operations, path.parent.name)
 
-    commands = [as_case_value(command) for command in operation._inner(**case["kwargs"])]
+    kwargs = {
+        key: StringIO(value["text"]) if isinstance(value, dict) and set(value) == {"text"} else value
+        for key, value in case["kwargs"].items()
+    }
+
+    commands = [as_case_value(command) for command in operation._inner(**kwargs)]
 
     assert commands == case["commands"]
     assert fake.noops == case.get("noop_descriptions", [])
