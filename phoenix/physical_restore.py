@@ -86,17 +86,27 @@ def _end(backup: dict) -> datetime:
     return datetime.fromtimestamp(int(backup["end_time_timestamp"]), UTC)
 
 
+def staging_directory(server: str) -> str:
+    """Given an archived host, returns the directory on the vault that `barman recover` writes its data into."""
+    return f"{BARMAN_HOME}/recover/{server}"
+
+
+def streaming_directory(server: str) -> str:
+    """Given an archived host, returns the vault's directory of its WAL streamed but not archived yet."""
+    return f"{BARMAN_HOME}/{server}/streaming"
+
+
 def recover_stream_command(plan: Plan) -> str:
     """Returns the shell line (root, on the vault) that recovers `plan` into a staging directory and writes it
     to stdout as one tar stream, Barman's messages to stderr."""
-    staging = f"{BARMAN_HOME}/recover/{plan.server}"
+    staging = staging_directory(plan.server)
     # the newest timeline: after an earlier restore the server writes on a later one than its base backup's
     target = ["--target-tli", "latest"]
     if plan.target_time is not None:
         target += ["--target-time", plan.target_time.isoformat(sep=" "), "--target-action", "promote"]
     elif plan.restore_point:
         target += ["--target-name", plan.restore_point, "--target-action", "promote"]
-    streaming = f"{BARMAN_HOME}/{plan.server}/streaming"
+    streaming = streaming_directory(plan.server)
     # segments streamed but not archived yet, and the one being streamed (.partial): PostgreSQL reads them from
     # pg_wal after the archive's, so the seconds before the disaster come back too
     streamed = (
@@ -121,13 +131,28 @@ def recover_stream_command(plan: Plan) -> str:
     )
 
 
+def data_directory(version: int) -> str:
+    """Given PostgreSQL's major version, returns the data directory of Debian's cluster (main)."""
+    return f"/var/lib/postgresql/{version}/main"
+
+
+def service_name(version: int) -> str:
+    """Given PostgreSQL's major version, returns the systemd unit of Debian's cluster (main)."""
+    return f"postgresql@{version}-main"
+
+
+def log_file(version: int) -> str:
+    """Given PostgreSQL's major version, returns the log file of Debian's cluster (main)."""
+    return f"/var/log/postgresql/postgresql-{version}-main.log"
+
+
 def swap_in_command(version: int, databases: list[str], force: bool) -> str:
     """Returns the shell line (root, on the new database host) that refuses to replace a database holding
     tables unless `force`, then swaps the tar stream on stdin in as PostgreSQL's data directory, starts
     it, waits until recovery has ended, and prints PostgreSQL's own lines naming where recovery stopped."""
-    data = f"/var/lib/postgresql/{version}/main"
-    service = f"postgresql@{version}-main"
-    log = f"/var/log/postgresql/postgresql-{version}-main.log"
+    data = data_directory(version)
+    service = service_name(version)
+    log = log_file(version)
     psql = "runuser -u postgres -- psql -X -tA"
     checks = ""
     if not force:
