@@ -88,7 +88,7 @@ def test_an_archived_database_host_gets_its_by_hand_point_in_time_recovery_with_
                            "--target-action", "promote", "db1", "latest", "/var/lib/barman/recover/db1"]  # fmt: skip
     assert "/var/lib/barman/db1/streaming/0*" in to_moment[2].command and ".partial" in to_moment[2].command
     assert "mv /var/lib/postgresql/15/main /var/lib/postgresql/15/main.before-recovery-" in to_moment[4].command
-    assert "systemctl start postgresql@15-main" == to_moment[6].command
+    assert to_moment[6].command == "systemctl start postgresql@15-main"
     assert "barman receive-wal --reset db1" in to_moment[8].command
     assert "Stock restic, Barman and PostgreSQL's tools only." in text
     assert "restore.py" in section and "`.partial`" in section
