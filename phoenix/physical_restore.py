@@ -86,17 +86,27 @@ def _end(backup: dict) -> datetime:
     return datetime.fromtimestamp(int(backup["end_time_timestamp"]), UTC)
 
 
+def staging_directory(server: str) -> str:
+    """Given an archived host, returns the directory on the vault that `barman recover` writes its data into."""
+    return f"{BARMAN_HOME}/recover/{server}"
+
+
+def streaming_directory(server: str) -> str:
+    """Given an archived host, returns the vault's directory of its WAL streamed but not archived yet."""
+    return f"{BARMAN_HOME}/{server}/streaming"
+
+
 def recover_stream_command(plan: Plan) -> str:
     """Returns the shell line (root, on the vault) that recovers `plan` into a staging directory and writes it
     to stdout as one tar stream, Barman's messages to stderr."""
-    staging = f"{BARMAN_HOME}/recover/{plan.server}"
+    staging = staging_directory(plan.server)
     # the newest timeline: after an earlier restore the server writes on a later one than its base backup's
     target = ["--target-tli", "latest"]
     if plan.target_time is not None:
         target += ["--target-time", plan.target_time.isoformat(sep=" "), "--target-action", "promote"]
     elif plan.restore_point:
         target += ["--target-name", plan.restore_point, "--target-action", "promote"]
-    streaming = f"{BARMAN_HOME}/{plan.server}/streaming"
+    streaming = streaming_directory(plan.server)
     # segments streamed but not archived yet, and the one being streamed (.partial): PostgreSQL reads them from
     # pg_wal after the archive's, so the seconds before the disaster come back too
     streamed = (
@@ -121,6 +131,21 @@ def recover_stream_command(plan: Plan) -> str:
     )
 
 
+def data_directory(version: int) -> str:
+    """Given PostgreSQL's major version, returns the data directory of Debian's cluster (main)."""
+    return f"/var/lib/postgresql/{version}/main"
+
+
+def service_name(version: int) -> str:
+    """Given PostgreSQL's major version, returns the systemd unit of Debian's cluster (main)."""
+    return f"postgresql@{version}-main"
+
+
+def log_file(version: int) -> str:
+    """Given PostgreSQL's major version, returns the log file of Debian's cluster (main)."""
+    return f"/var/log/postgresql/postgresql-{version}-main.log"
+
+
 # PostgreSQL 13+ refuses to promote when the WAL ends before a target time: for a moment after the archive's
 # newest transaction, the end of the WAL is that moment's state
 NOT_REACHED = "recovery ended before configured recovery target was reached"
@@ -134,9 +159,9 @@ def swap_in_command(version: int, databases: list[str], force: bool, target_time
     it, waits until recovery has ended, and prints PostgreSQL's own lines naming where recovery stopped.
     With `target_time`, a recovery whose WAL ends before the target (no transaction after it) is started
     again without the target, to the end of the WAL, and TO_THE_END is printed."""
-    data = f"/var/lib/postgresql/{version}/main"
-    service = f"postgresql@{version}-main"
-    log = f"/var/log/postgresql/postgresql-{version}-main.log"
+    data = data_directory(version)
+    service = service_name(version)
+    log = log_file(version)
     psql = "runuser -u postgres -- psql -X -tA"
     checks = ""
     if not force:

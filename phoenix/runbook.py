@@ -2,10 +2,11 @@
 
 Every host and what it runs; every backup job, what it holds, when it runs, where it goes, how long
 the vault keeps it and where its keys live; the exact recovery commands for this environment; and
-how to get the data back by hand with stock restic and pg_restore when Phoenix itself is unavailable.
-Each command is built here once, by the function that the Markdown prints it with (`replace_server`,
-`upgrade`, `drill`, `unpin` ..., `manual_database_restore`, `manual_files_restore`), and the end-to-end
-tests run those functions' commands against the sandbox, so the runbook cannot rot.
+how to get the data back by hand with stock restic, Barman and PostgreSQL's tools when Phoenix itself is
+unavailable. Each command is built here once, by the function that the Markdown prints it with
+(`replace_server`, `upgrade`, `drill`, `unpin` ..., `manual_database_restore`, `manual_files_restore`,
+`manual_archive_restore`), and the end-to-end tests run those functions' commands against the sandbox,
+so the runbook cannot rot.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from phoenix import backup_plan
+from phoenix import archive_plan, backup_plan, physical_restore
+from phoenix.commands import barman
 from phoenix.inventory import Environment
 from phoenix.remote.backup_host import SETTINGS_PATH as HOST_SETTINGS
 from phoenix.remote.vault import SETTINGS_PATH as VAULT_SETTINGS
@@ -24,6 +26,8 @@ PHOENIX = ".venv/bin/phoenix"
 # the placeholders the printed runbook shows where the operator fills in a value
 HOST, RUN, MOMENT, VERSION, REASON = "HOST", "RUN", "2026-11-20 18:00", "VERSION", "why it may go"
 PINNED_RUN = "PINNED_RUN"
+# the by-hand recovery's moment has its zone: PostgreSQL reads a time without one in its own time zone
+ARCHIVE_MOMENT = f"{MOMENT}:00+00:00"
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,72 @@ def manual_files_restore(environment: Environment, client: str, paths: list[str]
         Step(vault, f"{repository_environment(client, data_dir)};"
                     f" {RESTIC} restore --tag job=files,part=data latest --target {shlex.quote(target)} {includes}",
              f"restore the newest files run under {target}; copy them to {client} (rsync -a {target}/ {client}:/)"),
+    ]  # fmt: skip
+
+
+def manual_archive_restore(environment: Environment, server: str, moment: str = "", archive: str = "") -> list[Step]:
+    """Returns the by-hand steps that bring archived PostgreSQL host `server` back from the vault's Barman as it
+    was at `moment` (a time with its zone; empty: the newest point the vault holds), over its data directory,
+    with stock Barman, tar and PostgreSQL's tools: `barman recover` into a directory on the vault, with the WAL
+    streamed but not archived yet, packed into `archive` (default /root/<server>-data.tar), copied to the host and
+    unpacked there as PostgreSQL's data directory, which replays the WAL and opens on a new timeline; then
+    Barman's WAL stream follows it there."""
+    vault = backup_plan.vault_host(environment.hosts)
+    version = environment.hosts[server]["postgres"]["version"]
+    staging = physical_restore.staging_directory(server)
+    streaming = physical_restore.streaming_directory(server)
+    archive = archive or f"/root/{server}-data.tar"
+    data = physical_restore.data_directory(version)
+    service = physical_restore.service_name(version)
+    in_recovery = "runuser -u postgres -- psql -XtAc 'SELECT pg_is_in_recovery()'"
+    # the newest timeline: after an earlier recovery the server writes on a later one than its base backup's
+    target = ["--target-tli", "latest"]
+    if moment:
+        target += ["--target-time", moment, "--target-action", "promote"]
+        recover = Step(
+            vault,
+            barman("recover", *target, server, "latest", staging),
+            f"recover the newest base backup into {staging}, to replay the WAL up to the moment (with its"
+            " zone), then promote; if Barman answers that the target time is before the backup end time,"
+            " put the id of the newest backup that ended before the moment (step 1) in place of latest",
+        )
+    else:
+        # without a target Barman leaves a crash recovery on the base backup's timeline, which would write again
+        # where the old server's stream is: archive recovery to the end of the WAL promotes onto a new timeline
+        recover = Step(
+            vault,
+            f"{barman('recover', *target, server, 'latest', staging)}"
+            f" && {{ [ -e {staging}/recovery.signal ] || {{ touch {staging}/recovery.signal"
+            f" && echo \"restore_command = 'false'\" >> {staging}/postgresql.auto.conf; }}; }}",
+            f"recover the newest base backup into {staging}, to replay all the WAL, then promote",
+        )
+    return [
+        Step(vault, barman("list-backups", server), f"list {server}'s base backups (newest first)"),
+        recover,
+        Step(vault, f"for segment in {streaming}/0*; do [ -e \"$segment\" ] || continue;"
+                    f" wal={staging}/pg_wal/$(basename \"$segment\" .partial);"
+                    ' [ -e "$wal" ] || cp "$segment" "$wal"; done',
+             "add the WAL Barman has streamed but not archived yet (its newest segments, and the one being"
+             " written, .partial): PostgreSQL replays it after the archive's"),
+        Step(vault, f"tar -C {staging} -cf {archive} . && rm -rf {staging}",
+             f"pack the recovered data directory, then copy {archive} from {vault} to {server} (scp)"),
+        Step(server, f"systemctl stop {service} && mv {data} {data}.before-recovery-$(date +%Y%m%d%H%M%S)",
+             "stop PostgreSQL (the apps that use it fail until it is back) and move its data directory aside"
+             " (remove that copy once the recovered data are checked)"),
+        Step(server, f"mkdir {data} && tar -xf {archive} -C {data} && chown -R postgres:postgres {data}"
+                     f" && chmod 0700 {data}",
+             "unpack the recovered data directory in its place, owned by postgres, mode 0700"),
+        Step(server, f"systemctl start {service}",
+             "start PostgreSQL: it replays the WAL, then opens on a new timeline"),
+        Step(server, f"while systemctl is-active --quiet {service} && [ \"$({in_recovery})\" != f ]; do sleep 2;"
+                     f" done; {in_recovery}",
+             "wait until the recovery has ended: prints f. If PostgreSQL stopped instead,"
+             f" {physical_restore.log_file(version)} says why, and the data directory moved aside can go back"),
+        Step(vault, f"{barman('receive-wal', '--stop', server)}; {barman('receive-wal', '--reset', server)}",
+             f"point Barman's WAL stream at the recovered server's new timeline: stop the stream (\"no such"
+             " process\" is fine) and restart it from the server's current WAL file (if Barman answers \"Process"
+             " is still running\", run this line again); within a minute barman cron streams again, and"
+             f" `{barman('check', server)}` says receive-wal running: OK"),
     ]  # fmt: skip
 
 
@@ -270,10 +340,15 @@ def _by_hand(environment: Environment) -> list[str]:
     hosts = environment.hosts
     vault = backup_plan.vault_host(hosts)
     lines = ["", "## By hand, if Phoenix is unavailable", ""]
+    tools = (
+        "restic, Barman and PostgreSQL's tools"
+        if archive_plan.archived_hosts(hosts)
+        else "restic and PostgreSQL's tools"
+    )
     if not vault:
         return [*lines, "No host has the vault role: restore with restic from each host's `backup.repository`."]
     lines += [
-        f"Stock restic and PostgreSQL's tools only. Log in to {vault} as root; every command below runs there"
+        f"Stock {tools} only. Log in to {vault} as root; every command below runs there"
         " or on the host it names. A run is complete when `restic snapshots` lists both its `part=data` and its"
         " `part=manifest` snapshot (same `run=` tag); `latest` below is the newest data snapshot: if its run has"
         " no manifest, use the id of the newest complete one instead.",
@@ -291,9 +366,53 @@ def _by_hand(environment: Environment) -> list[str]:
                     continue
                 steps = manual_files_restore(environment, name, paths)
                 lines += ["", f"### {name}: files ({', '.join(paths)})", ""]
-            for number, step in enumerate(steps, start=1):
-                lines += [f"{number}. on **{step.host}**: {step.why}", "", f"        {step.command}", ""]
+            lines += _numbered(steps)
+        if archive_plan.is_archived(hosts[name]):
+            lines += _archive_section(environment, name)
     return lines
+
+
+def _numbered(steps: list[Step], alternatives: list[Step] | None = None) -> list[str]:
+    """The steps as a numbered Markdown list; where `alternatives` (the same procedure otherwise) has another
+    command, it follows as the step's other way."""
+    lines = []
+    for number, (step, other) in enumerate(zip(steps, alternatives or steps, strict=True), start=1):
+        lines += [f"{number}. on **{step.host}**: {step.why}", "", f"        {step.command}", ""]
+        if other.command != step.command:
+            lines += [f"   or, {other.why}:", "", f"        {other.command}", ""]
+    return lines
+
+
+def _archive_section(environment: Environment, server: str) -> list[str]:
+    """The by-hand point-in-time recovery of archived PostgreSQL host `server` from the vault's Barman."""
+    hosts = environment.hosts
+    vault = backup_plan.vault_host(hosts)
+    version = hosts[server]["postgres"]["version"]
+    window = hosts[vault]["vault"]["pitr"]["window_days"]
+    newest = [
+        Step(step.host, step.command, f"for the newest point the vault holds, {step.why}")
+        for step in manual_archive_restore(environment, server)
+    ]
+    return [
+        "",
+        f"### {server}: point-in-time recovery from the Barman archive",
+        "",
+        f"{vault}'s Barman archives {server}'s PostgreSQL continuously (base backups, and the WAL streamed as it is"
+        f" written): these steps put it back, over {server}'s data directory, as it was at a moment of the last"
+        f" {window} days (`{ARCHIVE_MOMENT}` below: put yours, with its zone) or at the newest point the vault holds."
+        f" On a new machine, first install Debian's postgresql-{version} and set it up as the old one was (its"
+        f" settings in /etc/postgresql/{version}/main are not in the archive; a new address goes into"
+        f" /etc/barman.d/{server}.conf and ~barman/.pgpass on {vault}). Barman moves a finished WAL segment into its"
+        " archive only once the next one has begun, so on a quiet server the archive alone can be hours behind:"
+        f" the step after the recovery adds the segments it streamed since, the one being written too (`.partial`),"
+        " as restore.py does."
+        " What restore.py does beyond these steps: it streams the recovered directory to the host instead of"
+        " writing it to a file on both sides, refuses to replace a database that holds tables unless told to,"
+        " moves the previous data directory back by itself when PostgreSQL does not finish the recovery, and"
+        " points Barman at a new address.",
+        "",
+        *_numbered(manual_archive_restore(environment, server, ARCHIVE_MOMENT), newest),
+    ]
 
 
 def run(inventory: str, html: str = "") -> int:

@@ -43,6 +43,9 @@ XDIST_GROUPS = {
     # replaces web1 and needs only web1 and the vault
     "test_pitr.py": "e2e-session-sandbox-a",
     "test_drill.py": "e2e-session-sandbox-b",
+    # its by-hand recovery replaces db1's data directory from the archive twice (db1 serves web2 again after it,
+    # and Barman streams its new timeline); it writes its own records and backups
+    "test_runbook.py": "e2e-session-sandbox-b",
     "test_upgrade.py": "e2e-session-sandbox-b",
     "test_vault_faults.py": "e2e-session-sandbox-b",
 }

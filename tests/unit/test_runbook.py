@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import shlex
 from datetime import UTC, datetime
 
@@ -69,6 +71,49 @@ def test_the_by_hand_database_restore_uses_stock_restic_on_the_vault_and_pg_rest
     assert "pg_restore --clean --if-exists --exit-on-error -d links < /root/links.dump" in steps[3].command
     scratch = runbook.manual_database_restore(shop, "db1", "links", target="scratch", dump="/root/x.dump")
     assert "-d scratch < /root/x.dump" in scratch[3].command
+
+
+def test_an_archived_database_host_gets_its_by_hand_point_in_time_recovery_with_stock_barman(shop):
+    text = runbook.markdown(shop)
+    section = text.split("### db1: point-in-time recovery from the Barman archive\n", 1)[1]
+    to_moment = runbook.manual_archive_restore(shop, "db1", runbook.ARCHIVE_MOMENT)
+    newest = runbook.manual_archive_restore(shop, "db1")
+    assert [step.host for step in to_moment] == ["vault1"] * 4 + ["db1"] * 4 + ["vault1"]
+    for number, step in enumerate(to_moment, start=1):
+        assert f"{number}. on **{step.host}**: {step.why}\n\n        {step.command}\n" in section
+    # the newest point: the same steps, another recovery, printed as step 2's other way
+    assert [step.command for step in newest if step not in to_moment] == [newest[1].command]
+    assert f"   or, for the newest point the vault holds, {newest[1].why}:\n\n        {newest[1].command}\n" in section
+    recover = shlex.split(to_moment[1].command)
+    assert recover[:4] == ["runuser", "-u", "barman", "--"]
+    assert recover[4:] == ["barman", "recover", "--target-tli", "latest", "--target-time", "2026-11-20 18:00:00+00:00",
+                           "--target-action", "promote", "db1", "latest", "/var/lib/barman/recover/db1"]  # fmt: skip
+    assert "/var/lib/barman/db1/streaming/0*" in to_moment[2].command and ".partial" in to_moment[2].command
+    assert "mv /var/lib/postgresql/15/main /var/lib/postgresql/15/main.before-recovery-" in to_moment[4].command
+    assert to_moment[6].command == "systemctl start postgresql@15-main"
+    assert "barman receive-wal --reset db1" in to_moment[8].command
+    assert "Stock restic, Barman and PostgreSQL's tools only." in text
+    assert "restore.py" in section and "`.partial`" in section
+
+
+def test_the_by_hand_recovery_takes_the_postgresql_version_and_a_scratch_archive_from_its_caller(shop):
+    hosts = copy.deepcopy(shop.hosts)
+    hosts["db1"]["postgres"]["version"] = 16
+    steps = runbook.manual_archive_restore(dataclasses.replace(shop, hosts=hosts), "db1", archive="/root/x.tar")
+    commands = " ".join(step.command for step in steps)
+    assert "/var/lib/postgresql/16/main" in commands and "postgresql@16-main" in commands and "/15/" not in commands
+    assert "-cf /root/x.tar" in steps[3].command and "-xf /root/x.tar" in steps[5].command
+
+
+def test_a_database_host_without_archive_gets_no_point_in_time_recovery_section(write_inventory, shop_inventory_text):
+    text = shop_inventory_text.replace(
+        "    roles: [postgres]\n", "    roles: [postgres]\n    postgres:\n      archive: false\n"
+    )
+    environment = load_environment(write_inventory(text))
+    printed = runbook.markdown(environment)
+    assert "### db1: database links" in printed
+    assert "point-in-time recovery" not in printed and "barman" not in printed
+    assert "Stock restic and PostgreSQL's tools only." in printed
 
 
 def test_the_html_runbook_is_escaped(shop):
