@@ -72,7 +72,9 @@ def manual_database_restore(
              f"after copying {dump} from {vault} to {client} (scp): make the database if this PostgreSQL lacks it"),
         Step(client, f"runuser -u postgres -- pg_restore --clean --if-exists --exit-on-error -d {shlex.quote(target)}"
                      f" < {dump} && runuser -u postgres -- psql -d {shlex.quote(target)} -c ANALYZE",
-             "restore it (the app must be stopped), then refresh the planner's statistics"),
+             "restore it (the app must be stopped), then refresh the planner's statistics; pg_restore --clean"
+             " replaces only what the dump holds, so tables made after the run (by a newer release) stay: to"
+             f" replace the database exactly, run `runuser -u postgres -- dropdb {shlex.quote(target)}` before step 3"),
     ]  # fmt: skip
 
 
