@@ -96,6 +96,30 @@ def streaming_directory(server: str) -> str:
     return f"{BARMAN_HOME}/{server}/streaming"
 
 
+def copy_streamed_wal_command(server: str) -> str:
+    """Returns the shell loop (root, on the vault) that adds the WAL segments Barman streamed from `server` but has
+    not archived yet, the one being streamed (.partial) too, to the recovered data directory's pg_wal: PostgreSQL
+    reads them after the archive's, so the seconds before the disaster come back (Barman archives a finished
+    segment only once the next one has begun)."""
+    staging, streaming = staging_directory(server), streaming_directory(server)
+    return (
+        f'for segment in {streaming}/0*; do [ -e "$segment" ] || continue;'
+        f' wal={staging}/pg_wal/$(basename "$segment" .partial); [ -e "$wal" ] || cp "$segment" "$wal"; done'
+    )
+
+
+def promote_at_the_end_command(server: str) -> str:
+    """Returns the shell line (root, on the vault) that makes the recovered data directory of `server`, recovered
+    without a target, run an archive recovery to the end of the WAL in pg_wal and promote onto a new timeline
+    (unless Barman set a recovery up): without it PostgreSQL runs only crash recovery on the base backup's
+    timeline, writes where the old server's stream was, and names no newest transaction."""
+    staging = staging_directory(server)
+    return (
+        f"{{ [ -e {staging}/recovery.signal ] || {{ touch {staging}/recovery.signal"
+        f" && echo \"restore_command = 'false'\" >> {staging}/postgresql.auto.conf; }}; }}"
+    )
+
+
 def recover_stream_command(plan: Plan) -> str:
     """Returns the shell line (root, on the vault) that recovers `plan` into a staging directory and writes it
     to stdout as one tar stream, Barman's messages to stderr."""
@@ -106,28 +130,15 @@ def recover_stream_command(plan: Plan) -> str:
         target += ["--target-time", plan.target_time.isoformat(sep=" "), "--target-action", "promote"]
     elif plan.restore_point:
         target += ["--target-name", plan.restore_point, "--target-action", "promote"]
-    streaming = streaming_directory(plan.server)
-    # segments streamed but not archived yet, and the one being streamed (.partial): PostgreSQL reads them from
-    # pg_wal after the archive's, so the seconds before the disaster come back too
-    streamed = (
-        f' && for segment in {streaming}/0*; do [ -e "$segment" ] || continue;'
-        f' name=$(basename "$segment" .partial); wal={staging}/pg_wal/"$name";'
-        ' [ -e "$wal" ] || cp "$segment" "$wal"; done'
-    )
-    # the newest point: archive recovery to the end of the WAL in pg_wal (promoted on a new timeline), which also
-    # makes PostgreSQL name the newest transaction it replayed; without it PostgreSQL only runs crash recovery and
-    # names none. Barman configures a target's recovery itself (and may do so for a later timeline): left as it is
+    # Barman configures a target's recovery itself (and may do so for a later timeline): left as it is
     newest = (
-        f" && {{ [ -e {staging}/recovery.signal ] || {{ touch {staging}/recovery.signal"
-        f" && echo \"restore_command = 'false'\" >> {staging}/postgresql.auto.conf; }}; }}"
-        if plan.target_time is None and not plan.restore_point
-        else ""
+        "" if plan.target_time is not None or plan.restore_point else f" && {promote_at_the_end_command(plan.server)}"
     )
     return (
         f"set -o pipefail; cd /tmp && rm -rf {staging} && mkdir -p {BARMAN_HOME}/recover && install -d -o barman"
         f" -g barman -m 0700 {staging} && {barman('-q', 'archive-wal', plan.server)} >&2"
         f" && {barman('recover', *target, plan.server, plan.backup_id, staging)} >&2"
-        f"{streamed}{newest} && tar -C {staging} -cf - . && rm -rf {staging}"
+        f" && {copy_streamed_wal_command(plan.server)}{newest} && tar -C {staging} -cf - . && rm -rf {staging}"
     )
 
 

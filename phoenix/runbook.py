@@ -102,7 +102,6 @@ def manual_archive_restore(environment: Environment, server: str, moment: str = 
     vault = backup_plan.vault_host(environment.hosts)
     version = environment.hosts[server]["postgres"]["version"]
     staging = physical_restore.staging_directory(server)
-    streaming = physical_restore.streaming_directory(server)
     archive = archive or f"/root/{server}-data.tar"
     data = physical_restore.data_directory(version)
     service = physical_restore.service_name(version)
@@ -124,16 +123,13 @@ def manual_archive_restore(environment: Environment, server: str, moment: str = 
         recover = Step(
             vault,
             f"{barman('recover', *target, server, 'latest', staging)}"
-            f" && {{ [ -e {staging}/recovery.signal ] || {{ touch {staging}/recovery.signal"
-            f" && echo \"restore_command = 'false'\" >> {staging}/postgresql.auto.conf; }}; }}",
+            f" && {physical_restore.promote_at_the_end_command(server)}",
             f"recover the newest base backup into {staging}, to replay all the WAL, then promote",
         )
     return [
         Step(vault, barman("list-backups", server), f"list {server}'s base backups (newest first)"),
         recover,
-        Step(vault, f"for segment in {streaming}/0*; do [ -e \"$segment\" ] || continue;"
-                    f" wal={staging}/pg_wal/$(basename \"$segment\" .partial);"
-                    ' [ -e "$wal" ] || cp "$segment" "$wal"; done',
+        Step(vault, physical_restore.copy_streamed_wal_command(server),
              "add the WAL Barman has streamed but not archived yet (its newest segments, and the one being"
              " written, .partial): PostgreSQL replays it after the archive's"),
         Step(vault, f"tar -C {staging} -cf {archive} . && rm -rf {staging}",
