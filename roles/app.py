@@ -437,7 +437,7 @@ SERVER_STATE = ["running_release", "system_packages", "systemd_unit", "superviso
 
 
 def server_state_command(app: dict) -> str:
-    """The shell command printing SERVER_STATE's sections for the app (read with roles.operations.sections)."""
+    """The shell command printing SERVER_STATE's sections for the app (read with roles.snapshot.sections)."""
     where = paths(app)
 
     def regular_file(path: str) -> str:
