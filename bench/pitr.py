@@ -1,17 +1,21 @@
 """What continuous archiving costs and gives: RPO after unannounced kills, pgbench TPS with and without
 the WAL stream, and restore time of a generated database, physical (Barman) against the dump (pg_restore).
 
-    PHOENIX_SANDBOX=NAME .venv/bin/python bench/pitr.py [--kills 3] [--scale 20] [--seconds 30]
+    PHOENIX_SANDBOX=NAME .venv/bin/python bench/pitr.py [--kills 3] [--scale 20] [--seconds 30] [--pairs 3]
 
 Runs against a converged sandbox of inventories/sandbox.py (`phoenix sandbox up NAME` and a deploy, or an
 e2e sandbox kept with PHOENIX_E2E_KEEP=1); it replaces db1's container and its data. Prints:
   - RPO: a writer inserts a row with its own timestamp every 0.2 s; after a random 20-60 s db1's
     container is removed without warning and restore.py brings it back from the archive; the RPO is
     the last row the writer saw committed minus the newest row restored (median and max over --kills);
-  - TPS: `pgbench -T --seconds -c 4` on db1 with Barman streaming the WAL, then with the stream cut
-    (walsender terminated, the vault's barman cron timer stopped), and their ratio;
+  - TPS: `pgbench -T --seconds -c 4` on db1 with Barman streaming the WAL and with the stream cut
+    (walsender terminated, the vault's barman cron timer stopped), alternated --pairs times so that
+    the machine's drift falls on both sides, each run with the stream started once the stream has
+    caught up with the WAL written while it was cut; each pair's TPS and the median ratio;
   - restore time: pgbench's tables at --scale (scale 68 is about 1 GiB) restored by restore.py from
-    a fresh base backup (physical) and from a fresh dump (`--data snapshot=RUN`, pg_restore);
+    a fresh base backup (physical) and from a fresh dump (`--data snapshot=RUN`, pg_restore), the
+    tables vacuumed first (WAL written after a base backup is replayed on top of it, which this leaves
+    out): the whole run and its "restore data" step, as restore.py reports it;
 with the machine's core count and load average, which bound what the figures mean.
 """
 
@@ -21,6 +25,7 @@ import argparse
 import json
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -49,7 +54,8 @@ def sh(host: str, command: str, check: bool = True) -> str:
     return result.stdout
 
 
-def restore(*data: str) -> float:
+def restore(*data: str) -> tuple[float, float]:
+    """Runs restore.py on db1 with `data`; returns its wall time and its "restore data" step, in seconds."""
     arguments = [argument for item in data for argument in ("--data", item)]
     started = time.monotonic()
     result = subprocess.run(
@@ -59,7 +65,10 @@ def restore(*data: str) -> float:
     )  # fmt: skip
     if result.returncode != 0:
         raise SystemExit(f"restore.py failed:\n{result.stderr[-3000:]}")
-    return time.monotonic() - started
+    step = re.search(r"restore data ([0-9.]+)s", result.stdout + result.stderr)
+    if step is None:
+        raise SystemExit(f"restore.py printed no 'restore data' step:\n{result.stderr[-2000:]}")
+    return time.monotonic() - started, float(step.group(1))
 
 
 def one_kill() -> float:
@@ -86,11 +95,42 @@ def tps(seconds: int) -> float:
     return float(next(line for line in output.splitlines() if line.startswith("tps")).split()[2])
 
 
+def stream_on() -> None:
+    """Starts the vault's barman cron (which starts the WAL stream) and waits until the stream has caught up
+    with the WAL written while it was cut: otherwise the next run with the stream pays for that backlog too."""
+    sh("vault1", "systemctl start phoenix-barman-cron.timer phoenix-barman-cron.service")
+    behind = "SELECT coalesce(max(pg_current_wal_lsn() - flush_lsn), -1) FROM pg_stat_replication"
+    for _ in range(180):
+        lag = int(sh("db1", f"{PSQL} -c '{behind}'").strip())
+        if 0 <= lag < 1_000_000:
+            return
+        time.sleep(1)
+    raise SystemExit("db1: Barman's WAL stream did not catch up within 180 s")
+
+
+def stream_off() -> None:
+    sh("vault1", "systemctl stop phoenix-barman-cron.timer; pkill -u barman -f receive-wal || true", check=False)
+    sh("db1", f"{PSQL} -c 'SELECT pg_terminate_backend(pid) FROM pg_stat_replication'")
+
+
+def tps_ratios(pairs: int, seconds: int) -> list[tuple[float, float]]:
+    """Returns `pairs` of (TPS with the stream, TPS without), measured alternately."""
+    measured = []
+    for _ in range(pairs):
+        stream_on()
+        with_stream = tps(seconds)
+        stream_off()
+        measured.append((with_stream, tps(seconds)))
+    stream_on()
+    return measured
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--scale", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--pairs", type=int, default=3)
     options = parser.parse_args()
     print(machine_line("at the start"))
 
@@ -98,24 +138,28 @@ def main() -> None:
     print(f"RPO over {len(rpos)} unannounced kills: median {statistics.median(rpos):.1f}s, max {max(rpos):.1f}s")
 
     sh("db1", f"runuser -u postgres -- pgbench -i -q -s {options.scale} links 2>&1")
-    with_stream = tps(options.seconds)
-    sh("vault1", "systemctl stop phoenix-barman-cron.timer; pkill -u barman -f receive-wal || true", check=False)
-    sh("db1", f"{PSQL} -c 'SELECT pg_terminate_backend(pid) FROM pg_stat_replication'")
-    without = tps(options.seconds)
-    sh("vault1", "systemctl start phoenix-barman-cron.timer phoenix-barman-cron.service")
+    measured = tps_ratios(options.pairs, options.seconds)
+    pairs = ", ".join(f"{with_stream:.0f}/{without:.0f}" for with_stream, without in measured)
+    ratio = statistics.median(with_stream / without for with_stream, without in measured)
     print(
-        f"pgbench TPS: {with_stream:.0f} with the WAL stream, {without:.0f} without: ratio {with_stream / without:.3f}"
+        f"pgbench TPS with the WAL stream / without, {len(measured)} alternated pairs: {pairs};"
+        f" median ratio {ratio:.3f}"
     )
 
     size = sh("db1", f"{PSQL} -c \"SELECT pg_size_pretty(pg_database_size('links'))\"").strip()
-    sh("vault1", "cd /tmp && runuser -u barman -- barman backup --wait db1")
+    # vacuumed first, so that both paths restore the same settled tables: autovacuum after pgbench's updates writes
+    # about as much WAL as the tables hold, which the physical path would replay on top of the base backup
+    sh("db1", "runuser -u postgres -- vacuumdb --quiet links")
+    # an immediate checkpoint: Barman's default spreads it over checkpoint_completion_target (4.5 min)
+    sh("vault1", "cd /tmp && runuser -u barman -- barman backup --immediate-checkpoint --wait db1")
     sh("db1", "phoenix-backup run db-links --trigger manual")
     run = json.loads(sh("db1", "phoenix-backup status"))["db-links"]["run"]
-    physical = restore("force_restore=yes")
-    dump = restore("force_restore=yes", f"snapshot={run}")
+    physical, physical_step = restore("force_restore=yes")
+    dump, dump_step = restore("force_restore=yes", f"snapshot={run}")
     print(
-        f"restore.py of a {size} database: physical {physical:.0f}s, pg_restore {dump:.0f}s"
-        f" (physical/dump {physical / dump:.2f})"
+        f"restore.py of a {size} database: physical {physical:.1f}s (restore data {physical_step:.1f}s),"
+        f" pg_restore {dump:.1f}s (restore data {dump_step:.1f}s); physical/dump {physical / dump:.2f} whole,"
+        f" {physical_step / dump_step:.2f} restore data"
     )
     print(f"{machine_line('at the end')} ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
 

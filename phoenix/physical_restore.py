@@ -120,9 +120,23 @@ def promote_at_the_end_command(server: str) -> str:
     )
 
 
+# the stream passes through the control machine (two SSH links, or two `docker exec`s): zstd at its fastest level
+# shrinks it several times for less CPU than it saves; a vault without zstd yet sends plain tar, which the host's
+# `zstd -dcf` passes through
+COMPRESS = "if command -v zstd >/dev/null; then zstd -q -1 -T0 -c; else cat; fi"
+DECOMPRESS = "zstd -q -dcf"
+
+
+def delete_in_background_command(path: str) -> str:
+    """Returns the shell line that renames `path` aside and deletes it in the background: the restore goes on
+    without waiting for a gigabyte to be unlinked (the session ends when the shell exits, not when the rm does)."""
+    aside = f"{path}.deleting.$$"
+    return f"mv {path} {aside} && (rm -rf {aside} </dev/null >/dev/null 2>&1 &)"
+
+
 def recover_stream_command(plan: Plan) -> str:
     """Returns the shell line (root, on the vault) that recovers `plan` into a staging directory and writes it
-    to stdout as one tar stream, Barman's messages to stderr."""
+    to stdout as one zstd-compressed tar stream, Barman's messages to stderr."""
     staging = staging_directory(plan.server)
     # the newest timeline: after an earlier restore the server writes on a later one than its base backup's
     target = ["--target-tli", "latest"]
@@ -138,7 +152,8 @@ def recover_stream_command(plan: Plan) -> str:
         f"set -o pipefail; cd /tmp && rm -rf {staging} && mkdir -p {BARMAN_HOME}/recover && install -d -o barman"
         f" -g barman -m 0700 {staging} && {barman('-q', 'archive-wal', plan.server)} >&2"
         f" && {barman('recover', *target, plan.server, plan.backup_id, staging)} >&2"
-        f" && {copy_streamed_wal_command(plan.server)}{newest} && tar -C {staging} -cf - . && rm -rf {staging}"
+        f" && {copy_streamed_wal_command(plan.server)}{newest}"
+        f" && tar -C {staging} -cf - . | {{ {COMPRESS}; }} && {delete_in_background_command(staging)}"
     )
 
 
@@ -166,8 +181,8 @@ TO_THE_END = "phoenix: no transaction in the archive after the target: recovered
 
 def swap_in_command(version: int, databases: list[str], force: bool, target_time: bool = False) -> str:
     """Returns the shell line (root, on the new database host) that refuses to replace a database holding
-    tables unless `force`, then swaps the tar stream on stdin in as PostgreSQL's data directory, starts
-    it, waits until recovery has ended, and prints PostgreSQL's own lines naming where recovery stopped.
+    tables unless `force`, then swaps the (zstd-compressed) tar stream on stdin in as PostgreSQL's data directory,
+    starts it, waits until recovery has ended, and prints PostgreSQL's own lines naming where recovery stopped.
     With `target_time`, a recovery whose WAL ends before the target (no transaction after it) is started
     again without the target, to the end of the WAL, and TO_THE_END is printed."""
     data = data_directory(version)
@@ -204,15 +219,17 @@ def swap_in_command(version: int, databases: list[str], force: bool, target_time
         f" back, the recovered copy is kept in {data}.failed-restore' >&2; exit 1; }};"
     )
     return (
-        f"set -e; cd /tmp; {checks} rm -rf {incoming}; install -d -o postgres -g postgres -m 0700 {incoming};"
-        f" tar -x -C {incoming}; chown -R postgres:postgres {incoming};"  # all received before anything is replaced
+        f"set -e -o pipefail; cd /tmp; {checks} rm -rf {incoming};"
+        f" install -d -o postgres -g postgres -m 0700 {incoming};"
+        # all received before anything is replaced
+        f" {DECOMPRESS} | tar -x -C {incoming}; chown -R postgres:postgres {incoming};"
         f" mark=$(wc -l < {log} 2>/dev/null || echo 0); {back} {to_the_end}"
         f" systemctl stop {service}; rm -rf {data}.before-restore; mv {data} {data}.before-restore;"
         f" mv {incoming} {data}; systemctl start {service} || to_the_end || back;"
         f" for i in $(seq 3600); do {recovered} && break; systemctl is-active --quiet {service} || to_the_end || back;"
         f" sleep 1; done; {recovered} || back;"
         f' tail -n +$((mark + 1)) {log} | grep -E "recovery stopping|last completed transaction" || true;'
-        f" rm -rf {data}.before-restore"
+        f" {delete_in_background_command(data + '.before-restore')}"
     )
 
 

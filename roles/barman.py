@@ -28,8 +28,9 @@ def apply() -> None:
     servers = host.data.archive_servers
     versions = sorted({server_["version"] for server_ in servers})
     packages_installed(
-        name="Install Barman and PostgreSQL's client tools (pg_basebackup, pg_receivewal)",
-        packages=["barman", *(f"postgresql-client-{version}" for version in versions)],
+        name="Install Barman, PostgreSQL's client tools (pg_basebackup, pg_receivewal) and zstd",
+        # zstd compresses the restore stream (physical_restore.COMPRESS)
+        packages=["barman", "zstd", *(f"postgresql-client-{version}" for version in versions)],
     )
     put_file(
         name="Barman settings (/etc/barman.conf)",

@@ -21,9 +21,12 @@ def apply() -> None:
     version = host.data.postgres["version"]
     config_directory = f"/etc/postgresql/{version}/main"
     clients = host.data.postgres_clients
-    packages_installed(name="Install PostgreSQL", packages=[f"postgresql-{version}"])
     # empty: not archived; the vault's Barman connects with TLS (Debian's cluster has ssl on, snakeoil certificate)
     archive_from = host.data.archive_vault_address
+    # zstd unpacks the archive's compressed restore stream (physical_restore.DECOMPRESS)
+    packages_installed(
+        name="Install PostgreSQL", packages=[f"postgresql-{version}", *(["zstd"] if archive_from else [])]
+    )
     remote = archive_from or any(client["address"] != "127.0.0.1" for client in clients)
     listen = template_file(
         name="PostgreSQL listen addresses",

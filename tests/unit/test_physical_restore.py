@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -70,7 +73,51 @@ def test_recovery_to_a_time_promotes_at_the_target_and_ships_the_streamed_segmen
         " db1 20261123T013000 /var/lib/barman/recover/db1 >&2"
     ) in line
     assert "for segment in /var/lib/barman/db1/streaming/0*" in line and 'basename "$segment" .partial' in line
-    assert line.endswith("tar -C /var/lib/barman/recover/db1 -cf - . && rm -rf /var/lib/barman/recover/db1")
+    assert line.endswith(
+        f"tar -C /var/lib/barman/recover/db1 -cf - . | {{ {physical_restore.COMPRESS}; }}"
+        f" && {physical_restore.delete_in_background_command('/var/lib/barman/recover/db1')}"
+    )
+
+
+@pytest.mark.skipif(not shutil.which("zstd"), reason="zstd is not installed on this machine")
+@pytest.mark.parametrize("vault_has_zstd", [True, False])
+def test_the_stream_arrives_whole_whether_or_not_the_vault_has_zstd(tmp_path, vault_has_zstd):
+    source, received = tmp_path / "staging", tmp_path / "received"
+    source.mkdir(), received.mkdir()
+    (source / "PG_VERSION").write_text("15\n")
+    (source / "base.bin").write_bytes(bytes(range(256)) * 4096 + b"\0" * 1_000_000)
+    no_zstd = tmp_path / "bin"  # a PATH whose only tools are tar and cat, like a vault deployed before zstd
+    no_zstd.mkdir()
+    for tool in ("tar", "cat"):
+        (no_zstd / tool).symlink_to(shutil.which(tool))
+    path = os.environ["PATH"] if vault_has_zstd else str(no_zstd)
+    vault = f"tar -C {source} -cf - . | {{ {physical_restore.COMPRESS}; }}"
+
+    sent = subprocess.run(
+        [shutil.which("bash"), "-c", vault], capture_output=True, env={"PATH": path}, check=True
+    ).stdout
+    subprocess.run(["bash", "-c", f"{physical_restore.DECOMPRESS} | tar -x -C {received}"], input=sent, check=True)
+
+    assert (received / "base.bin").read_bytes() == (source / "base.bin").read_bytes()
+    assert (received / "PG_VERSION").read_text() == "15\n"
+    total = sum(path.stat().st_size for path in source.iterdir())
+    assert (len(sent) < total / 4) if vault_has_zstd else (len(sent) > total)  # compressed, or plain tar
+
+
+def test_a_directory_deleted_in_the_background_is_gone_at_once_and_its_copy_soon_after(tmp_path):
+    old = tmp_path / "main.before-restore"
+    (old / "base").mkdir(parents=True)
+    (old / "base" / "16384").write_bytes(b"x" * 100_000)
+    (tmp_path / "main").mkdir()
+
+    subprocess.run(["bash", "-c", physical_restore.delete_in_background_command(str(old))], check=True, timeout=10)
+
+    assert not old.exists() and (tmp_path / "main").exists()
+    for _ in range(100):
+        if [path.name for path in tmp_path.iterdir()] == ["main"]:
+            break
+        time.sleep(0.05)
+    assert [path.name for path in tmp_path.iterdir()] == ["main"]
 
 
 def test_recovery_to_a_restore_point_names_it():
@@ -86,7 +133,8 @@ def test_swap_in_refuses_a_database_holding_tables_unless_forced():
     assert "database links holds data" in careful and "--data force_restore=yes" in careful
     assert "holds data" not in forced
     for line in (careful, forced):
-        assert "systemctl stop postgresql@15-main" in line and "tar -x -C /var/lib/postgresql/15/main.restoring" in line
+        assert "systemctl stop postgresql@15-main" in line
+        assert "zstd -q -dcf | tar -x -C /var/lib/postgresql/15/main.restoring" in line
         # the whole stream is received before PostgreSQL stops: a broken stream leaves the old data in place
         assert (
             line.index("tar -x") < line.index("systemctl stop") < line.index("mv /var/lib/postgresql/15/main.restoring")
