@@ -21,9 +21,11 @@ restored silently: falling back to an older one needs allow_older=yes and is sai
 
 The order: the blueprint up to PostgreSQL and the backup tools, then the database (pg_restore
 --clean --if-exists --exit-on-error, ANALYZE) and the app's data directories, each checked against
-the run's manifest, and only then the app and nginx. /etc is in the backups but not restored: the
-blueprint rebuilds it from code. The host restores with its own vault login, which can read and
-add but never delete.
+the run's manifest, and only then the app and nginx. The app's and nginx's Debian packages install
+in the background while the data are restored (a transient systemd unit, waited for before the app
+step, which installs whatever it did not); nothing is configured or started for the app before the
+data are checked. /etc is in the backups but not restored: the blueprint rebuilds it from code. The
+host restores with its own vault login, which can read and add but never delete.
 """
 
 import sys
@@ -32,7 +34,12 @@ from pyinfra import host
 from pyinfra.operations import files, python, server
 
 from phoenix import backup_plan, physical_restore, restore_plan, restore_report
-from phoenix.commands import make_restore_db_command, make_restore_files_command
+from phoenix.commands import (
+    make_background_install_command,
+    make_background_install_wait_command,
+    make_restore_db_command,
+    make_restore_files_command,
+)
 from phoenix.errors import PhoenixError, refuse
 from roles import app, backup, base, firewall, nginx, postgres, tls, vault
 
@@ -58,6 +65,19 @@ if "vault" in host.data.roles:
 if host.data.backup_jobs:
     backup.apply()
 python.call(name="Restore: time the provisioning", function=clock.lap, host_name=NAME, step="provision")
+
+# the app step's packages install beside the data restore (both take a while on a blank box); none of them is
+# configured or started for the app before the data are checked: the app step does that, and installs what is missing
+app_step_packages = [
+    *(app.debian_packages(host.data.app) if "app" in host.data.roles else []),
+    *(["supervisor"] if "app" in host.data.roles and host.data.app["process_manager"] == "supervisor" else []),
+    *(["nginx"] if "nginx" in host.data.roles else []),
+]
+if app_step_packages:
+    server.shell(
+        name="Install the app's and nginx's packages in the background, while the data are restored",
+        commands=[make_background_install_command(app_step_packages)],
+    )
 
 # Database jobs first, then the file sets, in one fixed order on every host: pyinfra orders
 # operations by their place in this file, and a loop mixing both kinds would order them differently.
@@ -89,6 +109,9 @@ for job in file_jobs:
         commands=[make_restore_files_command(run["run"], backup_plan.restorable_paths(job), owner)],
     )
 python.call(name="Restore: time the data restore", function=clock.lap, host_name=NAME, step="restore data")
+
+if app_step_packages:
+    server.shell(name="Wait for the background package install", commands=[make_background_install_wait_command()])
 
 if "app" in host.data.roles:
     # the restored database may be older than the release the blueprint installs: migrate it again

@@ -95,3 +95,26 @@ def make_barman_keep_command(server: str, backup: str = "latest") -> str:
         f"cd /tmp && {barman('keep', '--target', 'full', server, backup)}"
         f" && {barman('list-backups', '--minimal', server)} | head -1"
     )
+
+
+BACKGROUND_INSTALL_UNIT = "phoenix-restore-packages"  # restore.py's package install beside the data restore
+
+
+def make_background_install_command(packages: Sequence[str]) -> str:
+    """Given Debian packages, returns the line that installs them (no recommends) in a transient systemd unit
+    and returns at once; the unit is gone once apt-get has ended, failed or not."""
+    return (
+        f"systemctl reset-failed {BACKGROUND_INSTALL_UNIT} >/dev/null 2>&1; systemd-run --quiet --collect"
+        f" --unit={BACKGROUND_INSTALL_UNIT} --setenv=DEBIAN_FRONTEND=noninteractive apt-get install -y -q"
+        f" --no-install-recommends -o DPkg::Lock::Timeout=300 {shlex.join(packages)}"
+    )
+
+
+def make_background_install_wait_command(timeout_seconds: int = 1800) -> str:
+    """Given how long to wait at most, returns the line that waits until the background install has ended (its
+    outcome is not checked here: the roles' own package operations install whatever it did not)."""
+    return (
+        f"for i in $(seq {timeout_seconds * 2}); do systemctl is-active --quiet {BACKGROUND_INSTALL_UNIT} || exit 0;"
+        f" sleep 0.5; done; echo 'the background package install ({BACKGROUND_INSTALL_UNIT}) is still running after"
+        f" {timeout_seconds} s' >&2; exit 1"
+    )

@@ -321,6 +321,11 @@ def server_command(app: dict) -> str:
     return f"{where['python']} -m gunicorn --bind 127.0.0.1:{app['port']} --workers {app['workers']} {target}"
 
 
+def debian_packages(app: dict) -> list[str]:
+    """The Debian packages the app's role installs: its app.system_packages and Python's venv and pip."""
+    return [*app["system_packages"], "python3-venv", "python3-pip"]
+
+
 def system_user(app: dict) -> None:
     """The app's system user (restore.py makes it before the data that it owns comes back)."""
     home = paths(app)["home"]
@@ -335,8 +340,7 @@ def apply() -> None:
     # one command for what planning needs to know of the server (each fact is a round trip)
     output = host.get_fact(Command, command=f"{server_state_command(app)}; {workers.installed_names_command(app)}")
     found = sections(output, SERVER_STATE)
-    packages = [*app["system_packages"], "python3-venv", "python3-pip"]
-    packages_installed(name="Install the app's Debian packages", packages=packages)
+    packages_installed(name="Install the app's Debian packages", packages=debian_packages(app))
     _remove_dropped_system_packages(app, where, previous=found["system_packages"])
     system_user(app)
     # system_account hands the home to the app user; the code in it (releases, venv) stays root's

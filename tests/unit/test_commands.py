@@ -1,7 +1,15 @@
 """Every command line Phoenix sends to a server, exactly as the server receives it (phoenix/commands.py)."""
 
+from __future__ import annotations
+
+import os
+import subprocess
+
 from phoenix.commands import (
+    BACKGROUND_INSTALL_UNIT,
     BACKUP_STATUS_COMMAND,
+    make_background_install_command,
+    make_background_install_wait_command,
     make_backup_run_command,
     make_marker_write_command,
     make_restore_db_command,
@@ -56,3 +64,51 @@ def test_vault_pin_arguments_name_the_client_only_when_known():
     assert make_vault_pin_arguments("r1", "why", "upgrade.py (web1)", client="db1") == [
         "pin", "r1", "--client", "db1", "--reason", "why", "--by", "upgrade.py (web1)",
     ]  # fmt: skip
+
+
+def _with_stub(tmp_path, name: str, script: str) -> dict[str, str]:
+    """Returns an environment whose PATH finds `name` as the given shell script first."""
+    stub = tmp_path / name
+    stub.write_text("#!/bin/sh\n" + script)
+    stub.chmod(0o755)
+    return {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+
+
+def test_the_background_install_hands_apt_get_to_a_transient_unit_and_returns(tmp_path):
+    calls = tmp_path / "calls"
+    env = _with_stub(tmp_path, "systemd-run", f'echo "$@" >> {calls}')
+    _with_stub(tmp_path, "systemctl", f'echo "systemctl $@" >> {calls}')
+
+    line = make_background_install_command(["nginx", "libpq5", "python3-venv"])
+    subprocess.run(["bash", "-c", line], env=env, check=True, timeout=10)
+
+    reset, run = calls.read_text().splitlines()
+    assert reset == f"systemctl reset-failed {BACKGROUND_INSTALL_UNIT}"  # a failed earlier one would block the name
+    assert run == (
+        f"--quiet --collect --unit={BACKGROUND_INSTALL_UNIT} --setenv=DEBIAN_FRONTEND=noninteractive apt-get install"
+        " -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 nginx libpq5 python3-venv"
+    )
+
+
+def test_waiting_for_the_background_install_ends_when_its_unit_does_and_gives_up_at_the_timeout(tmp_path):
+    # active for the first three questions, then gone
+    env = _with_stub(
+        tmp_path,
+        "systemctl",
+        f'n=$(cat {tmp_path}/n 2>/dev/null || echo 0); echo $((n + 1)) > {tmp_path}/n; [ "$n" -lt 3 ]',
+    )
+    _with_stub(tmp_path, "sleep", "exit 0")
+
+    ended = subprocess.run(["bash", "-c", make_background_install_wait_command()], env=env, timeout=10)
+
+    assert ended.returncode == 0 and (tmp_path / "n").read_text().strip() == "4"
+    still = _with_stub(tmp_path, "systemctl", "exit 0")  # active forever
+    stuck = subprocess.run(
+        ["bash", "-c", make_background_install_wait_command(timeout_seconds=2)],
+        env=still,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert stuck.returncode == 1
+    assert f"the background package install ({BACKGROUND_INSTALL_UNIT}) is still running after 2 s" in stuck.stderr
