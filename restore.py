@@ -41,7 +41,7 @@ from phoenix.commands import (
     make_restore_files_command,
 )
 from phoenix.errors import PhoenixError, refuse
-from roles import app, backup, base, firewall, nginx, postgres, tls, vault
+from roles import app, backup, base, firewall, nginx, postgres, supervisor, tls, vault
 
 NAME = host.data.phoenix_host
 try:
@@ -70,8 +70,8 @@ python.call(name="Restore: time the provisioning", function=clock.lap, host_name
 # configured or started for the app before the data are checked: the app step does that, and installs what is missing
 app_step_packages = [
     *(app.debian_packages(host.data.app) if "app" in host.data.roles else []),
-    *(["supervisor"] if "app" in host.data.roles and host.data.app["process_manager"] == "supervisor" else []),
-    *(["nginx"] if "nginx" in host.data.roles else []),
+    *(supervisor.PACKAGES if "app" in host.data.roles and host.data.app["process_manager"] == "supervisor" else []),
+    *(nginx.PACKAGES if "nginx" in host.data.roles else []),
 ]
 if app_step_packages:
     server.shell(

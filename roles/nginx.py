@@ -8,10 +8,12 @@ from pyinfra.operations.util import any_changed
 from roles.operations import managed_link, packages_installed, service_running, template_file
 from roles.tls import certificate_paths
 
+PACKAGES = ["nginx"]  # restore.py installs them beside the data restore too
+
 
 @deploy("nginx")
 def apply() -> None:
-    packages_installed(name="Install nginx", packages=["nginx"])
+    packages_installed(name="Install nginx", packages=PACKAGES)
     app = host.data.app
     site = host.data.site
     certificate, key = certificate_paths(site["server_name"])

@@ -11,6 +11,7 @@ from pyinfra.operations import server
 
 from roles.operations import managed_file, packages_installed, service_running, template_file
 
+PACKAGES = ["supervisor"]  # restore.py installs them beside the data restore too
 # supervisorctl fails until supervisord's socket exists, right after install for instance
 WAIT_FOR_SUPERVISORD = "for i in $(seq 40); do supervisorctl pid >/dev/null 2>&1 && break; sleep 0.25; done"
 
@@ -32,7 +33,7 @@ def program(
     """Installs supervisor and the program PROGRAM_NAME, run as `user` in `directory` (the program's name and
     /srv/<name> by default), loaded when its file changed, else restarted when restart() says so. `marker`,
     a comment line in the file, lets a later run find the programs it made."""
-    packages_installed(name="Install supervisor", packages=["supervisor"])
+    packages_installed(name="Install supervisor", packages=PACKAGES)
     service_running(name="supervisor running", service="supervisor")
     config = template_file(
         name=f"supervisor program {program_name}",
