@@ -5,10 +5,10 @@ The roles in the order they run; each host gets those its inventory names.
 
 from pyinfra import host
 
-from roles import app, backup, barman, base, firewall, nginx, postgres, tls, vault
+from roles import app, backup, barman, base, firewall, host_packages, nginx, postgres, tls, vault
 from roles.operations import managed_directory
 
-base.apply()
+base.apply(other_roles_packages=host_packages.every(host.data))
 firewall.apply()
 if "postgres" in host.data.roles:
     postgres.apply()

@@ -41,7 +41,7 @@ from phoenix.commands import (
     make_restore_files_command,
 )
 from phoenix.errors import PhoenixError, refuse
-from roles import app, backup, base, firewall, nginx, postgres, supervisor, tls, vault
+from roles import app, backup, base, firewall, host_packages, nginx, postgres, tls, vault
 
 NAME = host.data.phoenix_host
 try:
@@ -56,7 +56,7 @@ RECOVERED: dict[str, dict] = {}  # host -> what the archive's recovery reached (
 clock = restore_plan.Clock()
 
 python.call(name="Restore: start the clock", function=clock.start, host_name=NAME)
-base.apply()
+base.apply(other_roles_packages=host_packages.provision(host.data))
 firewall.apply()
 if "postgres" in host.data.roles:
     postgres.apply()
@@ -68,11 +68,7 @@ python.call(name="Restore: time the provisioning", function=clock.lap, host_name
 
 # the app step's packages install beside the data restore (both take a while on a blank box); none of them is
 # configured or started for the app before the data are checked: the app step does that, and installs what is missing
-app_step_packages = [
-    *(app.debian_packages(host.data.app) if "app" in host.data.roles else []),
-    *(supervisor.PACKAGES if "app" in host.data.roles and host.data.app["process_manager"] == "supervisor" else []),
-    *(nginx.PACKAGES if "nginx" in host.data.roles else []),
-]
+app_step_packages = host_packages.app_step(host.data)
 if app_step_packages:
     server.shell(
         name="Install the app's and nginx's packages in the background, while the data are restored",

@@ -326,6 +326,11 @@ def debian_packages(app: dict) -> list[str]:
     return [*app["system_packages"], "python3-venv", "python3-pip"]
 
 
+def packages(app: dict) -> list[str]:
+    """The Debian packages of the app step: debian_packages() and, under supervisor, supervisor's."""
+    return [*debian_packages(app), *(supervisor.PACKAGES if app["process_manager"] == "supervisor" else [])]
+
+
 def system_user(app: dict) -> None:
     """The app's system user (restore.py makes it before the data that it owns comes back)."""
     home = paths(app)["home"]

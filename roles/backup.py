@@ -23,6 +23,7 @@ CONFIG_PATH = SETTINGS_PATH  # where phoenix-backup reads it
 CONFIG_DIRECTORY = posixpath.dirname(CONFIG_PATH)  # /etc/phoenix
 VAULT_CERTIFICATE = f"{CONFIG_DIRECTORY}/vault.crt"
 STATE_DIRECTORY = "/var/lib/phoenix/backup"
+PACKAGES = ["restic"]
 
 
 def repository_url(target: dict, host_name: str, secrets) -> str:
@@ -69,7 +70,7 @@ def unit_name(job: dict) -> str:
 
 @deploy("Backups")
 def apply() -> None:
-    packages_installed(name="Install restic", packages=["restic"])
+    packages_installed(name="Install restic", packages=PACKAGES)
     phoenix_tools.apply()
     managed_directory(name="Backup config directory", path=CONFIG_DIRECTORY, mode="0755")
     managed_directory(name="Backup status directory", path=STATE_DIRECTORY, mode="0755")

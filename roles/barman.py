@@ -22,15 +22,20 @@ TASKS = {  # unit phoenix-barman-<task>: (description, command, schedule or None
 }
 
 
+def packages(data) -> list[str]:
+    """Given a vault's data, the Debian packages the Barman role installs."""
+    versions = sorted({server_["version"] for server_ in data.archive_servers})
+    # zstd compresses the restore stream (physical_restore.COMPRESS)
+    return ["barman", "zstd", *(f"postgresql-client-{version}" for version in versions)]
+
+
 @deploy("Archive (Barman)")
 def apply() -> None:
     vault = host.data.vault
     servers = host.data.archive_servers
-    versions = sorted({server_["version"] for server_ in servers})
     packages_installed(
         name="Install Barman, PostgreSQL's client tools (pg_basebackup, pg_receivewal) and zstd",
-        # zstd compresses the restore stream (physical_restore.COMPRESS)
-        packages=["barman", "zstd", *(f"postgresql-client-{version}" for version in versions)],
+        packages=packages(host.data),
     )
     put_file(
         name="Barman settings (/etc/barman.conf)",

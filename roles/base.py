@@ -19,15 +19,21 @@ from roles.operations import (
 BASE_PACKAGES = ["openssh-server", "sudo", "tzdata", "curl", "python3-venv"]
 
 
+def packages(data) -> list[str]:
+    """Given a host's data, the Debian packages the base role installs."""
+    optional = {"unattended-upgrades": data.unattended_upgrades, "locales": data.locale != "C.UTF-8"}
+    return [*BASE_PACKAGES, *(package for package, wanted in optional.items() if wanted)]
+
+
 @deploy("Base system")
-def apply() -> None:
+def apply(other_roles_packages: list[str] | None = None) -> None:
+    """other_roles_packages (roles/host_packages.py) are installed in the base packages' apt transaction."""
     apt_lists_fresh(name="Refresh apt lists (at most daily)", cache_time=86400)
-    packages = list(BASE_PACKAGES)
-    if host.data.unattended_upgrades:
-        packages.append("unattended-upgrades")
-    if host.data.locale != "C.UTF-8":
-        packages.append("locales")
-    packages_installed(name="Install base packages", packages=packages)
+    others = [package for package in other_roles_packages or [] if package not in packages(host.data)]
+    packages_installed(
+        name="Install base packages" + (f" and the roles' {' '.join(others)}" if others else ""),
+        packages=[*packages(host.data), *others],
+    )
 
     host_name(name="Set host name", hostname=host.data.hostname)
     _time_zone(host.data.timezone)

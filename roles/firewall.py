@@ -6,6 +6,8 @@ from pyinfra.operations import server
 
 from roles.operations import packages_installed, service_running, template_file
 
+PACKAGES = ["nftables"]
+
 
 def open_ports(data) -> dict:
     """Given a host's data, returns {"public": [tcp ports], "database": [addresses], "vault": {...} or None}.
@@ -29,7 +31,7 @@ def open_ports(data) -> dict:
 
 @deploy("Firewall")
 def apply() -> None:
-    packages_installed(name="Install nftables", packages=["nftables"])
+    packages_installed(name="Install nftables", packages=PACKAGES)
     rules = template_file(
         name="nftables rules",
         src="templates/firewall/etc/nftables.conf.j2",

@@ -16,6 +16,12 @@ from roles.operations import (
 )
 
 
+def packages(data) -> list[str]:
+    """Given a host's data, the Debian packages the PostgreSQL role installs."""
+    # zstd unpacks the archive's compressed restore stream (physical_restore.DECOMPRESS)
+    return [f"postgresql-{data.postgres['version']}", *(["zstd"] if data.archive_vault_address else [])]
+
+
 @deploy("PostgreSQL")
 def apply() -> None:
     version = host.data.postgres["version"]
@@ -23,10 +29,7 @@ def apply() -> None:
     clients = host.data.postgres_clients
     # empty: not archived; the vault's Barman connects with TLS (Debian's cluster has ssl on, snakeoil certificate)
     archive_from = host.data.archive_vault_address
-    # zstd unpacks the archive's compressed restore stream (physical_restore.DECOMPRESS)
-    packages_installed(
-        name="Install PostgreSQL", packages=[f"postgresql-{version}", *(["zstd"] if archive_from else [])]
-    )
+    packages_installed(name="Install PostgreSQL", packages=packages(host.data))
     remote = archive_from or any(client["address"] != "127.0.0.1" for client in clients)
     listen = template_file(
         name="PostgreSQL listen addresses",

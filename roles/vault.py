@@ -26,6 +26,7 @@ from roles.operations import (
 )
 
 USER = "phoenix-vault"
+PACKAGES = ["rclone", "restic"]
 CONFIG_DIRECTORY = posixpath.dirname(SETTINGS_PATH)  # /etc/phoenix-vault
 TASKS = {  # unit phoenix-vault-<task>: (its schedule's option, description, phoenix-vault arguments)
     "check": ("check_schedule", "integrity check; marks runs verified", "check"),
@@ -62,7 +63,7 @@ def apply() -> None:
     vault = host.data.vault
     clients = host.data.vault_clients
     secrets = host.data.secrets
-    packages_installed(name="Install rclone and restic", packages=["rclone", "restic"])
+    packages_installed(name="Install rclone and restic", packages=PACKAGES)
     system_account(name=f"Vault user {USER}", user=USER, home=vault["data_dir"], shell="/usr/sbin/nologin")
     for directory in ("", "/repos", "/state", "/log"):
         path = vault["data_dir"] + directory
