@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import shlex
-from io import StringIO
+import tarfile
+import time
+from io import BytesIO, StringIO
 from typing import IO
 
 from pyinfra import host, state
@@ -19,7 +22,7 @@ from pyinfra.operations.util.files import ensure_mode_int
 from phoenix import scram
 from phoenix.commands import make_marker_write_command
 from roles import snapshot
-from roles.snapshot import file_state_command, parse_file_state
+from roles.snapshot import file_state_command, parse_file_state, sectioned_command, sections
 
 # Secret files are uploaded into this root-only directory first, so the clear content is never
 # readable by others on its way to the destination.
@@ -49,14 +52,11 @@ def secret_file(path: str, content: str, user: str = "root", group: str = "root"
             host.noop(f"{path} already has the wanted content, owner and mode (secret, not shown)")
             return
         host.noop(f"{path} already has the wanted content (secret, not shown)")
-    else:
-        yield from files.directory._inner(path=SECRET_UPLOAD_DIRECTORY, user="root", group="root", mode="0700")
-        yield FileUploadCommand(
-            StringIO(content),
-            path,
-            remote_temp_filename=f"{SECRET_UPLOAD_DIRECTORY}/{digest[:16]}",
-        )
-    yield from files.file._inner(path=path, user=user, group=group, mode=mode)
+        yield " && ".join(_owner_and_mode_commands(path, user, group, mode, current))
+        return
+    yield _directory_command(SECRET_UPLOAD_DIRECTORY, "root", "root", "0700")
+    yield FileUploadCommand(StringIO(content), path, remote_temp_filename=f"{SECRET_UPLOAD_DIRECTORY}/{digest[:16]}")
+    yield " && ".join(_owner_and_mode_commands(path, user, group, mode))
 
 
 class FileState(FactBase):
@@ -79,6 +79,17 @@ def _file_state(path: str) -> dict | None:
     return answer if known else host.get_fact(FileState, path=path)
 
 
+def _file_states(paths: list[str]) -> dict[str, dict | None]:
+    """What each path is (FileState's answers), from the host snapshot while it may be used, else in one command."""
+    answers = {path: snapshot.lookup("files", path) for path in paths}
+    if all(known for known, _ in answers.values()):
+        return {path: answer for path, (_, answer) in answers.items()}
+    names = {path: f"file {number}" for number, path in enumerate(paths)}  # a section name has no "/"
+    parts = {names[path]: file_state_command(shlex.quote(path)) for path in paths}
+    found = sections(host.get_fact(Command, command=sectioned_command(parts)), parts)
+    return {path: parse_file_state(found[names[path]][0] if found[names[path]] else "") for path in paths}
+
+
 def _owner_and_mode_match(current: dict, user: str | None, group: str | None, mode: str | int | None) -> bool:
     """Given FileState's answer, tells whether the owner, group and mode asked for (None: any) are the path's."""
     return (
@@ -88,9 +99,43 @@ def _owner_and_mode_match(current: dict, user: str | None, group: str | None, mo
     )
 
 
-def _already_there(path: str, content: bytes, user: str | None, group: str | None, mode: str | int | None) -> bool:
-    """Tells (one command) whether `path` is a regular file with exactly `content`, owner, group and mode."""
-    current = _file_state(path)
+def _owner_and_mode_commands(path: str, user: str | None, group: str | None, mode: str | int | None,
+                             current: dict | None = None) -> list[str]:  # fmt: skip
+    """The chown and chmod giving `path` the owner, group and mode asked for (None: left as it is), leaving out
+    what FileState's answer `current` (None: a new path) shows as already so."""
+    quoted = shlex.quote(path)
+    owner = f"{user or ''}{':' + group if group else ''}"
+    owned = current and _owner_and_mode_match(current, user, group, None)
+    return [
+        *([f"chown {shlex.quote(owner)} {quoted}"] if owner and not owned else []),
+        *([f"chmod {ensure_mode_int(mode)} {quoted}"] if mode is not None and not _mode_matches(current, mode) else []),
+    ]
+
+
+def _mode_matches(current: dict | None, mode: str | int) -> bool:
+    return bool(current) and _owner_and_mode_match(current, None, None, mode)
+
+
+def _directory_command(path: str, user: str | None, group: str | None, mode: str | int | None) -> str:
+    """The one line making directory `path` (and its parents) with the owner, group and mode asked for."""
+    return " && ".join([f"mkdir -p {shlex.quote(path)}", *_owner_and_mode_commands(path, user, group, mode)])
+
+
+def _new_file_commands(content: bytes, path: str, user: str | None, group: str | None, mode: str | int | None):
+    """The commands making a file at a path FileState found absent, where files.put would ask three facts
+    first: its parent directory when missing (given the file's owner, as files.put does), the upload, then the
+    owner and mode in one line."""
+    parent = posixpath.dirname(path)
+    yield f"[ -d {shlex.quote(parent)} ] || {{ {_directory_command(parent, user, group, None)}; }}"
+    yield FileUploadCommand(BytesIO(content), path, remote_temp_filename=host.get_temp_filename(path))
+    if _owner_and_mode_commands(path, user, group, mode):
+        yield " && ".join(_owner_and_mode_commands(path, user, group, mode))
+
+
+def _already_there(current: dict | None, content: bytes, user: str | None, group: str | None,
+                   mode: str | int | None) -> bool:  # fmt: skip
+    """Given FileState's answer for a path, tells whether it is a regular file with exactly `content`, owner,
+    group and mode."""
     return bool(
         current
         and current["type"] == "file"
@@ -128,10 +173,57 @@ def put_file(src: str | IO, dest: str, user: str | None = None, group: str | Non
 
         put_file(name="Record time zone", src=StringIO("Etc/UTC\n"), dest="/etc/timezone", mode="0644")
     """
-    if _already_there(dest, _local_bytes(src), user, group, mode):
+    content, current = _local_bytes(src), _file_state(dest)
+    if _already_there(current, content, user, group, mode):
         host.noop(f"{dest} already has the wanted content, owner and mode")
         return
+    if current is None and not state.config.DIFF:  # --diff: files.put prints the new file
+        yield from _new_file_commands(content, dest, user, group, mode)
+        return
     yield from files.put._inner(src=src, dest=dest, user=user, group=group, mode=mode)
+
+
+@snapshot.reads("files", lambda arguments: list(arguments["texts"]))
+@operation()
+def put_files(texts: dict[str, str], modes: dict[str, str]):
+    """
+    Upload a set of root-owned files in one archive (one upload, one `tar -x`) when any of them is missing or
+    differs, where put_file would take a few commands for each: for many small files that change together.
+    All their checks are one command on the server (none while the host snapshot answers).
+
+    + texts: {path on the server: its text}
+    + modes: {path: its mode}, for each path
+
+    **Example:**
+
+    .. code:: python
+
+        put_files(name="Phoenix tools", texts={"/usr/local/sbin/tool": "#!/bin/sh\n"},
+                  modes={"/usr/local/sbin/tool": "0755"})
+    """
+    current = _file_states(list(texts))
+    if all(_already_there(current[path], texts[path].encode(), "root", "root", modes[path]) for path in texts):
+        host.noop(f"the {len(texts)} files already have the wanted content, owner and mode")
+        return
+    temporary = host.get_temp_filename("put_files " + " ".join(sorted(texts)))
+    parents = sorted({posixpath.dirname(path) for path in texts})
+    yield f"mkdir -p {shlex.join(parents)}"
+    yield FileUploadCommand(BytesIO(_tar({path: (texts[path], modes[path]) for path in texts})), temporary)
+    yield f"tar -x -f {shlex.quote(temporary)} -C / && rm -f {shlex.quote(temporary)}"
+
+
+def _tar(members: dict[str, tuple[str, str]]) -> bytes:
+    """Given {absolute path: (text, mode)}, returns a tar archive of them, owned by root, paths relative to /."""
+    archive = BytesIO()
+    with tarfile.open(fileobj=archive, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for path, (text, mode) in sorted(members.items()):
+            content = text.encode()
+            member = tarfile.TarInfo(path.lstrip("/"))
+            member.size, member.mode, member.mtime = len(content), int(mode, 8), int(time.time())
+            member.uid = member.gid = 0
+            member.uname = member.gname = "root"
+            tar.addfile(member, BytesIO(content))
+    return archive.getvalue()
 
 
 @snapshot.reads("files", lambda arguments: [arguments["dest"]])
@@ -159,8 +251,12 @@ def template_file(src: str, dest: str, user: str | None = None, group: str | Non
     data.setdefault("state", state)
     data.setdefault("inventory", state.inventory)
     rendered = get_template(path).render(data)
-    if _already_there(dest, rendered.encode(), user, group, mode):
+    current = _file_state(dest)
+    if _already_there(current, rendered.encode(), user, group, mode):
         host.noop(f"{dest} already has the wanted content, owner and mode")
+        return
+    if current is None and not state.config.DIFF:  # --diff: files.template prints the new file
+        yield from _new_file_commands(rendered.encode(), dest, user, group, mode)
         return
     yield from files.template._inner(src=src, dest=dest, user=user, group=group, mode=mode, **data)
 
@@ -231,6 +327,9 @@ def managed_directory(path: str, user: str | None = None, group: str | None = No
     current = _file_state(path)
     if current and current["type"] == "directory" and _owner_and_mode_match(current, user, group, mode):
         host.noop(f"directory {path} already exists with the wanted owner and mode")
+        return
+    if current is None:
+        yield _directory_command(path, user, group, mode)
         return
     yield from files.directory._inner(path=path, user=user, group=group, mode=mode)
 

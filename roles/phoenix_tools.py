@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from io import StringIO
 from pathlib import Path
 
 from pyinfra.api import deploy
 
-from roles.operations import managed_directory, put_file
+from roles.operations import managed_directory, put_files
 
 LIBRARY = "/usr/local/lib/phoenix"
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -35,16 +34,20 @@ def launcher(module: str) -> str:
     return f'#!/bin/sh\n# Managed by Phoenix (pyinfra).\nexport PYTHONPATH={LIBRARY}\nexec python3 -m {module} "$@"\n'
 
 
+def files() -> dict[str, tuple[str, str]]:
+    """{path on the server: (its text, its mode)} for the modules and the programs' launchers."""
+    modules = {f"{LIBRARY}/{module}": ((REPOSITORY / module).read_text(), "0644") for module in MODULES}
+    programs = {f"/usr/local/sbin/{program}": (launcher(module), "0755") for program, module in PROGRAMS.items()}
+    return modules | programs
+
+
 @deploy("Phoenix server tools")
 def apply() -> None:
     for directory in sorted({str(Path(module).parent) for module in MODULES}):
         managed_directory(name=f"{LIBRARY}/{directory}", path=f"{LIBRARY}/{directory}", mode="0755")
-    for module in MODULES:
-        put_file(name=f"{LIBRARY}/{module}", src=str(REPOSITORY / module), dest=f"{LIBRARY}/{module}", mode="0644")
-    for program, module in PROGRAMS.items():
-        put_file(
-            name=f"/usr/local/sbin/{program}",
-            src=StringIO(launcher(module)),
-            dest=f"/usr/local/sbin/{program}",
-            mode="0755",
-        )
+    wanted = files()
+    put_files(
+        name=f"{LIBRARY} and the programs {', '.join(PROGRAMS)}",
+        texts={path: text for path, (text, _) in wanted.items()},
+        modes={path: mode for path, (_, mode) in wanted.items()},
+    )

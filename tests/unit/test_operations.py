@@ -19,7 +19,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from io import StringIO
+import tarfile
+from io import BytesIO, StringIO
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -75,15 +76,31 @@ class FakeHost:
 
 def as_case_value(command) -> str | dict:
     """Given what an operation yielded, returns it as case files write it: a shell command as its text, an
-    upload as {"upload": destination, "content": text, "via": remote temporary file}."""
+    upload as {"upload": destination, "content": text, "via": remote temporary file}, a tar archive's content
+    as {member: {"mode", "owner", "text"}}."""
     if isinstance(command, str):
         return command
     if isinstance(command, StringCommand):
         return command.get_raw_value()
     if isinstance(command, FileUploadCommand):
-        content = command.src.getvalue() if isinstance(command.src, StringIO) else str(command.src)
+        content = command.src.getvalue() if hasattr(command.src, "getvalue") else str(command.src)
+        if isinstance(content, bytes) and tarfile.is_tarfile(BytesIO(content)):
+            content = archive_members(content)
+        content = content.decode() if isinstance(content, bytes) else content
         return {"upload": command.dest, "content": content, "via": command.remote_temp_filename}
     raise AssertionError(f"unexpected command {command!r}")
+
+
+def archive_members(content: bytes) -> dict:
+    with tarfile.open(fileobj=BytesIO(content)) as archive:
+        return {
+            member.name: {
+                "mode": f"{member.mode:04o}",
+                "owner": f"{member.uname}:{member.gname} ({member.uid}:{member.gid})",
+                "text": archive.extractfile(member).read().decode(),
+            }
+            for member in archive.getmembers()
+        }
 
 
 @pytest.mark.parametrize("path", OPERATION_CASES, ids=lambda path: f"{path.parent.name}/{path.stem}")
