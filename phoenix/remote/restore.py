@@ -8,11 +8,14 @@ JSON and kept in /var/lib/phoenix/restore/<job>.json for restore.py to show.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from phoenix.remote.backup_host import (
@@ -31,11 +34,13 @@ from phoenix.remote.runs import Run
 
 POSTGRES = ["runuser", "-u", "postgres", "--"]
 REPORT_DIRECTORY = Path("/var/lib/phoenix/restore")
+SCRATCH_DIRECTORY = Path("/var/lib/phoenix/restore-scratch")  # a run's dump, restored as a file (root only)
+SCRATCH_MARGIN = 256 * 1024 * 1024  # free bytes left beside the dump's file, else the dump is streamed
 # The steps a restore records before running each (restore_progress.py): a killed one names its step.
 DATABASE_STEPS = [
     "restic dump of the run's manifest",
     "psql counting the live rows",
-    "restic dump | pg_restore --clean",
+    "restic restore of the dump, pg_restore --clean",
     "psql ANALYZE",
     "psql counting the restored rows",
 ]
@@ -64,6 +69,45 @@ def live_rows(database: str) -> dict[str, int]:
         return row_counts(psql.query(COUNT_QUERY))
     finally:
         psql.close()
+
+
+def restore_dump(config: Config, run: Run, database: str, extra: list[str], dump_bytes: int) -> tuple[str, int]:
+    """Restores the run's dump (of `dump_bytes`, from its manifest) into `database` with pg_restore; returns
+    (sha256, bytes) of the dump. restic restores it into a file first and pg_restore reads the file while its
+    checksum is computed beside: restic restore fetches the dump's blobs in parallel, where `restic dump` takes
+    them one at a time and the pipe kept pg_restore waiting (775 MiB: 2.8 s against 6.3 s, then 9.4 s of
+    pg_restore against 15.9 s for both through the pipe). Without room for the file, the dump is streamed."""
+    SCRATCH_DIRECTORY.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if shutil.disk_usage(SCRATCH_DIRECTORY).free < dump_bytes + SCRATCH_MARGIN:
+        progress(f"[{run.job}] no room for the dump's {dump_bytes} bytes in {SCRATCH_DIRECTORY}: streaming it")
+        return stream_restore(config, run, database, extra)
+    scratch = SCRATCH_DIRECTORY / database
+    shutil.rmtree(scratch, ignore_errors=True)  # a killed restore's
+    try:
+        dump_path = (run.data.get("paths") or [f"/{database}.dump"])[0]
+        config.restic.run("restore", run.data["id"], "--target", str(scratch), "--include", dump_path)
+        with ThreadPoolExecutor(max_workers=1) as pool, open(scratch / dump_path.lstrip("/"), "rb") as dump:
+            digest = pool.submit(file_digest, scratch / dump_path.lstrip("/"))
+            restore = subprocess.run(
+                [*POSTGRES, "pg_restore", "--exit-on-error", *extra, "-d", database], stdin=dump, stderr=subprocess.PIPE
+            )
+            checksum, size = digest.result()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if restore.returncode != 0:
+        failure = last_lines(restore.stderr.decode(), 3)
+        raise JobError(f"restore of {database} failed: pg_restore exit {restore.returncode} {failure}")
+    return checksum, size
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """Returns (sha256, bytes) of a file."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as file:
+        while chunk := file.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def stream_restore(config: Config, run: Run, database: str, extra: list[str]) -> tuple[str, int]:
@@ -165,7 +209,7 @@ def command_verify_restore(config: Config, arguments: argparse.Namespace) -> int
     subprocess.run([*POSTGRES, "dropdb", "--if-exists", scratch], check=True, stderr=subprocess.DEVNULL)
     subprocess.run([*POSTGRES, "createdb", scratch], check=True)
     try:
-        checksum, size = stream_restore(config, run, scratch, ["--no-owner", "--no-acl"])
+        checksum, size = restore_dump(config, run, scratch, ["--no-owner", "--no-acl"], manifest["bytes"])
         restored = live_rows(scratch)
     finally:
         subprocess.run([*POSTGRES, "dropdb", "--if-exists", scratch], check=False)
@@ -203,7 +247,7 @@ def command_restore_db(config: Config, arguments: argparse.Namespace) -> int:
         dropped = drop_tables_the_run_lacks(database, live, manifest)
         if dropped:
             progress(f"[{arguments.job}] dropped the tables made after run {run.id}: {', '.join(dropped)}")
-        checksum, size = stream_restore(config, run, database, ["--clean", "--if-exists"])
+        checksum, size = restore_dump(config, run, database, ["--clean", "--if-exists"], manifest["bytes"])
         steps.step(DATABASE_STEPS[3])
         subprocess.run([*POSTGRES, "psql", "-X", "-q", "-d", database, "-c", "ANALYZE"], check=True)
         steps.step(DATABASE_STEPS[4])
