@@ -22,7 +22,14 @@ from pyinfra.operations.util.files import ensure_mode_int
 from phoenix import scram
 from phoenix.commands import make_marker_write_command
 from roles import snapshot
-from roles.snapshot import file_state_command, parse_file_state, sectioned_command, sections
+from roles.snapshot import (
+    file_state_command,
+    package_status_command,
+    parse_file_state,
+    parse_package_statuses,
+    sectioned_command,
+    sections,
+)
 
 # Secret files are uploaded into this root-only directory first, so the clear content is never
 # readable by others on its way to the destination.
@@ -405,10 +412,24 @@ def packages_installed(packages: list[str]):
         packages_installed(name="Install nginx", packages=["nginx"])
     """
     statuses = [snapshot.lookup("packages", package) for package in packages]
-    if all(known and status in snapshot.INSTALLED for known, status in statuses):
+    if not all(known for known, _ in statuses):
+        # dpkg-query of these packages: pyinfra's DebPackages parses the status of every installed package
+        asked = host.get_fact(PackageStatuses, packages=packages)
+        statuses = [(True, asked.get(package)) for package in packages]
+    if all(status in snapshot.INSTALLED for _, status in statuses):
         host.noop(f"packages {', '.join(packages)} are installed")
         return
     yield from apt.packages._inner(packages=packages, no_recommends=True)
+
+
+class PackageStatuses(FactBase):
+    """Returns {package: dpkg's status ("install ok installed")} for the packages dpkg knows of, in one command."""
+
+    def command(self, packages: list[str]) -> str:
+        return package_status_command(packages)
+
+    def process(self, output: list[str]) -> dict:
+        return parse_package_statuses(output)
 
 
 APT_UPDATE_STAMP = "/var/lib/apt/periodic/update-success-stamp"  # what apt.update's cache_time reads

@@ -61,6 +61,17 @@ def file_state_command(quoted_path: str) -> str:
     )
 
 
+def package_status_command(packages: list[str]) -> str:
+    """The shell command printing "PACKAGE STATUS" for each of `packages` dpkg knows of."""
+    names = " ".join(shlex.quote(package) for package in packages)
+    return f"dpkg-query -W -f='${{Package}} ${{Status}}\\n' {names} 2>/dev/null || true"
+
+
+def parse_package_statuses(lines: list[str]) -> dict[str, str]:
+    """Given package_status_command()'s lines, returns {package: dpkg's status ("install ok installed")}."""
+    return dict(line.strip().split(" ", 1) for line in lines if " " in line.strip())
+
+
 def parse_file_state(line: str) -> dict | None:
     """Given a line of file_state_command(), returns None (absent) or {"type": "file", "directory", "link" or
     "other"; for a file or directory "mode" (an int, 644), "user", "group"; for a file "sha256" ("" when it
@@ -103,8 +114,7 @@ class HostSnapshot(FactBase):
         if services:
             parts["services"] = unit_states_command(services)
         if packages:
-            names = " ".join(shlex.quote(package) for package in packages)
-            parts["packages"] = f"dpkg-query -W -f='${{Package}} ${{Status}}\\n' {names} 2>/dev/null || true"
+            parts["packages"] = package_status_command(packages)
         for number, command in enumerate(commands):
             parts[f"command {number}"] = f"{{ {command} ; }}"
         return sectioned_command(parts)
@@ -115,7 +125,7 @@ class HostSnapshot(FactBase):
         return {
             "files": found["files"],
             "services": found["services"],
-            "packages": dict(line.split(" ", 1) for line in found["packages"] if " " in line),
+            "packages": parse_package_statuses(found["packages"]),
             "commands": [found[name] for name in commands],
         }
 
