@@ -110,6 +110,16 @@ def make_background_install_command(packages: Sequence[str]) -> str:
     )
 
 
+def make_postgres_settings_apply_command(service: str) -> str:
+    """Given PostgreSQL's systemd unit, returns the line that applies its changed configuration files: a restart
+    when PostgreSQL finds a setting in them it cannot apply without one (pg_file_settings reads the files at
+    query time; an invalid value shows there too, and a restart then reports it), else a reload. PostgreSQL
+    not answering is restarted."""
+    cannot_apply = "SELECT count(*) FROM pg_file_settings WHERE error IS NOT NULL"
+    count = f"runuser -u postgres -- psql -X -tA -c {shlex.quote(cannot_apply)} 2>/dev/null"
+    return f'if [ "$({count})" = 0 ]; then systemctl reload {service}; else systemctl restart {service}; fi'
+
+
 def make_background_install_wait_command(timeout_seconds: int = 1800) -> str:
     """Given how long to wait at most, returns the line that waits until the background install has ended (its
     outcome is not checked here: the roles' own package operations install whatever it did not)."""

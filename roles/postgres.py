@@ -3,9 +3,11 @@
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Command
-from pyinfra.operations import server, systemd
+from pyinfra.operations import server
+from pyinfra.operations.util import any_changed
 
 from phoenix import archive_plan
+from phoenix.commands import make_postgres_settings_apply_command
 from roles.operations import (
     as_postgres,
     packages_installed,
@@ -55,12 +57,11 @@ def apply() -> None:
     )
     service = f"postgresql@{version}-main"
     service_running(name="PostgreSQL running", service=service)
-    systemd.service(name="Restart PostgreSQL", service=service, restarted=True, _if=listen.did_change)
-    systemd.service(
-        name="Reload PostgreSQL",
-        service=service,
-        reloaded=True,
-        _if=lambda: access.did_change() and not listen.did_change(),
+    # a fresh cluster already runs with the defaults phoenix.conf repeats (listen_addresses = 'localhost'): no restart
+    server.shell(
+        name="Reload PostgreSQL (restart it when a changed setting needs that)",
+        commands=[make_postgres_settings_apply_command(service)],
+        _if=any_changed(listen, access),
     )
     for user in sorted({client["user"] for client in clients}):
         postgres_login_role(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 
+import pytest
+
 from phoenix.commands import (
     BACKGROUND_INSTALL_UNIT,
     BACKUP_STATUS_COMMAND,
@@ -12,6 +14,7 @@ from phoenix.commands import (
     make_background_install_wait_command,
     make_backup_run_command,
     make_marker_write_command,
+    make_postgres_settings_apply_command,
     make_restore_db_command,
     make_restore_files_command,
     make_vault_pin_arguments,
@@ -112,3 +115,20 @@ def test_waiting_for_the_background_install_ends_when_its_unit_does_and_gives_up
     )
     assert stuck.returncode == 1
     assert f"the background package install ({BACKGROUND_INSTALL_UNIT}) is still running after 2 s" in stuck.stderr
+
+
+@pytest.mark.parametrize(
+    ("cannot_apply", "action"),
+    [("0", "reload"), ("1", "restart"), ("", "restart")],  # "": PostgreSQL did not answer
+)
+def test_postgres_settings_are_reloaded_unless_postgresql_says_one_needs_a_restart(tmp_path, cannot_apply, action):
+    calls = tmp_path / "calls"
+    env = _with_stub(tmp_path, "runuser", f'echo "$@" >> {calls}; printf "%s" "{cannot_apply}"')
+    _with_stub(tmp_path, "systemctl", f'echo "systemctl $@" >> {calls}')
+
+    line = make_postgres_settings_apply_command("postgresql@15-main")
+    subprocess.run(["bash", "-c", line], env=env, check=True, timeout=10)
+
+    query, applied = calls.read_text().splitlines()
+    assert "pg_file_settings WHERE error IS NOT NULL" in query
+    assert applied == f"systemctl {action} postgresql@15-main"
