@@ -19,12 +19,13 @@ its data are checked against the manifest while restoring, and a run that does n
 restore.py on that host before the app starts, naming the run. A run the vault found bad is never
 restored silently: falling back to an older one needs allow_older=yes and is said on one line.
 
-The order: the blueprint up to PostgreSQL and the backup tools, then the database (pg_restore
---clean --if-exists --exit-on-error, ANALYZE) and the app's data directories, each checked against
-the run's manifest, and only then the app and nginx. The app's and nginx's Debian packages install
-in the background while the data are restored (a transient systemd unit, waited for before the app
-step, which installs whatever it did not); nothing is configured or started for the app before the
-data are checked. /etc is in the backups but not restored: the blueprint rebuilds it from code. The
+The order: the blueprint up to PostgreSQL and the backup tools (their packages in one apt
+transaction), then the database (pg_restore --clean --if-exists --exit-on-error, ANALYZE) and the
+app's data directories at the same time, each checked against the run's manifest, and only then the
+app and nginx. The app's and nginx's Debian packages install in the background while the data are
+restored (a transient systemd unit, waited for before the app step, which installs whatever it did
+not); nothing is configured or started for the app before the data are checked. /etc is in the
+backups but not restored: the blueprint rebuilds it from code. The
 host restores with its own vault login, which can read and add but never delete.
 """
 
@@ -35,6 +36,7 @@ from pyinfra.operations import files, python, server
 
 from phoenix import backup_plan, physical_restore, restore_plan, restore_report
 from phoenix.commands import (
+    make_all_at_once_command,
     make_background_install_command,
     make_background_install_wait_command,
     make_restore_db_command,
@@ -75,8 +77,6 @@ if app_step_packages:
         commands=[make_background_install_command(app_step_packages)],
     )
 
-# Database jobs first, then the file sets, in one fixed order on every host: pyinfra orders
-# operations by their place in this file, and a loop mixing both kinds would order them differently.
 if PHYSICAL is not None:
     python.call(
         name=f"Restore PostgreSQL from the vault's archive: base backup {PHYSICAL.backup_id}, to {PHYSICAL.target()}",
@@ -88,21 +88,20 @@ if PHYSICAL is not None:
         results=RECOVERED,
     )
 database_jobs = [job for job in host.data.backup_jobs if job["kind"] == "db" and PHYSICAL is None]
-for job in database_jobs:
-    run = CHOSEN[job["name"]]
-    server.shell(
-        name=f"Restore {job['name']} from run {restore_plan.title(run)}",
-        commands=[make_restore_db_command(job["name"], run["run"], force=FORCE)],
-    )
 file_jobs = [job for job in host.data.backup_jobs if job["kind"] == "files" and backup_plan.restorable_paths(job)]
 if file_jobs and "app" in host.data.roles:
     app.system_user(host.data.app)  # the restored files belong to it
 owner = host.data.app["name"] if "app" in host.data.roles else None
+restore_lines = {
+    job["name"]: make_restore_db_command(job["name"], CHOSEN[job["name"]]["run"], FORCE) for job in database_jobs
+}
 for job in file_jobs:
-    run = CHOSEN[job["name"]]
+    paths = backup_plan.restorable_paths(job)
+    restore_lines[job["name"]] = make_restore_files_command(CHOSEN[job["name"]]["run"], paths, owner)
+if restore_lines:  # each job restores its own data: they run at the same time
     server.shell(
-        name=f"Restore {job['name']} from run {restore_plan.title(run)}",
-        commands=[make_restore_files_command(run["run"], backup_plan.restorable_paths(job), owner)],
+        name="Restore " + ", ".join(f"{job} from run {restore_plan.title(CHOSEN[job])}" for job in restore_lines),
+        commands=[make_all_at_once_command(list(restore_lines.values()))],
     )
 python.call(name="Restore: time the data restore", function=clock.lap, host_name=NAME, step="restore data")
 

@@ -110,6 +110,16 @@ def make_background_install_command(packages: Sequence[str]) -> str:
     )
 
 
+def make_all_at_once_command(lines: Sequence[str]) -> str:
+    """Given independent command lines, returns the line that runs them at the same time, waits for all of them,
+    and fails when any of them failed."""
+    if len(lines) == 1:
+        return lines[0]
+    started = "; ".join(f"( {line} ) & pid{number}=$!" for number, line in enumerate(lines))
+    waited = "; ".join(f"wait $pid{number} || failed=1" for number in range(len(lines)))
+    return f"failed=0; {started}; {waited}; exit $failed"
+
+
 def make_postgres_settings_apply_command(service: str) -> str:
     """Given PostgreSQL's systemd unit, returns the line that applies its changed configuration files: a restart
     when PostgreSQL finds a setting in them it cannot apply without one (pg_file_settings reads the files at

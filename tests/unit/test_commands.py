@@ -10,6 +10,7 @@ import pytest
 from phoenix.commands import (
     BACKGROUND_INSTALL_UNIT,
     BACKUP_STATUS_COMMAND,
+    make_all_at_once_command,
     make_background_install_command,
     make_background_install_wait_command,
     make_backup_run_command,
@@ -132,3 +133,14 @@ def test_postgres_settings_are_reloaded_unless_postgresql_says_one_needs_a_resta
     query, applied = calls.read_text().splitlines()
     assert "pg_file_settings WHERE error IS NOT NULL" in query
     assert applied == f"systemctl {action} postgresql@15-main"
+
+
+def test_independent_lines_run_at_the_same_time_and_any_failure_fails_the_whole(tmp_path):
+    flag = tmp_path / "second-started"
+    # the first line waits for the second: run one after the other, the first would give up after 10 s
+    waits = f"for i in $(seq 100); do [ -e {flag} ] && exit 0; sleep 0.1; done; exit 1"
+    both = make_all_at_once_command([waits, f"touch {flag}"])
+
+    assert subprocess.run(["sh", "-c", both], timeout=30).returncode == 0
+    assert subprocess.run(["sh", "-c", make_all_at_once_command(["true", "exit 3", "true"])]).returncode == 1
+    assert make_all_at_once_command(["phoenix-backup run all"]) == "phoenix-backup run all"
