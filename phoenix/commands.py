@@ -120,6 +120,11 @@ def make_all_at_once_command(lines: Sequence[str]) -> str:
     return f"failed=0; {started}; {waited}; exit $failed"
 
 
+def make_service_restart_command(service: str) -> str:
+    """Given a systemd unit, returns the line that enables it and restarts it (starts it when stopped)."""
+    return f"systemctl enable --quiet {shlex.quote(service)} && systemctl restart {shlex.quote(service)}"
+
+
 def make_postgres_settings_apply_command(service: str) -> str:
     """Given PostgreSQL's systemd unit, returns the line that applies its changed configuration files: a restart
     when PostgreSQL finds a setting in them it cannot apply without one (pg_file_settings reads the files at

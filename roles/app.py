@@ -19,6 +19,7 @@ from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
 from phoenix.artifact import artifact_for
+from phoenix.commands import make_service_restart_command
 from phoenix.errors import PhoenixError, refuse
 from phoenix.wheel import file_sha256, wheel_version
 from roles import supervisor, workers
@@ -529,8 +530,13 @@ def _systemd_unit(app: dict, where: dict, restart) -> None:
         home=where["home"],
     )
     systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
-    service_running(name="App running", service=app["name"])
-    systemd.service(name="Restart app", service=app["name"], restarted=True, _if=lambda: unit.did_change() or restart())
+
+    def changed() -> bool:
+        return unit.did_change() or restart()
+
+    # one of the two: a restart also starts a stopped app, so a first deploy starts it once, not twice
+    service_running(name="App running", service=app["name"], _if=lambda: not changed())
+    server.shell(name="Restart app", commands=[make_service_restart_command(app["name"])], _if=changed)
 
 
 def _remove_systemd_unit(name: str, unit_path: str) -> None:

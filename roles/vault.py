@@ -14,6 +14,7 @@ from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
 from phoenix.backup_plan import parse_duration
+from phoenix.commands import make_service_restart_command
 from phoenix.remote.vault import SETTINGS_PATH
 from roles import phoenix_tools, timers
 from roles.operations import (
@@ -105,9 +106,12 @@ def _server_unit(vault: dict, restart) -> None:
         config_dir=CONFIG_DIRECTORY,
     )
     systemd.daemon_reload(name="Reload units for phoenix-vault", _if=unit.did_change)
-    service_running(name="Vault running", service="phoenix-vault")
-    systemd.service(
-        name="Restart the vault", service="phoenix-vault", restarted=True, _if=lambda: unit.did_change() or restart()
+    # one of the two: a restart also starts a stopped unit
+    service_running(name="Vault running", service="phoenix-vault", _if=lambda: not (unit.did_change() or restart()))
+    server.shell(
+        name="Restart the vault",
+        commands=[make_service_restart_command("phoenix-vault")],
+        _if=lambda: unit.did_change() or restart(),
     )
     server.shell(
         name="Wait until the vault answers",

@@ -18,6 +18,7 @@ from phoenix.commands import (
     make_postgres_settings_apply_command,
     make_restore_db_command,
     make_restore_files_command,
+    make_service_restart_command,
     make_vault_pin_arguments,
 )
 
@@ -144,3 +145,9 @@ def test_independent_lines_run_at_the_same_time_and_any_failure_fails_the_whole(
     assert subprocess.run(["sh", "-c", both], timeout=30).returncode == 0
     assert subprocess.run(["sh", "-c", make_all_at_once_command(["true", "exit 3", "true"])]).returncode == 1
     assert make_all_at_once_command(["phoenix-backup run all"]) == "phoenix-backup run all"
+
+
+def test_a_service_restart_enables_the_unit_and_restarts_it():
+    assert make_service_restart_command("links-worker") == (
+        "systemctl enable --quiet links-worker && systemctl restart links-worker"
+    )
