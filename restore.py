@@ -21,12 +21,12 @@ restored silently: falling back to an older one needs allow_older=yes and is sai
 
 The order: the blueprint up to PostgreSQL and the backup tools (their packages in one apt
 transaction), then the database (pg_restore --clean --if-exists --exit-on-error, ANALYZE) and the
-app's data directories at the same time, each checked against the run's manifest, and only then the
-app and nginx. The app's and nginx's Debian packages install in the background while the data are
-restored (a transient systemd unit, waited for before the app step, which installs whatever it did
-not); nothing is configured or started for the app before the data are checked. /etc is in the
-backups but not restored: the blueprint rebuilds it from code. The
-host restores with its own vault login, which can read and add but never delete.
+app's data directories at the same time, in a transient systemd unit, each checked against the run's
+manifest, and only then the app and nginx. While the unit restores, restore.py installs the app's and
+nginx's Debian packages and, on a host running no release yet, the app's release venv; nothing is
+configured or started for the app before the data are checked. /etc is in the backups but not
+restored: the blueprint rebuilds it from code. The host restores with its own vault login, which can
+read and add but never delete.
 """
 
 import sys
@@ -37,13 +37,14 @@ from pyinfra.operations import files, python, server
 from phoenix import backup_plan, physical_restore, restore_plan, restore_report
 from phoenix.commands import (
     make_all_at_once_command,
-    make_background_install_command,
-    make_background_install_wait_command,
+    make_background_restore_command,
+    make_background_restore_wait_command,
     make_restore_db_command,
     make_restore_files_command,
 )
 from phoenix.errors import PhoenixError, refuse
 from roles import app, backup, base, firewall, host_packages, nginx, postgres, tls, vault
+from roles.operations import packages_installed
 
 NAME = host.data.phoenix_host
 try:
@@ -68,15 +69,6 @@ if host.data.backup_jobs:
     backup.apply()
 python.call(name="Restore: time the provisioning", function=clock.lap, host_name=NAME, step="provision")
 
-# the app step's packages install beside the data restore (both take a while on a blank box); none of them is
-# configured or started for the app before the data are checked: the app step does that, and installs what is missing
-app_step_packages = host_packages.app_step(host.data)
-if app_step_packages:
-    server.shell(
-        name="Install the app's and nginx's packages in the background, while the data are restored",
-        commands=[make_background_install_command(app_step_packages)],
-    )
-
 if PHYSICAL is not None:
     python.call(
         name=f"Restore PostgreSQL from the vault's archive: base backup {PHYSICAL.backup_id}, to {PHYSICAL.target()}",
@@ -98,22 +90,28 @@ restore_lines = {
 for job in file_jobs:
     paths = backup_plan.restorable_paths(job)
     restore_lines[job["name"]] = make_restore_files_command(CHOSEN[job["name"]]["run"], paths, owner)
-if restore_lines:  # each job restores its own data: they run at the same time
+if restore_lines:  # each job restores its own data, all at once, in a unit of their own while the release installs
+    runs = ", ".join(f"{job} from run {restore_plan.title(CHOSEN[job])}" for job in restore_lines)
     server.shell(
-        name="Restore " + ", ".join(f"{job} from run {restore_plan.title(CHOSEN[job])}" for job in restore_lines),
-        commands=[make_all_at_once_command(list(restore_lines.values()))],
+        name=f"Start restoring {runs}",
+        commands=[make_background_restore_command(make_all_at_once_command(list(restore_lines.values())))],
     )
+# meanwhile, what does not touch the data: nothing of the app is configured or started before they are checked
+if host_packages.app_step(host.data):
+    packages_installed(name="Install the app's and nginx's packages", packages=host_packages.app_step(host.data))
+if "app" in host.data.roles:
+    app.install_release()
+if "nginx" in host.data.roles:
+    tls.apply()
+if restore_lines:
+    server.shell(name="Wait for the data restore, and check it", commands=[make_background_restore_wait_command()])
 python.call(name="Restore: time the data restore", function=clock.lap, host_name=NAME, step="restore data")
-
-if app_step_packages:
-    server.shell(name="Wait for the background package install", commands=[make_background_install_wait_command()])
 
 if "app" in host.data.roles:
     # the restored database may be older than the release the blueprint installs: migrate it again
     files.file(name="Migrate the restored data", path=app.paths(host.data.app)["migrated_marker"], present=False)
     app.apply()
 if "nginx" in host.data.roles:
-    tls.apply()
     nginx.apply()
 python.call(name="Restore: time the app start", function=clock.lap, host_name=NAME, step="start the app")
 python.call(

@@ -8,6 +8,7 @@ letters, digits and `@%+=:,./-_` (run ids, job names, paths, SHA-256 sums) is se
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 from collections.abc import Sequence
 
@@ -97,16 +98,35 @@ def make_barman_keep_command(server: str, backup: str = "latest") -> str:
     )
 
 
-BACKGROUND_INSTALL_UNIT = "phoenix-restore-packages"  # restore.py's package install beside the data restore
+BACKGROUND_RESTORE_UNIT = "phoenix-restore-data"  # restore.py's data restore, while the app's release installs
+BACKGROUND_RESTORE_LOG = "/var/lib/phoenix/restore/background.log"
 
 
-def make_background_install_command(packages: Sequence[str]) -> str:
-    """Given Debian packages, returns the line that installs them (no recommends) in a transient systemd unit
-    and returns at once; the unit is gone once apt-get has ended, failed or not."""
+def make_background_restore_command(line: str, log: str = BACKGROUND_RESTORE_LOG) -> str:
+    """Given the line restoring a host's data, returns the line that starts it in a transient systemd unit and
+    returns at once. The unit stays, with its result, after the line ends (make_background_restore_wait_command
+    reads it); one left by a killed restore.py is stopped first (a restore stopped by SIGTERM says where). What
+    it prints goes to `log` (root only)."""
+    unit = BACKGROUND_RESTORE_UNIT
     return (
-        f"systemctl reset-failed {BACKGROUND_INSTALL_UNIT} >/dev/null 2>&1; systemd-run --quiet --collect"
-        f" --unit={BACKGROUND_INSTALL_UNIT} --setenv=DEBIAN_FRONTEND=noninteractive apt-get install -y -q"
-        f" --no-install-recommends -o DPkg::Lock::Timeout=300 {shlex.join(packages)}"
+        f"systemctl stop {unit} >/dev/null 2>&1; systemctl reset-failed {unit} >/dev/null 2>&1;"
+        f" mkdir -p {shlex.quote(posixpath.dirname(log))} && install -m 0600 /dev/null {shlex.quote(log)}"
+        f" && systemd-run --quiet --unit={unit} --property=RemainAfterExit=yes --setenv=HOME=/root"
+        f" /bin/sh -c {shlex.quote(f'exec >> {shlex.quote(log)} 2>&1; {line}')}"
+    )
+
+
+def make_background_restore_wait_command(log: str = BACKGROUND_RESTORE_LOG) -> str:
+    """Returns the line that waits until the background data restore has ended, prints what it printed, removes
+    its unit, and fails unless it succeeded."""
+    unit = BACKGROUND_RESTORE_UNIT
+    show = "systemctl show --value -p"
+    return (
+        f"while case $({show} SubState {unit}) in running|start*) true;; *) false;; esac; do sleep 0.5; done;"
+        f" cat {shlex.quote(log)} >&2; result=$({show} Result {unit}); state=$({show} ActiveState {unit});"
+        f" systemctl stop {unit} >/dev/null 2>&1; systemctl reset-failed {unit} >/dev/null 2>&1;"
+        f' [ "$result" = success ] && [ "$state" = active ] && exit 0;'
+        f' echo "the data restore ({unit}) did not succeed: $result, $state" >&2; exit 1'
     )
 
 
@@ -133,13 +153,3 @@ def make_postgres_settings_apply_command(service: str) -> str:
     cannot_apply = "SELECT count(*) FROM pg_file_settings WHERE error IS NOT NULL"
     count = f"runuser -u postgres -- psql -X -tA -c {shlex.quote(cannot_apply)} 2>/dev/null"
     return f'if [ "$({count})" = 0 ]; then systemctl reload {service}; else systemctl restart {service}; fi'
-
-
-def make_background_install_wait_command(timeout_seconds: int = 1800) -> str:
-    """Given how long to wait at most, returns the line that waits until the background install has ended (its
-    outcome is not checked here: the roles' own package operations install whatever it did not)."""
-    return (
-        f"for i in $(seq {timeout_seconds * 2}); do systemctl is-active --quiet {BACKGROUND_INSTALL_UNIT} || exit 0;"
-        f" sleep 0.5; done; echo 'the background package install ({BACKGROUND_INSTALL_UNIT}) is still running after"
-        f" {timeout_seconds} s' >&2; exit 1"
-    )

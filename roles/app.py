@@ -338,14 +338,17 @@ def system_user(app: dict) -> None:
     system_account(name=f"App user {app['name']}", user=app["name"], home=home, shell="/usr/sbin/nologin")
 
 
-@deploy("Application")
-def apply() -> None:
-    app = host.data.app
-    where = paths(app)
-    name = app["name"]
-    # one command for what planning needs to know of the server (each fact is a round trip)
+def _server_state(app: dict) -> tuple[str, dict[str, list[str]]]:
+    """What planning needs to know of the server, in one command (each fact is a round trip): its output, and
+    its SERVER_STATE sections."""
     output = host.get_fact(Command, command=f"{server_state_command(app)}; {workers.installed_names_command(app)}")
-    found = sections(output, SERVER_STATE)
+    return output, sections(output, SERVER_STATE)
+
+
+def _release(app: dict, where: dict, found: dict[str, list[str]]):
+    """The app's packages, user, code directories and release venv; returns the venv install's operation and
+    the release archive's SHA-256."""
+    name = app["name"]
     packages_installed(name="Install the app's Debian packages", packages=debian_packages(app))
     _remove_dropped_system_packages(app, where, previous=found["system_packages"])
     system_user(app)
@@ -353,22 +356,43 @@ def apply() -> None:
     managed_directory(name="App home", path=where["home"], user=name, group=name, mode="0755")
     managed_directory(name="App releases", path=where["releases"], user="root", group="root", mode="0755")
     managed_directory(name="App config directory", path=f"/etc/{name}", user="root", group=name, mode="0750")
-    for directory in app["data_dirs"]:
-        managed_directory(name=f"App data {directory}", path=directory, user=name, group=name, mode="0750")
-    if app["static_command"]:  # nginx (www-data) reads what the command collects
-        managed_directory(name="App static files", path=app["static_dir"], user=name, group=name, mode="0755")
-
     artifact = _artifact(app)
     _refuse_downgrade(app, artifact.name, running="".join(found["running_release"]))
     remote_archive = f"{where['releases']}/{artifact.name}"
-    release = file_sha256(artifact)
     put_file(name=f"Upload {artifact.name}", src=str(artifact), dest=remote_archive, mode="0644")
+    release = file_sha256(artifact)
     installed = command_once_per_value(
         name=f"Install {artifact.name} into an isolated venv",
         command=install_command(app, remote_archive),
         marker=where["installed_marker"],
         value=release,
     )
+    return installed, release
+
+
+@deploy("Application: the release")
+def install_release() -> None:
+    """The app's packages, user, code directories and release venv, nothing configured or started: none of it
+    touches the app's data (restore.py installs it while the data are restored). Nothing on a host that runs a
+    release already: apply() installs one there, after the data are checked, so that a restore refused over live
+    data leaves the running app's code as it was."""
+    app = host.data.app
+    found = _server_state(app)[1]
+    if not "".join(found["running_release"]):
+        _release(app, paths(app), found)
+
+
+@deploy("Application")
+def apply() -> None:
+    app = host.data.app
+    where = paths(app)
+    name = app["name"]
+    output, found = _server_state(app)
+    installed, release = _release(app, where, found)
+    for directory in app["data_dirs"]:
+        managed_directory(name=f"App data {directory}", path=directory, user=name, group=name, mode="0750")
+    if app["static_command"]:  # nginx (www-data) reads what the command collects
+        managed_directory(name="App static files", path=app["static_dir"], user=name, group=name, mode="0755")
     try:
         config_text = render_config(app, host.data.database_address, host.data.secrets)
         environment_text = render_environment(app, host.data.database_address, host.data.secrets)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 
 import pytest
 
 from phoenix.commands import (
-    BACKGROUND_INSTALL_UNIT,
+    BACKGROUND_RESTORE_UNIT,
     BACKUP_STATUS_COMMAND,
     make_all_at_once_command,
-    make_background_install_command,
-    make_background_install_wait_command,
+    make_background_restore_command,
+    make_background_restore_wait_command,
     make_backup_run_command,
     make_marker_write_command,
     make_postgres_settings_apply_command,
@@ -79,44 +80,51 @@ def _with_stub(tmp_path, name: str, script: str) -> dict[str, str]:
     return {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
 
 
-def test_the_background_install_hands_apt_get_to_a_transient_unit_and_returns(tmp_path):
-    calls = tmp_path / "calls"
-    env = _with_stub(tmp_path, "systemd-run", f'echo "$@" >> {calls}')
-    _with_stub(tmp_path, "systemctl", f'echo "systemctl $@" >> {calls}')
+# systemd as far as the background restore uses it: systemd-run starts the line and keeps its exit status, systemctl
+# shows the unit running until then, then exited (RemainAfterExit) or failed
+FAKE_SYSTEMD_RUN = """while [ "$1" != /bin/sh ]; do shift; done
+( /bin/sh -c "$3"; echo $? > {state}/status ) > /dev/null 2>&1 &
+"""
+FAKE_SYSTEMCTL = """[ "$1" = show ] || exit 0
+status=$(cat {state}/status 2>/dev/null)
+case "$4:$status" in
+  SubState:) echo running;; SubState:0) echo exited;; SubState:*) echo failed;;
+  Result:0) echo success;; Result:*) echo exit-code;;
+  ActiveState:0) echo active;; ActiveState:*) echo failed;;
+esac
+"""
 
-    line = make_background_install_command(["nginx", "libpq5", "python3-venv"])
-    subprocess.run(["bash", "-c", line], env=env, check=True, timeout=10)
 
-    reset, run = calls.read_text().splitlines()
-    assert reset == f"systemctl reset-failed {BACKGROUND_INSTALL_UNIT}"  # a failed earlier one would block the name
-    assert run == (
-        f"--quiet --collect --unit={BACKGROUND_INSTALL_UNIT} --setenv=DEBIAN_FRONTEND=noninteractive apt-get install"
-        " -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 nginx libpq5 python3-venv"
-    )
+def _fake_systemd(tmp_path) -> dict[str, str]:
+    _with_stub(tmp_path, "systemd-run", FAKE_SYSTEMD_RUN.format(state=tmp_path))
+    return _with_stub(tmp_path, "systemctl", FAKE_SYSTEMCTL.format(state=tmp_path))
 
 
-def test_waiting_for_the_background_install_ends_when_its_unit_does_and_gives_up_at_the_timeout(tmp_path):
-    # active for the first three questions, then gone
-    env = _with_stub(
-        tmp_path,
-        "systemctl",
-        f'n=$(cat {tmp_path}/n 2>/dev/null || echo 0); echo $((n + 1)) > {tmp_path}/n; [ "$n" -lt 3 ]',
-    )
-    _with_stub(tmp_path, "sleep", "exit 0")
+def test_the_background_restore_returns_at_once_and_its_wait_ends_after_it_with_what_it_printed(tmp_path):
+    env, log, done = _fake_systemd(tmp_path), tmp_path / "restore" / "background.log", tmp_path / "done"
+    line = f"echo '[db-links] restoring'; sleep 1; echo '[db-links] restored' >&2; touch {done}"
 
-    ended = subprocess.run(["bash", "-c", make_background_install_wait_command()], env=env, timeout=10)
+    subprocess.run(["bash", "-c", make_background_restore_command(line, str(log))], env=env, check=True, timeout=10)
+    assert not done.exists()  # started, not waited for
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    waited = subprocess.run(["bash", "-c", make_background_restore_wait_command(str(log))], env=env,
+                            capture_output=True, text=True, timeout=30)  # fmt: skip
 
-    assert ended.returncode == 0 and (tmp_path / "n").read_text().strip() == "4"
-    still = _with_stub(tmp_path, "systemctl", "exit 0")  # active forever
-    stuck = subprocess.run(
-        ["bash", "-c", make_background_install_wait_command(timeout_seconds=2)],
-        env=still,
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    assert stuck.returncode == 1
-    assert f"the background package install ({BACKGROUND_INSTALL_UNIT}) is still running after 2 s" in stuck.stderr
+    assert waited.returncode == 0 and done.exists()
+    assert "[db-links] restoring\n[db-links] restored" in waited.stderr
+
+
+def test_a_failed_background_restore_fails_its_wait_with_what_it_printed(tmp_path):
+    env, log = _fake_systemd(tmp_path), tmp_path / "background.log"
+    line = "echo 'run r1 of db-links DOES NOT match its manifest' >&2; exit 1"
+
+    subprocess.run(["bash", "-c", make_background_restore_command(line, str(log))], env=env, check=True, timeout=10)
+    waited = subprocess.run(["bash", "-c", make_background_restore_wait_command(str(log))], env=env,
+                            capture_output=True, text=True, timeout=30)  # fmt: skip
+
+    assert waited.returncode == 1
+    assert "DOES NOT match its manifest" in waited.stderr
+    assert f"the data restore ({BACKGROUND_RESTORE_UNIT}) did not succeed: exit-code, failed" in waited.stderr
 
 
 @pytest.mark.parametrize(
