@@ -97,8 +97,9 @@ if restore_lines:  # each job restores its own data, all at once, in a unit of t
         commands=[make_background_restore_command(make_all_at_once_command(list(restore_lines.values())))],
     )
 # meanwhile, what does not touch the data: nothing of the app is configured or started before they are checked
-if host_packages.app_step(host.data):
-    packages_installed(name="Install the app's and nginx's packages", packages=host_packages.app_step(host.data))
+app_step_packages = host_packages.app_step(host.data)
+if app_step_packages:
+    packages_installed(name="Install the app's and nginx's packages", packages=app_step_packages)
 if "app" in host.data.roles:
     app.install_release()
 if "nginx" in host.data.roles:

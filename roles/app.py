@@ -19,7 +19,6 @@ from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
 from phoenix.artifact import artifact_for
-from phoenix.commands import make_service_restart_command
 from phoenix.errors import PhoenixError, refuse
 from phoenix.wheel import file_sha256, wheel_version
 from roles import supervisor, workers
@@ -31,7 +30,7 @@ from roles.operations import (
     packages_installed,
     put_file,
     secret_file,
-    service_running,
+    service_running_or_restarted,
     system_account,
     template_file,
 )
@@ -555,12 +554,9 @@ def _systemd_unit(app: dict, where: dict, restart) -> None:
     )
     systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
 
-    def changed() -> bool:
-        return unit.did_change() or restart()
-
-    # one of the two: a restart also starts a stopped app, so a first deploy starts it once, not twice
-    service_running(name="App running", service=app["name"], _if=lambda: not changed())
-    server.shell(name="Restart app", commands=[make_service_restart_command(app["name"])], _if=changed)
+    service_running_or_restarted(
+        app["name"], lambda: unit.did_change() or restart(), running_name="App running", restart_name="Restart app"
+    )
 
 
 def _remove_systemd_unit(name: str, unit_path: str) -> None:

@@ -29,10 +29,11 @@ def packages(data) -> list[str]:
 def apply(other_roles_packages: list[str] | None = None) -> None:
     """other_roles_packages (roles/host_packages.py) are installed in the base packages' apt transaction."""
     apt_lists_fresh(name="Refresh apt lists (at most daily)", cache_time=86400)
-    others = [package for package in other_roles_packages or [] if package not in packages(host.data)]
+    own = packages(host.data)
+    others = [package for package in other_roles_packages or [] if package not in own]
     packages_installed(
         name="Install base packages" + (f" and the roles' {' '.join(others)}" if others else ""),
-        packages=[*packages(host.data), *others],
+        packages=[*own, *others],
     )
 
     host_name(name="Set host name", hostname=host.data.hostname)

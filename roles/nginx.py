@@ -8,7 +8,7 @@ from pyinfra.operations.util import any_changed
 from roles.operations import managed_link, packages_installed, service_running, template_file
 from roles.tls import certificate_paths
 
-PACKAGES = ["nginx"]  # restore.py installs them beside the data restore too
+PACKAGES = ["nginx"]  # restore.py installs them while the data are restored (roles/host_packages.py)
 
 
 @deploy("nginx")

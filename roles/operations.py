@@ -8,6 +8,7 @@ import posixpath
 import shlex
 import tarfile
 import time
+from collections.abc import Callable
 from io import BytesIO, StringIO
 from typing import IO
 
@@ -20,7 +21,7 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util.files import ensure_mode_int
 
 from phoenix import scram
-from phoenix.commands import make_marker_write_command
+from phoenix.commands import make_marker_write_command, make_service_restart_command
 from roles import snapshot
 from roles.snapshot import (
     file_state_command,
@@ -112,15 +113,12 @@ def _owner_and_mode_commands(path: str, user: str | None, group: str | None, mod
     what FileState's answer `current` (None: a new path) shows as already so."""
     quoted = shlex.quote(path)
     owner = f"{user or ''}{':' + group if group else ''}"
-    owned = current and _owner_and_mode_match(current, user, group, None)
+    owned = bool(current) and _owner_and_mode_match(current, user, group, None)
+    moded = bool(current) and _owner_and_mode_match(current, None, None, mode)
     return [
         *([f"chown {shlex.quote(owner)} {quoted}"] if owner and not owned else []),
-        *([f"chmod {ensure_mode_int(mode)} {quoted}"] if mode is not None and not _mode_matches(current, mode) else []),
+        *([f"chmod {ensure_mode_int(mode)} {quoted}"] if mode is not None and not moded else []),
     ]
-
-
-def _mode_matches(current: dict | None, mode: str | int) -> bool:
-    return bool(current) and _owner_and_mode_match(current, None, None, mode)
 
 
 def _directory_command(path: str, user: str | None, group: str | None, mode: str | int | None) -> str:
@@ -135,8 +133,9 @@ def _new_file_commands(content: bytes, path: str, user: str | None, group: str |
     parent = posixpath.dirname(path)
     yield f"[ -d {shlex.quote(parent)} ] || {{ {_directory_command(parent, user, group, None)}; }}"
     yield FileUploadCommand(BytesIO(content), path, remote_temp_filename=host.get_temp_filename(path))
-    if _owner_and_mode_commands(path, user, group, mode):
-        yield " && ".join(_owner_and_mode_commands(path, user, group, mode))
+    owner_and_mode = _owner_and_mode_commands(path, user, group, mode)
+    if owner_and_mode:
+        yield " && ".join(owner_and_mode)
 
 
 def _already_there(current: dict | None, content: bytes, user: str | None, group: str | None,
@@ -313,6 +312,13 @@ def service_running(service: str):
         host.noop(f"service {unit} is running and enabled")
         return
     yield from systemd.service._inner(service=unit, running=True, enabled=True)
+
+
+def service_running_or_restarted(service: str, restart: Callable[[], bool], running_name: str, restart_name: str):
+    """Either of two operations: make `service` run and start at boot when restart() is false, else enable and
+    restart it (a restart also starts a stopped unit), so that a changed unit starts once, not twice."""
+    service_running(name=running_name, service=service, _if=lambda: not restart())
+    server.shell(name=restart_name, commands=[make_service_restart_command(service)], _if=restart)
 
 
 @snapshot.reads("files", lambda arguments: [arguments["path"]])

@@ -11,7 +11,7 @@ from pyinfra.operations import server
 
 from roles.operations import managed_file, packages_installed, service_running, template_file
 
-PACKAGES = ["supervisor"]  # restore.py installs them beside the data restore too
+PACKAGES = ["supervisor"]  # restore.py installs them while the data are restored (roles/host_packages.py)
 # supervisorctl fails until supervisord's socket exists, right after install for instance
 WAIT_FOR_SUPERVISORD = "for i in $(seq 40); do supervisorctl pid >/dev/null 2>&1 && break; sleep 0.25; done"
 

@@ -14,14 +14,13 @@ from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
 from phoenix.backup_plan import parse_duration
-from phoenix.commands import make_service_restart_command
 from phoenix.remote.vault import SETTINGS_PATH
 from roles import phoenix_tools, timers
 from roles.operations import (
     managed_directory,
     packages_installed,
     secret_file,
-    service_running,
+    service_running_or_restarted,
     system_account,
     template_file,
 )
@@ -106,12 +105,11 @@ def _server_unit(vault: dict, restart) -> None:
         config_dir=CONFIG_DIRECTORY,
     )
     systemd.daemon_reload(name="Reload units for phoenix-vault", _if=unit.did_change)
-    # one of the two: a restart also starts a stopped unit
-    service_running(name="Vault running", service="phoenix-vault", _if=lambda: not (unit.did_change() or restart()))
-    server.shell(
-        name="Restart the vault",
-        commands=[make_service_restart_command("phoenix-vault")],
-        _if=lambda: unit.did_change() or restart(),
+    service_running_or_restarted(
+        "phoenix-vault",
+        lambda: unit.did_change() or restart(),
+        running_name="Vault running",
+        restart_name="Restart the vault",
     )
     server.shell(
         name="Wait until the vault answers",

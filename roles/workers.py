@@ -9,9 +9,8 @@ from collections.abc import Callable
 from pyinfra.api import deploy
 from pyinfra.operations import server, systemd
 
-from phoenix.commands import make_service_restart_command
 from roles import supervisor, timers
-from roles.operations import service_running, template_file
+from roles.operations import service_running_or_restarted, template_file
 from roles.snapshot import sectioned_command, sections
 
 UNIT_DIRECTORY = "/etc/systemd/system"
@@ -144,9 +143,7 @@ def _process_unit(app: dict, entry: dict, run_as: dict) -> None:
     systemd.daemon_reload(name=f"Reload units for {name}", _if=unit.did_change)
     # enable links it by [Install] once; a changed unit may list other targets
     server.shell(name=f"Re-enable {name}", commands=[f"systemctl reenable {name}"], _if=unit.did_change)
-    # one of the two: a restart also starts a stopped unit
-    service_running(name=f"{name} running", service=name, _if=lambda: not unit.did_change())
-    server.shell(name=f"Restart {name}", commands=[make_service_restart_command(name)], _if=unit.did_change)
+    service_running_or_restarted(name, unit.did_change, running_name=f"{name} running", restart_name=f"Restart {name}")
 
 
 def _remove_units(name: str, suffixes: list[str], why: str) -> None:
