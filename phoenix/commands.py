@@ -57,21 +57,28 @@ def barman(*arguments: str) -> str:
     return f"runuser -u barman -- barman {shlex.join(arguments)}"
 
 
-def make_first_base_backup_command(server: str, conninfo: str, tries: int = 60, wait_seconds: int = 300) -> str:
-    """Given an archived host and Barman's connection string to it, returns the line that starts its WAL
-    stream (creating the replication slot), closes WAL segments until the archive holds a complete one
+def make_first_base_backup_command(
+    server: str, conninfo: str, barman_home: str, tries: int = 60, wait_seconds: int = 300
+) -> str:
+    """Given an archived host, Barman's connection string to it and Barman's home, returns the line that starts
+    its WAL stream (creating the replication slot), closes WAL segments until the archive holds a complete one
     (Barman 3.4's switch-wal wants a superuser; its role may checkpoint and switch), then takes the first
-    base backup. Set-up only: on a user's timeline archive_timeout closes the segments."""
+    base backup, and prints `barman check` when that fails. Set-up only: on a user's timeline archive_timeout
+    closes the segments."""
     cron = "systemctl start phoenix-barman-cron.service"
     switch = (
         f"runuser -u barman -- psql -X -q {shlex.quote(conninfo)} -c CHECKPOINT -c 'SELECT pg_switch_wal()' >/dev/null"
     )
-    archived = f"ls /var/lib/barman/{shlex.quote(server)}/wals/*/0* >/dev/null 2>&1"  # a complete segment
+    # Barman's own test before a backup: a segment is listed in xlog.db once archived (while it is being
+    # compressed it already sits in wals/ as a .tmp file, and `barman backup` would still refuse)
+    archived = f"test -s {shlex.quote(f'{barman_home}/{server}/wals/xlog.db')}"
+    said = f"echo 'barman backup {server} failed; barman check {server} says:' >&2"
+    check = f"{{ {said}; {barman('check', server)} >&2; exit 1; }}"
     return (
         f"cd /tmp && {cron} && archived=no && for try in $(seq {tries}); do {switch}; sleep 2; {cron};"
         f" if {archived}; then archived=yes; break; fi; done"
         f" && {{ [ $archived = yes ] || {{ echo 'no WAL from {server} reached the archive' >&2; exit 1; }}; }}"
-        f" && {barman('backup', '--wait', '--wait-timeout', str(wait_seconds), server)}"
+        f" && {{ {barman('backup', '--wait', '--wait-timeout', str(wait_seconds), server)} || {check}; }}"
     )
 
 

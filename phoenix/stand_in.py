@@ -14,6 +14,7 @@ environment's vault which runs to restore, exactly as it does for a real rebuild
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -203,12 +204,18 @@ def run_pyinfra(command: list[str], sandbox_value: str, log_path: Path, label: s
     return code
 
 
+OPERATION_STATUSES = ("Success", "No changes", "Skipped")  # a host's line under an operation that went well
+HOST_LINE = re.compile(r"^\s+\[[^\]]+\]\s+(?P<message>.+)$")
+
+
 def _echo_progress(stream, log, label: str) -> None:
     section = ""  # the pyinfra section the line belongs to; its results table and restore reports are shown
+    failures = []  # what a host said under an operation besides its status: a command's error, pyinfra's verdict
     for line in stream:
         log.write(line)
         log.flush()
         text = line.rstrip()
+        host_line = HOST_LINE.match(text)
         if text.startswith("--> "):
             section = text
             print(f"[{label}] {text.removeprefix('--> ')}", file=sys.stderr, flush=True)
@@ -217,3 +224,17 @@ def _echo_progress(stream, log, label: str) -> None:
             print(f"  {text}", file=sys.stderr, flush=True)
         elif text and (section == "report" or section.startswith("--> Results")):
             print(f"  {text}", file=sys.stderr, flush=True)
+        elif _is_host_report(host_line, section):
+            failures.append(f"  {section.removeprefix('--> Starting operation: ').strip()}: {text.strip()}")
+            print(failures[-1], file=sys.stderr, flush=True)
+    if failures:  # again at the end, where a reader of a long output looks first
+        print(f"[{label}] what the hosts reported:", *failures, sep="\n", file=sys.stderr, flush=True)
+
+
+def _is_host_report(host_line: re.Match | None, section: str) -> bool:
+    """Whether a line is a host's words under an operation other than its status (Success, ...)."""
+    return (
+        bool(host_line)
+        and section.startswith("--> Starting operation")
+        and host_line["message"] not in OPERATION_STATUSES
+    )

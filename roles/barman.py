@@ -78,5 +78,5 @@ def apply() -> None:
         if not backups:
             server.shell(
                 name=f"First base backup of {name} (the archive starts here)",
-                commands=[make_first_base_backup_command(name, archive_plan.conninfo(archived["address"]))],
+                commands=[make_first_base_backup_command(name, archive_plan.conninfo(archived["address"]), HOME)],
             )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from types import SimpleNamespace
 
 import pytest
 
 from phoenix import archive_plan
-from phoenix.commands import barman, make_barman_keep_command, make_first_base_backup_command
+from phoenix.commands import make_barman_keep_command, make_first_base_backup_command
 from phoenix.inventory import load_environment, pyinfra_hosts
 from phoenix.secrets import Secrets, required_secret_keys
 from roles.firewall import open_ports
@@ -77,15 +78,72 @@ def test_the_archive_role_gets_replication_and_backup_rights_only():
     assert "pg_switch_wal()" in archive_plan.rights_check_command()
 
 
-def test_first_base_backup_starts_the_stream_closes_a_segment_then_backs_up():
-    assert barman("list-backups", "--minimal", "db1") == "runuser -u barman -- barman list-backups --minimal db1"
-    line = make_first_base_backup_command("db1", archive_plan.conninfo("10.0.0.3"))
+# Fakes of what the first base backup runs on the vault, in a directory of their own: each start of
+# `barman cron` moves the archiver one step (nothing yet, then a segment being compressed into wals/ as a
+# .tmp file, then the segment archived and listed in xlog.db, as Barman 3.4 does it); `barman backup`
+# refuses, as the real one does, while xlog.db is empty.
+FAKE_VAULT = {
+    "systemctl": """#!/bin/sh
+step=$(cat "$FAKE/cron-runs" 2>/dev/null || echo 0); step=$((step + 1)); echo $step > "$FAKE/cron-runs"
+wals="$FAKE/home/db1/wals/0000000100000000"; mkdir -p "$wals"
+[ $step = 2 ] && : > "$wals/000000010000000000000001.tmp"
+[ $step = 3 ] && mv "$wals/000000010000000000000001.tmp" "$wals/000000010000000000000001" \
+  && echo 000000010000000000000001 >> "$FAKE/home/db1/wals/xlog.db"
+exit 0
+""",
+    "runuser": '#!/bin/sh\nshift 3; exec "$@"\n',  # runuser -u barman -- COMMAND...
+    "psql": '#!/bin/sh\necho psql >> "$FAKE/calls"\n',
+    "sleep": "#!/bin/sh\n",
+    "barman": """#!/bin/sh
+echo "barman $*" >> "$FAKE/calls"
+case "$1" in
+  backup) [ -s "$FAKE/home/db1/wals/xlog.db" ] || { echo "WAL archive: FAILED" >&2; exit 1; }
+          [ -z "$FAIL_BACKUP" ] || exit 1 ;;
+  check) echo "Server db1: replication slot: FAILED (slot 'barman' not active)" ;;
+esac
+""",
+}
 
-    assert line.startswith("cd /tmp && systemctl start phoenix-barman-cron.service && ")
-    assert "psql -X -q 'host=10.0.0.3 port=5432 user=phoenix_archive dbname=postgres sslmode=require'" in line
-    assert "-c CHECKPOINT -c 'SELECT pg_switch_wal()'" in line
-    assert "if ls /var/lib/barman/db1/wals/*/0* >/dev/null 2>&1; then archived=yes; break; fi" in line
-    assert line.endswith("runuser -u barman -- barman backup --wait --wait-timeout 300 db1")
+
+def run_first_base_backup(tmp_path, tries: int = 5, **environment) -> subprocess.CompletedProcess:
+    fakes = tmp_path / "bin"
+    fakes.mkdir()
+    for name, script in FAKE_VAULT.items():
+        (fakes / name).write_text(script)
+        (fakes / name).chmod(0o755)
+    line = make_first_base_backup_command("db1", archive_plan.conninfo("10.0.0.3"), str(tmp_path / "home"), tries=tries)
+    return subprocess.run(
+        ["sh", "-c", line],
+        env={"PATH": f"{fakes}:/usr/bin:/bin", "FAKE": str(tmp_path), **environment},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_the_first_base_backup_waits_for_a_segment_listed_in_the_archive_not_one_being_compressed(tmp_path):
+    finished = run_first_base_backup(tmp_path)
+
+    assert finished.returncode == 0, finished.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls == ["psql", "psql", "barman backup --wait --wait-timeout 300 db1"]  # two switches, then the backup
+    assert (tmp_path / "cron-runs").read_text().strip() == "3"
+
+
+def test_a_refused_first_base_backup_says_what_barman_check_finds(tmp_path):
+    finished = run_first_base_backup(tmp_path, FAIL_BACKUP="yes")
+
+    assert finished.returncode == 1
+    assert "barman backup db1 failed; barman check db1 says:" in finished.stderr
+    assert "replication slot: FAILED (slot 'barman' not active)" in finished.stderr
+
+
+def test_a_stream_that_never_delivers_stops_the_first_base_backup_with_its_reason(tmp_path):
+    finished = run_first_base_backup(tmp_path, tries=1)  # one switch: the segment is still being compressed
+
+    assert finished.returncode == 1
+    assert finished.stderr.strip() == "no WAL from db1 reached the archive"
+    assert "barman backup" not in (tmp_path / "calls").read_text()
 
 
 def test_a_pin_keeps_the_newest_base_backup_with_its_wal():

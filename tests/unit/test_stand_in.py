@@ -130,3 +130,30 @@ def test_the_written_inventory_names_both_environments_and_the_sandbox(write_inv
     text = stand_in.write_inventory(arguments).read_text()
     assert "servers = inventory_hosts(" in text and "'target_sandbox': 'drill-shop'" in text
     assert arguments["source_sandbox"] == ""  # an ssh environment: its vault is reached by address
+
+
+FAILING_DEPLOY = """
+from pyinfra.operations import server
+server.shell(name="Step that works", commands=["true"])
+server.shell(name="First base backup of db1", commands=["echo 'WAL archive: FAILED (xlog.db is empty)' >&2; exit 3"])
+"""
+
+
+def test_a_failed_run_shows_what_the_host_said_as_it_happens_and_again_at_the_end(tmp_path, capsys):
+    deploy = tmp_path / "failing_deploy.py"
+    deploy.write_text(FAILING_DEPLOY)
+    command = [str(stand_in.REPOSITORY / ".venv" / "bin" / "pyinfra"), "-y", "@local", str(deploy)]
+
+    code = stand_in.run_pyinfra(command, "", tmp_path / "deploy.log", "deploy.py")
+
+    shown = capsys.readouterr().err
+    said = "First base backup of db1: [@local] WAL archive: FAILED (xlog.db is empty)"
+    assert code != 0
+    assert shown.count(said) == 2  # once as it happened, once at the end, where a reader of a long output looks
+    assert shown.splitlines()[-3:] == [
+        "[deploy.py] what the hosts reported:",
+        f"  {said}",
+        "  First base backup of db1: [@local] Error: executed 0 commands",
+    ]
+    assert "Step that works: [@local]" not in shown  # a success stays one line, the operation's name
+    assert "WAL archive: FAILED" in (tmp_path / "deploy.log").read_text()
