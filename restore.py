@@ -6,6 +6,8 @@
     --data restore_point=NAME   point-in-time recovery to a named restore point (pg_create_restore_point)
     --data allow_older=yes      when the vault's check found the newest complete run bad, restore the
                                 newest good one (refused otherwise, before anything changes)
+    --data allow_missing=yes    when a job has no complete run yet (lost before its first backup), restore
+                                the host's other data and leave that job's empty (refused otherwise)
     --data force_restore=yes    replace a database that holds data (refused otherwise)
     --data restore_report=PATH  also write the timings and what was restored as JSON ({host} in PATH: per host)
 
@@ -54,6 +56,9 @@ except PhoenixError as error:
     refuse(f"phoenix: restore.py stopped before changing anything on {NAME}:\n{error}")
 for fallback in [run["fallback"] for run in CHOSEN.values() if run.get("fallback")]:
     print(f"phoenix: {fallback}: restoring that one (allow_older=yes)", file=sys.stderr)
+MISSING = {job: run["missing"] for job, run in CHOSEN.items() if run.get("missing")}
+for line in MISSING.values():
+    print(f"phoenix: {line}: restoring {NAME}'s other data without it (allow_missing=yes)", file=sys.stderr)
 FORCE = bool(host.data.run_flags["force_restore"])
 RECOVERED: dict[str, dict] = {}  # host -> what the archive's recovery reached (physical_restore.run)
 clock = restore_plan.Clock()
@@ -79,8 +84,11 @@ if PHYSICAL is not None:
         force=FORCE,
         results=RECOVERED,
     )
-database_jobs = [job for job in host.data.backup_jobs if job["kind"] == "db" and PHYSICAL is None]
-file_jobs = [job for job in host.data.backup_jobs if job["kind"] == "files" and backup_plan.restorable_paths(job)]
+restored_jobs = [
+    job for job in restore_plan.restored_jobs(host.data.backup_jobs, PHYSICAL is not None) if job["name"] not in MISSING
+]
+database_jobs = [job for job in restored_jobs if job["kind"] == "db"]
+file_jobs = [job for job in restored_jobs if job["kind"] == "files"]
 if file_jobs and "app" in host.data.roles:
     app.system_user(host.data.app)  # the restored files belong to it
 owner = host.data.app["name"] if "app" in host.data.roles else None
@@ -123,4 +131,5 @@ python.call(
     report_path=host.data.run_flags["restore_report"] or "",
     clock=clock,
     recovered=RECOVERED,
+    missing=MISSING,
 )

@@ -133,8 +133,6 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3)
     options = parser.parse_args()
     print(machine_line("at the start"))
-    # what db1's nightly timers would have done: restore.py restores every job, and a fresh sandbox has no run yet
-    sh("db1", "phoenix-backup run all --trigger manual")
 
     rpos = [one_kill() for _ in range(options.kills)]
     print(f"RPO over {len(rpos)} unannounced kills: median {statistics.median(rpos):.1f}s, max {max(rpos):.1f}s")

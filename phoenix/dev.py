@@ -105,9 +105,17 @@ def describe(environment: Environment, sandbox_name: str) -> str:
 def down_command(environment: Environment, sandbox_name: str) -> str:
     """Given an environment and the sandbox it was brought up in, returns the `phoenix down` removing that sandbox.
 
-    `--sandbox` is spelled out unless the sandbox is the inventory's own: PHOENIX_SANDBOX may not be set later.
+    The environment is named by its inventory's path unless it is inventories/<name>.yml; `--sandbox` is spelled
+    out unless the sandbox is the inventory's own: PHOENIX_SANDBOX may not be set later.
     """
-    command = f"phoenix down {environment.name}"
+    own = (stand_in.REPOSITORY / inventory_path(environment.name)).resolve() == environment.path.resolve()
+    command = f"phoenix down {environment.name if own else _shown(environment.path)}"
     if sandbox_name != environment.connection.get("sandbox"):
         command += f" --sandbox {sandbox_name}"
     return command
+
+
+def _shown(path: Path) -> str:
+    """A path as the user can type it here: relative to the working directory when under it."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(Path.cwd())) if resolved.is_relative_to(Path.cwd()) else str(resolved)

@@ -5,6 +5,10 @@ job's newest complete run is chosen (complete: it has its manifest; its data are
 that manifest while restoring), verified by the vault or not yet. A run the vault's check found
 bad is never chosen silently: when the newest complete run is one, restore.py stops with one line
 giving both runs' ages, unless `--data allow_older=yes` lets it restore the newest good one.
+A job restore.py restores that has no complete run yet (a server lost before its first nightly
+files backup) stops it too, unless `--data allow_missing=yes` lets it restore the host's other
+data and say which job it left empty. Jobs it does not restore (a files job of /etc alone; the
+dumps of a PostgreSQL the archive restores) need no run.
 `--data snapshot=ID` picks one run (by run id or snapshot id; `latest` is the default),
 `--data at="2026-11-20 18:00"` the newest complete run at or before that time (UTC unless an
 offset is given). A bad id, an unreachable vault or a repository the vault cannot open stops
@@ -31,11 +35,13 @@ def choose(
     at: datetime | None = None,
     allow_older: bool = False,
     now: datetime | None = None,
+    allow_missing: bool = False,
 ) -> dict[str, dict]:
     """Given the vault's runs of a host, returns {job: run} to restore (`at`: the newest at or before it;
-    a run restored instead of a newer bad one carries the line saying so as "fallback"); raises
-    PhoenixError saying why a choice is impossible, or, without `allow_older`, that only an older run
-    than the newest complete one is good."""
+    a run restored instead of a newer bad one carries the line saying so as "fallback"; with `allow_missing`,
+    a job without a complete run is {"job": job, "missing": the line saying so}); raises PhoenixError saying
+    why a choice is impossible, or, without `allow_older`, that only an older run than the newest complete
+    one is good."""
     now = now or datetime.now(UTC)
     chosen: dict[str, dict] = {}
     if snapshot and snapshot != "latest":
@@ -49,6 +55,11 @@ def choose(
                 f"--data snapshot={snapshot}: run {match[0]['run']} failed the vault's check"
                 f" ({match[0]['failed']}); choose another run (`phoenix status`)"
             )
+        if match[0]["job"] not in jobs:
+            raise PhoenixError(
+                f"--data snapshot={snapshot}: run {match[0]['run']} is of job {match[0]['job']}, which restore.py"
+                f" does not restore on {host_name} (restored there: {', '.join(jobs) or 'nothing'})"
+            )
         chosen[match[0]["job"]] = match[0]
     for job in jobs:
         if job in chosen:
@@ -57,8 +68,14 @@ def choose(
         if at is not None:
             candidates = [run for run in candidates if datetime.fromisoformat(run["time"]) <= at]
         if not candidates:
-            where = f"at or before {at:%Y-%m-%d %H:%M %Z}" if at is not None else "in the repository"
-            raise PhoenixError(f"{host_name}/{job}: no complete backup {where}")
+            where = f"at or before {at:%Y-%m-%d %H:%M %Z}" if at is not None else "in the repository yet"
+            line = f"{host_name}/{job}: no complete backup {where}"
+            if not allow_missing:
+                raise PhoenixError(
+                    f"{line}; to restore {host_name}'s other data without it, run again with --data allow_missing=yes"
+                )
+            chosen[job] = {"job": job, "missing": line}
+            continue
         chosen[job] = _newest_good(candidates, f"{host_name}/{job}", allow_older, now)
     return chosen
 
@@ -117,17 +134,27 @@ def physical_for_host(data):
     return plan
 
 
+def restored_jobs(backup_jobs: list[dict], physical: bool = False) -> list[dict]:
+    """Given a host's backup jobs, returns those restore.py brings back: its dumps (unless `physical`: the
+    archive restores its PostgreSQL) and its files jobs with a path outside /etc (the blueprint rebuilds /etc)."""
+    return [
+        job
+        for job in backup_jobs
+        if (job["kind"] == "db" and not physical) or (job["kind"] == "files" and backup_plan.restorable_paths(job))
+    ]
+
+
 def for_host(data, physical: bool = False) -> dict[str, dict]:
-    """Given a host's pyinfra data, returns {job: run} restore.py restores there ({} without backups); with
-    `physical`, its database jobs are left out (the archive restores its PostgreSQL)."""
-    if not data.backup_jobs:
+    """Given a host's pyinfra data, returns {job: run} of the jobs restore.py restores there (restored_jobs;
+    {} when none)."""
+    jobs = [job["name"] for job in restored_jobs(data.backup_jobs, physical)]
+    if not jobs:
         return {}
     if not data.backup_target["vault"]:
         target = data.backup_target["url"]
         raise PhoenixError(f"{data.phoenix_host}: restore.py restores from a Phoenix vault, not from {target}")
     environment = environment_of(data.phoenix_inventory)
     listing = vault_runs(environment, data.phoenix_host)
-    jobs = [job["name"] for job in data.backup_jobs if not (physical and job["kind"] == "db")]
     flags = data.run_flags
     return choose(
         listing["runs"],
@@ -137,6 +164,7 @@ def for_host(data, physical: bool = False) -> dict[str, dict]:
         at=flags["at"],
         allow_older=flags["allow_older"],
         now=datetime.fromisoformat(listing["now"]),
+        allow_missing=flags["allow_missing"],
     )
 
 

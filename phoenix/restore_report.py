@@ -36,38 +36,66 @@ def recovery_line(host_name: str, recovered: dict) -> str:
     )
 
 
-def summary(host_name: str, restored: dict[str, dict], steps: dict[str, float], recovered: dict | None = None) -> str:
-    """Given a host, each job's host-side report, the step durations and what the archive's recovery reached
-    (None: no recovery from the archive), returns the text printed for it."""
+def summary(
+    host_name: str,
+    restored: dict[str, dict],
+    steps: dict[str, float],
+    recovered: dict | None = None,
+    missing: dict[str, str] | None = None,
+) -> str:
+    """Given a host, each job's host-side report, the step durations, what the archive's recovery reached
+    (None: no recovery from the archive) and the jobs left empty ({job: why}), returns the text printed for it."""
     lines = [recovery_line(host_name, recovered)] if recovered else []
     for job, report in restored.items():
         lines.append(f"  {job}: {describe(report)}")
         if report.get("previous_restore"):
             lines.append(f"  {job}: {report['previous_restore']}; this run finished it")
+    for job, why in (missing or {}).items():
+        lines.append(f"  !! {job}: NOT restored ({why.split(': ', 1)[-1]}); its data start empty")
     lines.append(f"  steps: {step_durations(steps)}")
     lines.append(f"  total: {duration(sum(steps.values()))}")
     return f"\n{host_name}: restored\n" + "\n".join(lines) + "\n"
 
 
 def write_document(
-    report_path: str, host_name: str, steps: dict, restored: dict, chosen: dict, recovered: dict | None = None
+    report_path: str,
+    host_name: str,
+    steps: dict,
+    restored: dict,
+    chosen: dict,
+    recovered: dict | None = None,
+    missing: dict | None = None,
 ) -> None:
     """Writes the host's restore as JSON to report_path ({host} in it replaced by the host's name)."""
-    document = {"host": host_name, "steps": steps, "restored": restored, "chosen": chosen, "recovered": recovered}
+    document = {
+        "host": host_name,
+        "steps": steps,
+        "restored": restored,
+        "chosen": chosen,
+        "recovered": recovered,
+        "missing": missing or {},
+    }
     Path(report_path.replace("{host}", host_name)).write_text(json.dumps(document, indent=2))
 
 
 def report(
-    state, host, host_name: str, chosen: dict, report_path: str, clock: Clock, recovered: dict | None = None
+    state,
+    host,
+    host_name: str,
+    chosen: dict,
+    report_path: str,
+    clock: Clock,
+    recovered: dict | None = None,
+    missing: dict | None = None,
 ) -> None:
-    """The report, as a pyinfra callback: prints what was restored, from the host's own reports, and the step
-    durations; also writes them to report_path when one is given."""
+    """The report, as a pyinfra callback: prints what was restored, from the host's own reports, the jobs left
+    empty and the step durations; also writes them to report_path when one is given."""
     restored = {}
     for job in chosen:
         _, output = host.run_shell_command(f"cat {RESTORE_REPORT_DIRECTORY}/{job}.json")
         restored[job] = json.loads(output.stdout)
     steps = clock.steps[host_name]
     archive = (recovered or {}).get(host_name)
-    print(summary(host_name, restored, steps, archive), file=sys.stderr, flush=True)
+    print(summary(host_name, restored, steps, archive, missing), file=sys.stderr, flush=True)
     if report_path:
-        write_document(report_path, host_name, steps, restored, chosen, archive)
+        write_document(report_path, host_name, steps, restored, chosen, archive, missing)

@@ -5,10 +5,11 @@ packages from PyPI, among them zope.* namespace packages), wiki1 runs django-wik
 locked packages, inside the user's small project: settings from app.environment, static files
 collected for nginx), each with its own PostgreSQL, both backing up to vault1. From blank
 containers: deploy; records written through Kinto's HTTP API and an article through the wiki's
-pages; a backup; both app hosts destroyed; one restore.py; the records and the article served
-again; for each app, an upgrade.py whose migration fails rolls back to the previous release, which
-serves the same data, then upgrade.py to the next release (Kinto 26.4.0 -> 26.5.0; the wiki's
-project from django-wiki 0.12.2 to 0.13.0, whose django-nyt brings two migrations).
+pages; both app hosts destroyed before any nightly backup ran (the vault's archive streamed their
+WAL); one restore.py; the records and the article served again; for each app, an upgrade.py whose
+migration fails rolls back to the previous release, which serves the same data, then upgrade.py
+to the next release (Kinto 26.4.0 -> 26.5.0; the wiki's project from django-wiki 0.12.2 to
+0.13.0, whose django-nyt brings two migrations).
 """
 
 from __future__ import annotations
@@ -98,10 +99,7 @@ def kinto_incident():
         assert admin.returncode == 0, admin.stderr
         article = f"Ship order {uuid.uuid4()} on Monday"
         write_wiki_article("Orders", article)
-        for host in ("kinto1", "wiki1"):
-            backed_up = sh(host, "phoenix-backup run all --trigger scheduled")
-            assert backed_up.returncode == 0, backed_up.stderr
-
+        # no backup run: both servers are lost before their first nightly one, the archive alone has their data
         for host in ("kinto1", "wiki1"):
             destroyed = sandbox_state.container_name(KINTO_SANDBOX, host)
             subprocess.run(["docker", "rm", "-f", destroyed], check=True, capture_output=True)

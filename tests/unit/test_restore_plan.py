@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from phoenix.errors import PhoenixError
-from phoenix.restore_plan import choose
+from phoenix.restore_plan import choose, restored_jobs
 
 
 def run(run_id: str, job: str, time: str, complete: bool = True, verified: bool = False, failed: str = "") -> dict:
@@ -113,6 +113,44 @@ def test_impossible_choices_say_why(options, message):
         choose(RUNS, JOBS, "web1", **options)
 
 
-def test_a_job_without_any_complete_run_says_so():
-    with pytest.raises(PhoenixError, match="web1/files: no complete backup in the repository"):
+def test_a_job_without_any_complete_run_stops_the_restore_and_names_the_flag_that_restores_the_rest():
+    with pytest.raises(PhoenixError) as refusal:
         choose([entry for entry in RUNS if entry["job"] != "files"], JOBS, "web1")
+
+    assert str(refusal.value) == (
+        "web1/files: no complete backup in the repository yet; to restore web1's other data without it,"
+        " run again with --data allow_missing=yes"
+    )
+
+
+def test_allow_missing_restores_the_other_jobs_and_marks_the_one_without_a_run():
+    chosen = choose([entry for entry in RUNS if entry["job"] != "files"], JOBS, "web1", allow_missing=True)
+
+    assert chosen["db-links"]["run"] == "r3"
+    assert chosen["files"] == {"job": "files", "missing": "web1/files: no complete backup in the repository yet"}
+
+
+def test_a_moment_before_a_jobs_first_run_is_a_missing_job_too():
+    at = datetime(2026, 11, 18, 2, 30, tzinfo=UTC)  # after db-links' first run, before files' first
+
+    with pytest.raises(PhoenixError, match="web1/files: no complete backup at or before 2026-11-18 02:30 UTC; "):
+        choose(RUNS, JOBS, "web1", at=at)
+    assert choose(RUNS, JOBS, "web1", at=at, allow_missing=True)["files"]["missing"] == (
+        "web1/files: no complete backup at or before 2026-11-18 02:30 UTC"
+    )
+
+
+def test_a_snapshot_of_a_job_restore_py_does_not_restore_is_refused():
+    with pytest.raises(PhoenixError, match=r"run f1 is of job files, which restore.py does not restore on db1"):
+        choose(RUNS, ["db-links"], "db1", snapshot="f1")
+
+
+ETC_ONLY = {"name": "files", "kind": "files", "paths": ["/etc"]}
+DUMP = {"name": "db-links", "kind": "db", "database": "links"}
+UPLOADS = {"name": "files", "kind": "files", "paths": ["/etc", "/srv/links/uploads"]}
+
+
+def test_only_the_jobs_restore_py_brings_back_need_a_run():
+    assert restored_jobs([DUMP, ETC_ONLY]) == [DUMP]  # /etc is rebuilt by the blueprint
+    assert restored_jobs([DUMP, ETC_ONLY], physical=True) == []  # and the archive restores PostgreSQL
+    assert restored_jobs([DUMP, UPLOADS], physical=True) == [UPLOADS]

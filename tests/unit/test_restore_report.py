@@ -42,4 +42,16 @@ def test_the_json_report_goes_to_the_path_with_the_host_named_in_it(tmp_path):
         "restored": {"files": FILES},
         "chosen": {"files": {"run": "r"}},
         "recovered": None,
+        "missing": {},
     }
+
+
+def test_a_job_left_empty_is_named_in_the_summary_and_the_json_report(tmp_path):
+    missing = {"files": "web1/files: no complete backup in the repository yet"}
+
+    lines = summary("web1", {"db-links": DATABASE}, STEPS, missing=missing).splitlines()
+    write_document(str(tmp_path / "r.json"), "web1", STEPS, {"db-links": DATABASE}, {}, missing=missing)
+
+    assert "  !! files: NOT restored (no complete backup in the repository yet); its data start empty" in lines
+    assert lines.index("  !! files: NOT restored (no complete backup in the repository yet); its data start empty") == 3
+    assert json.loads((tmp_path / "r.json").read_text())["missing"] == missing

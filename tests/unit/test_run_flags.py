@@ -72,6 +72,7 @@ def test_every_entry_point_takes_its_own_flags_and_the_connection_ones():
             "restore_point",
             "force_restore",
             "allow_older",
+            "allow_missing",
             "restore_report",
             "allow_downgrade",
             *CONNECTION_FLAGS,
@@ -94,6 +95,7 @@ def test_without_flags_every_flag_takes_its_default():
         "restore_point": None,
         "force_restore": False,
         "allow_older": False,
+        "allow_missing": False,
         "restore_report": None,
         "allow_downgrade": False,
         "ssh_user": None,
@@ -160,7 +162,7 @@ def test_empty_values_repeated_flags_and_bad_numbers_are_refused_all_at_once():
 
     assert message.splitlines() == [
         "--data pin: a flag of backup.py, not of restore.py (known: snapshot, at, restore_point, force_restore,"
-        " allow_older, restore_report, allow_downgrade, ssh_user, ssh_port, ssh_key)",
+        " allow_older, allow_missing, restore_report, allow_downgrade, ssh_user, ssh_port, ssh_key)",
         "--data snapshot=: no value; give one, or leave the flag out for its default",
         "--data force_restore: given 2 times ('yes', 'no'); give it once",
         "--data ssh_port='22a': expected a whole number",
