@@ -7,7 +7,7 @@
     --data allow_older=yes      when the vault's check found the newest complete run bad, restore the
                                 newest good one (refused otherwise, before anything changes)
     --data allow_missing=yes    when a job has no complete run yet (lost before its first backup), restore
-                                the host's other data and leave that job's empty (refused otherwise)
+                                the host's other data and leave that job's paths as they are (refused otherwise)
     --data force_restore=yes    replace a database that holds data (refused otherwise)
     --data restore_report=PATH  also write the timings and what was restored as JSON ({host} in PATH: per host)
 

@@ -7,7 +7,7 @@ bad is never chosen silently: when the newest complete run is one, restore.py st
 giving both runs' ages, unless `--data allow_older=yes` lets it restore the newest good one.
 A job restore.py restores that has no complete run yet (a server lost before its first nightly
 files backup) stops it too, unless `--data allow_missing=yes` lets it restore the host's other
-data and say which job it left empty. Jobs it does not restore (a files job of /etc alone; the
+data and say which job it left out. Jobs it does not restore (a files job of /etc alone; the
 dumps of a PostgreSQL the archive restores) need no run.
 `--data snapshot=ID` picks one run (by run id or snapshot id; `latest` is the default),
 `--data at="2026-11-20 18:00"` the newest complete run at or before that time (UTC unless an

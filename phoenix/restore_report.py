@@ -44,14 +44,14 @@ def summary(
     missing: dict[str, str] | None = None,
 ) -> str:
     """Given a host, each job's host-side report, the step durations, what the archive's recovery reached
-    (None: no recovery from the archive) and the jobs left empty ({job: why}), returns the text printed for it."""
+    (None: no recovery from the archive) and the jobs not restored ({job: why}), returns the text printed for it."""
     lines = [recovery_line(host_name, recovered)] if recovered else []
     for job, report in restored.items():
         lines.append(f"  {job}: {describe(report)}")
         if report.get("previous_restore"):
             lines.append(f"  {job}: {report['previous_restore']}; this run finished it")
     for job, why in (missing or {}).items():
-        lines.append(f"  !! {job}: NOT restored ({why.split(': ', 1)[-1]}); its data start empty")
+        lines.append(f"  !! {job}: NOT restored ({why.split(': ', 1)[-1]}); its paths are left as the host has them")
     lines.append(f"  steps: {step_durations(steps)}")
     lines.append(f"  total: {duration(sum(steps.values()))}")
     return f"\n{host_name}: restored\n" + "\n".join(lines) + "\n"

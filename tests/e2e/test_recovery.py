@@ -12,13 +12,13 @@ import json
 import subprocess
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from phoenix import runbook, sandbox
 from tests.e2e.conftest import SANDBOX_NAME, container, from_runbook, live_host, run_pyinfra
-from tests.e2e.helpers import post_json, request, sh, upload, worker_pid
+from tests.e2e.helpers import post_json, request, sh, upload, vault_runs, worker_pid
 
 RESTORE_REPORT = f"/tmp/phoenix-e2e-restore-{SANDBOX_NAME}-web1.json"
 VERIFY_TIMER, VERIFY_SERVICE = "phoenix-vault-verify.timer", "phoenix-vault-verify.service"
@@ -156,3 +156,30 @@ def test_a_moment_before_every_backup_stops_before_anything_changes(incident):
     assert "--data at=2000-01-01 00:00" in process.stderr
     assert "outside web1's point-in-time window" in process.stderr
     assert sh("web1", "stat -c %Y /etc/links/production.ini").stdout == marker
+
+
+def test_a_job_with_no_run_yet_stops_the_restore_until_allow_missing_restores_the_rest(converged):
+    """web2 as it was before its first files backup (the uploads job had no run then): restore.py refuses,
+    naming the flag; with it, web2 is rebuilt and serves, its uploads left as they are, and the report says so."""
+    files_runs = [run for run in vault_runs("web2") if run["job"] == "files" and run["complete"]]
+    first = datetime.fromisoformat(files_runs[0]["time"]) if files_runs else datetime.now(UTC)
+    moment = (first - timedelta(seconds=1)).isoformat(sep=" ", timespec="seconds")
+    command = from_runbook(runbook.PYINFRA, runbook.restore_to_moment, "web2", moment)
+    uploads = "find /var/lib/links/uploads -type f -printf '%p %s %T@\\n' | sort"
+    before = sh("web2", uploads).stdout
+
+    refused = run_pyinfra(*command)
+
+    assert refused.returncode == 2, refused.stderr[-4000:]
+    assert "restore.py stopped before changing anything on web2" in refused.stderr
+    assert "web2/files: no complete backup at or before " in refused.stderr
+    assert "run again with --data allow_missing=yes" in refused.stderr
+
+    restored = run_pyinfra(*command, "--data", "allow_missing=yes")
+
+    assert restored.returncode == 0, restored.stderr[-4000:]
+    assert "restoring web2's other data without it (allow_missing=yes)" in restored.stderr
+    assert "!! files: NOT restored (no complete backup at or before " in restored.stderr
+    status, _, body = request(live_host("web2"), "GET", "/health")
+    assert status == 200, body
+    assert sh("web2", uploads).stdout == before

@@ -52,6 +52,7 @@ def test_a_job_left_empty_is_named_in_the_summary_and_the_json_report(tmp_path):
     lines = summary("web1", {"db-links": DATABASE}, STEPS, missing=missing).splitlines()
     write_document(str(tmp_path / "r.json"), "web1", STEPS, {"db-links": DATABASE}, {}, missing=missing)
 
-    assert "  !! files: NOT restored (no complete backup in the repository yet); its data start empty" in lines
-    assert lines.index("  !! files: NOT restored (no complete backup in the repository yet); its data start empty") == 3
+    why = "no complete backup in the repository yet"
+    said = f"  !! files: NOT restored ({why}); its paths are left as the host has them"
+    assert lines.index(said) == 3  # after what was restored, before the steps
     assert json.loads((tmp_path / "r.json").read_text())["missing"] == missing
