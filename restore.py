@@ -7,7 +7,7 @@
     --data allow_older=yes      when the vault's check found the newest complete run bad, restore the
                                 newest good one (refused otherwise, before anything changes)
     --data allow_missing=yes    when a job has no complete run yet (lost before its first backup), restore
-                                the host's other data and leave that job's paths as they are (refused otherwise)
+                                the host's other data and leave that job's data as they are (refused otherwise)
     --data force_restore=yes    replace a database that holds data (refused otherwise)
     --data restore_report=PATH  also write the timings and what was restored as JSON ({host} in PATH: per host)
 
@@ -84,11 +84,11 @@ if PHYSICAL is not None:
         force=FORCE,
         results=RECOVERED,
     )
-restored_jobs = [
+jobs_to_restore = [
     job for job in restore_plan.restored_jobs(host.data.backup_jobs, PHYSICAL is not None) if job["name"] not in MISSING
 ]
-database_jobs = [job for job in restored_jobs if job["kind"] == "db"]
-file_jobs = [job for job in restored_jobs if job["kind"] == "files"]
+database_jobs = [job for job in jobs_to_restore if job["kind"] == "db"]
+file_jobs = [job for job in jobs_to_restore if job["kind"] == "files"]
 if file_jobs and "app" in host.data.roles:
     app.system_user(host.data.app)  # the restored files belong to it
 owner = host.data.app["name"] if "app" in host.data.roles else None

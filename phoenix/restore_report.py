@@ -51,7 +51,8 @@ def summary(
         if report.get("previous_restore"):
             lines.append(f"  {job}: {report['previous_restore']}; this run finished it")
     for job, why in (missing or {}).items():
-        lines.append(f"  !! {job}: NOT restored ({why.split(': ', 1)[-1]}); its paths are left as the host has them")
+        reason = why.split(": ", 1)[-1]  # the line without its "host/job: "
+        lines.append(f"  !! {job}: NOT restored ({reason}); what it backs up is left as the host has it")
     lines.append(f"  steps: {step_durations(steps)}")
     lines.append(f"  total: {duration(sum(steps.values()))}")
     return f"\n{host_name}: restored\n" + "\n".join(lines) + "\n"
@@ -88,8 +89,8 @@ def report(
     recovered: dict | None = None,
     missing: dict | None = None,
 ) -> None:
-    """The report, as a pyinfra callback: prints what was restored, from the host's own reports, the jobs left
-    empty and the step durations; also writes them to report_path when one is given."""
+    """The report, as a pyinfra callback: prints what was restored, from the host's own reports, the jobs not
+    restored and the step durations; also writes them to report_path when one is given."""
     restored = {}
     for job in chosen:
         _, output = host.run_shell_command(f"cat {RESTORE_REPORT_DIRECTORY}/{job}.json")

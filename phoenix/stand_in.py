@@ -210,7 +210,7 @@ HOST_LINE = re.compile(r"^\s+\[[^\]]+\]\s+(?P<message>.+)$")
 
 def _echo_progress(stream, log, label: str) -> None:
     section = ""  # the pyinfra section the line belongs to; its results table and restore reports are shown
-    failures = []  # what a host said under an operation besides its status: a command's error, pyinfra's verdict
+    reports = []  # what a host said under an operation besides its status: a command's error, pyinfra's verdict
     for line in stream:
         log.write(line)
         log.flush()
@@ -225,10 +225,10 @@ def _echo_progress(stream, log, label: str) -> None:
         elif text and (section == "report" or section.startswith("--> Results")):
             print(f"  {text}", file=sys.stderr, flush=True)
         elif _is_host_report(host_line, section):
-            failures.append(f"  {section.removeprefix('--> Starting operation: ').strip()}: {text.strip()}")
-            print(failures[-1], file=sys.stderr, flush=True)
-    if failures:  # again at the end, where a reader of a long output looks first
-        print(f"[{label}] what the hosts reported:", *failures, sep="\n", file=sys.stderr, flush=True)
+            reports.append(f"  {section.removeprefix('--> Starting operation: ').strip()}: {text.strip()}")
+            print(reports[-1], file=sys.stderr, flush=True)
+    if reports:  # again at the end, where a reader of a long output looks first
+        print(f"[{label}] what the hosts reported:", *reports, sep="\n", file=sys.stderr, flush=True)
 
 
 def _is_host_report(host_line: re.Match | None, section: str) -> bool:

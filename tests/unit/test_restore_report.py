@@ -53,6 +53,6 @@ def test_a_job_left_empty_is_named_in_the_summary_and_the_json_report(tmp_path):
     write_document(str(tmp_path / "r.json"), "web1", STEPS, {"db-links": DATABASE}, {}, missing=missing)
 
     why = "no complete backup in the repository yet"
-    said = f"  !! files: NOT restored ({why}); its paths are left as the host has them"
+    said = f"  !! files: NOT restored ({why}); what it backs up is left as the host has it"
     assert lines.index(said) == 3  # after what was restored, before the steps
     assert json.loads((tmp_path / "r.json").read_text())["missing"] == missing
