@@ -108,8 +108,7 @@ if restore_lines:  # each job restores its own data, all at once, in a unit of t
 app_step_packages = host_packages.app_step(host.data)
 if app_step_packages:
     packages_installed(name="Install the app's and nginx's packages", packages=app_step_packages)
-if "app" in host.data.roles:
-    app.install_release()
+server_state = app.install_release() if "app" in host.data.roles else None  # apply() below reuses it
 if "nginx" in host.data.roles:
     tls.apply()
 if restore_lines:
@@ -119,7 +118,7 @@ python.call(name="Restore: time the data restore", function=clock.lap, host_name
 if "app" in host.data.roles:
     # the restored database may be older than the release the blueprint installs: migrate it again
     files.file(name="Migrate the restored data", path=app.paths(host.data.app)["migrated_marker"], present=False)
-    app.apply()
+    app.apply(server_state)
 if "nginx" in host.data.roles:
     nginx.apply()
 python.call(name="Restore: time the app start", function=clock.lap, host_name=NAME, step="start the app")

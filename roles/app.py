@@ -370,23 +370,26 @@ def _release(app: dict, where: dict, found: dict[str, list[str]]):
 
 
 @deploy("Application: the release")
-def install_release() -> None:
+def install_release() -> tuple[str, dict[str, list[str]]]:
     """The app's packages, user, code directories and release venv, nothing configured or started: none of it
     touches the app's data (restore.py installs it while the data are restored). Nothing on a host that runs a
     release already: apply() installs one there, after the data are checked, so that a restore refused over live
-    data leaves the running app's code as it was."""
+    data leaves the running app's code as it was. Returns what it read of the server (_server_state), for apply():
+    both are planned before any operation runs, so a second read would find the same."""
     app = host.data.app
-    found = _server_state(app)[1]
-    if not "".join(found["running_release"]):
-        _release(app, paths(app), found)
+    state = _server_state(app)
+    if not "".join(state[1]["running_release"]):
+        _release(app, paths(app), state[1])
+    return state
 
 
 @deploy("Application")
-def apply() -> None:
+def apply(server_state: tuple[str, dict[str, list[str]]] | None = None) -> None:
+    """server_state: what install_release() read of the server in the same run (None: read it here)."""
     app = host.data.app
     where = paths(app)
     name = app["name"]
-    output, found = _server_state(app)
+    output, found = server_state or _server_state(app)
     installed, release = _release(app, where, found)
     for directory in app["data_dirs"]:
         managed_directory(name=f"App data {directory}", path=directory, user=name, group=name, mode="0750")
