@@ -21,12 +21,15 @@ its data are checked against the manifest while restoring, and a run that does n
 restore.py on that host before the app starts, naming the run. A run the vault found bad is never
 restored silently: falling back to an older one needs allow_older=yes and is said on one line.
 
-The order: the blueprint up to PostgreSQL and the backup tools (their packages in one apt
-transaction), then the database (pg_restore --clean --if-exists --exit-on-error, ANALYZE) and the
-app's data directories at the same time, in a transient systemd unit, each checked against the run's
-manifest, and only then the app and nginx. While the unit restores, restore.py installs the app's and
-nginx's Debian packages and, on a host running no release yet, the app's release venv; nothing is
-configured or started for the app before the data are checked. /etc is in the backups but not
+The order: apt's lists, then what the data restore needs in one apt transaction (PostgreSQL, restic,
+nftables), the firewall, PostgreSQL and the backup tools; then the database (pg_restore --clean
+--if-exists --exit-on-error, ANALYZE) and the app's data directories at the same time, in a transient
+systemd unit holding the host's backup lock, each checked against the run's manifest; and only then the
+app and nginx. While the unit restores, restore.py installs the rest: the base role (its packages and the
+app's and nginx's in one apt transaction, sshd, sudo, journald), the backup timers (one firing meanwhile
+waits for the lock, so it never saves a half-restored database) and, on a host running no release yet,
+the app's release venv and the TLS certificate; nothing is configured or started for the app before the
+data are checked. /etc is in the backups but not
 restored: the blueprint rebuilds it from code. The host restores with its own vault login, which can
 read and add but never delete.
 """
@@ -41,12 +44,13 @@ from phoenix.commands import (
     make_all_at_once_command,
     make_background_restore_command,
     make_background_restore_wait_command,
+    make_holding_backup_lock_command,
     make_restore_db_command,
     make_restore_files_command,
 )
 from phoenix.errors import PhoenixError, refuse
 from roles import app, backup, base, firewall, host_packages, nginx, postgres, tls, vault
-from roles.operations import packages_installed
+from roles.operations import apt_lists_fresh, packages_installed
 
 NAME = host.data.phoenix_host
 try:
@@ -64,14 +68,17 @@ RECOVERED: dict[str, dict] = {}  # host -> what the archive's recovery reached (
 clock = restore_plan.Clock()
 
 python.call(name="Restore: start the clock", function=clock.start, host_name=NAME)
-base.apply(other_roles_packages=host_packages.provision(host.data))
-firewall.apply()
+# first what the data restore needs (their packages in one apt transaction), then the data restore starts; the
+# rest of the blueprint installs while it runs, except what configures or starts the app: that waits for the check
+apt_lists_fresh(name="Refresh apt lists (at most daily)", cache_time=86400)
+packages_installed(name="Install what the data restore needs", packages=host_packages.provision(host.data))
+firewall.apply()  # before PostgreSQL listens
 if "postgres" in host.data.roles:
     postgres.apply()
 if "vault" in host.data.roles:
     vault.apply()  # nothing to restore there: its data are the backups
 if host.data.backup_jobs:
-    backup.apply()
+    backup.tools()
 python.call(name="Restore: time the provisioning", function=clock.lap, host_name=NAME, step="provision")
 
 if PHYSICAL is not None:
@@ -98,16 +105,18 @@ restore_lines = {
 for job in file_jobs:
     paths = backup_plan.restorable_paths(job)
     restore_lines[job["name"]] = make_restore_files_command(CHOSEN[job["name"]]["run"], paths, owner)
-if restore_lines:  # each job restores its own data, all at once, in a unit of their own while the release installs
+if restore_lines:  # each job restores its own data, all at once, in a unit of their own holding the backup lock
     runs = ", ".join(f"{job} from run {restore_plan.title(CHOSEN[job])}" for job in restore_lines)
+    restore_all = make_all_at_once_command(list(restore_lines.values()))
+    lock_wait = host.data.backup["lock_wait_seconds"]
     server.shell(
         name=f"Start restoring {runs}",
-        commands=[make_background_restore_command(make_all_at_once_command(list(restore_lines.values())))],
+        commands=[make_background_restore_command(make_holding_backup_lock_command(restore_all, lock_wait))],
     )
 # meanwhile, what does not touch the data: nothing of the app is configured or started before they are checked
-app_step_packages = host_packages.app_step(host.data)
-if app_step_packages:
-    packages_installed(name="Install the app's and nginx's packages", packages=app_step_packages)
+base.apply(other_roles_packages=host_packages.app_step(host.data))  # the app's and nginx's in base's transaction
+if host.data.backup_jobs:
+    backup.schedule()  # a timer firing now waits for the data restore's lock
 server_state = app.install_release() if "app" in host.data.roles else None  # apply() below reuses it
 if "nginx" in host.data.roles:
     tls.apply()

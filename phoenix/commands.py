@@ -12,7 +12,10 @@ import posixpath
 import shlex
 from collections.abc import Sequence
 
+from phoenix.remote.backup import LOCK_PATH
+
 BACKUP_STATUS_COMMAND = "phoenix-backup status"  # the last result of each job, as JSON
+BACKUP_LOCK = str(LOCK_PATH)  # one backup or data restore at a time
 
 
 def make_backup_run_command(trigger: str | None = None, pin: str = "") -> str:
@@ -134,6 +137,23 @@ def make_background_restore_wait_command(log: str = BACKGROUND_RESTORE_LOG) -> s
         f" systemctl stop {unit} >/dev/null 2>&1; systemctl reset-failed {unit} >/dev/null 2>&1;"
         f' [ "$result" = success ] && [ "$state" = active ] && exit 0;'
         f' echo "the data restore ({unit}) did not succeed: $result, $state" >&2; exit 1'
+    )
+
+
+def make_holding_backup_lock_command(line: str, wait_seconds: int, lock: str = BACKUP_LOCK) -> str:
+    """Given a line restoring a host's data, returns the line that runs it holding the host's backup lock (the
+    flock phoenix-backup's scheduled runs take, with the holder written in it as they write theirs): a backup
+    timer firing meanwhile waits for the restore instead of saving a half-restored database as the newest run.
+    A backup already running is waited for, at most wait_seconds."""
+    path = shlex.quote(lock)
+    holder = "restore.py's data restore, pid $$, since $(date -u +%Y-%m-%dT%H:%M:%S+00:00)"
+    held_by = f"$(cat {path})"
+    return (
+        f"mkdir -p {shlex.quote(posixpath.dirname(lock))} && exec 9>>{path} && {{ flock -n 9"
+        f' || {{ echo "waiting for the backup lock, held by {held_by} (at most {wait_seconds}s)" >&2;'
+        f" flock -w {wait_seconds} 9; }}"
+        f' || {{ echo "a backup still holds {lock} after {wait_seconds}s ({held_by}): nothing was restored" >&2;'
+        f' exit 1; }}; }} && echo "{holder}" > {path} && {line}'
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -15,6 +16,7 @@ from phoenix.commands import (
     make_background_restore_command,
     make_background_restore_wait_command,
     make_backup_run_command,
+    make_holding_backup_lock_command,
     make_marker_write_command,
     make_postgres_settings_apply_command,
     make_restore_db_command,
@@ -22,6 +24,8 @@ from phoenix.commands import (
     make_service_restart_command,
     make_vault_pin_arguments,
 )
+from phoenix.remote.backup import HostLock
+from phoenix.remote.common import JobError
 
 
 def test_backup_run_lines_name_the_trigger_and_quote_the_pin():
@@ -125,6 +129,49 @@ def test_a_failed_background_restore_fails_its_wait_with_what_it_printed(tmp_pat
     assert waited.returncode == 1
     assert "DOES NOT match its manifest" in waited.stderr
     assert f"the data restore ({BACKGROUND_RESTORE_UNIT}) did not succeed: exit-code, failed" in waited.stderr
+
+
+def test_a_data_restore_holds_the_backup_lock_so_a_scheduled_backup_waits_for_it(tmp_path):
+    lock, started, release = tmp_path / "lock" / "phoenix-backup.lock", tmp_path / "started", tmp_path / "release"
+    line = f"touch {started}; while [ ! -e {release} ]; do sleep 0.1; done"
+    restore = subprocess.Popen(["sh", "-c", make_holding_backup_lock_command(line, 5, str(lock))])
+    try:
+        for _ in range(100):
+            if started.exists() or restore.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert started.exists()
+        backup = HostLock(lock, "db-links (scheduled)")
+        with pytest.raises(JobError, match=r"holds .* after 0s \(restore\.py's data restore, pid [0-9]+, since 20"):
+            backup.acquire(0)  # what a backup timer firing during the restore meets
+        backup.release()
+    finally:
+        release.touch()
+        assert restore.wait(timeout=10) == 0
+    backup = HostLock(lock, "db-links (scheduled)")
+    backup.acquire(0)  # the restore's end releases it
+    backup.release()
+
+
+def test_a_data_restore_waits_for_a_running_backup_and_gives_up_naming_it(tmp_path):
+    lock, restored = tmp_path / "phoenix-backup.lock", tmp_path / "restored"
+    backup = HostLock(lock, "db-links (scheduled)")
+    backup.acquire(0)
+    try:
+        refused = subprocess.run(["sh", "-c", make_holding_backup_lock_command(f"touch {restored}", 1, str(lock))],
+                                 capture_output=True, text=True, timeout=30)  # fmt: skip
+    finally:
+        backup.release()
+    assert refused.returncode == 1 and not restored.exists()
+    assert "waiting for the backup lock, held by db-links (scheduled), pid" in refused.stderr
+    assert f"a backup still holds {lock} after 1s (db-links (scheduled), pid" in refused.stderr
+
+    backup.acquire(0)
+    waiting = subprocess.Popen(["sh", "-c", make_holding_backup_lock_command(f"touch {restored}", 30, str(lock))])
+    time.sleep(0.5)
+    assert not restored.exists()  # still waiting for the backup
+    backup.release()
+    assert waiting.wait(timeout=30) == 0 and restored.exists()
 
 
 @pytest.mark.parametrize(
