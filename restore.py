@@ -41,9 +41,12 @@ from pyinfra.operations import files, python, server
 
 from phoenix import backup_plan, physical_restore, restore_plan, restore_report
 from phoenix.commands import (
+    BACKGROUND_PACKAGES_LOG,
+    BACKGROUND_PACKAGES_UNIT,
     make_all_at_once_command,
-    make_background_restore_command,
-    make_background_restore_wait_command,
+    make_apt_install_command,
+    make_background_step_command,
+    make_background_step_wait_command,
     make_holding_backup_lock_command,
     make_restore_db_command,
     make_restore_files_command,
@@ -111,17 +114,28 @@ if restore_lines:  # each job restores its own data, all at once, in a unit of t
     lock_wait = host.data.backup["lock_wait_seconds"]
     server.shell(
         name=f"Start restoring {runs}",
-        commands=[make_background_restore_command(make_holding_backup_lock_command(restore_all, lock_wait))],
+        commands=[make_background_step_command(make_holding_backup_lock_command(restore_all, lock_wait))],
     )
 # meanwhile, what does not touch the data: nothing of the app is configured or started before they are checked
-base.apply(other_roles_packages=host_packages.app_step(host.data))  # the app's and nginx's in base's transaction
+later_packages = host_packages.after_restore_start(host.data)
+server.shell(
+    name=f"Start installing {' '.join(later_packages)}",
+    commands=[
+        make_background_step_command(
+            make_apt_install_command(later_packages), BACKGROUND_PACKAGES_LOG, BACKGROUND_PACKAGES_UNIT
+        )
+    ],
+)
 if host.data.backup_jobs:
     backup.schedule()  # a timer firing now waits for the data restore's lock
-server_state = app.install_release() if "app" in host.data.roles else None  # apply() below reuses it
 if "nginx" in host.data.roles:
     tls.apply()
+installed = make_background_step_wait_command(BACKGROUND_PACKAGES_LOG, BACKGROUND_PACKAGES_UNIT, "the package install")
+server.shell(name="Wait for those packages", commands=[installed])
+base.apply(other_roles_packages=host_packages.app_step(host.data))  # finds its packages installed
+server_state = app.install_release() if "app" in host.data.roles else None  # apply() below reuses it
 if restore_lines:
-    server.shell(name="Wait for the data restore, and check it", commands=[make_background_restore_wait_command()])
+    server.shell(name="Wait for the data restore, and check it", commands=[make_background_step_wait_command()])
 python.call(name="Restore: time the data restore", function=clock.lap, host_name=NAME, step="restore data")
 
 if "app" in host.data.roles:
