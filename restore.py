@@ -25,11 +25,11 @@ The order: apt's lists, then what the data restore needs in one apt transaction 
 nftables), the firewall, PostgreSQL and the backup tools; then the database (pg_restore --clean
 --if-exists --exit-on-error, ANALYZE) and the app's data directories at the same time, in a transient
 systemd unit holding the host's backup lock, each checked against the run's manifest; and only then the
-app and nginx. While the unit restores, restore.py installs the rest: base's, the app's and nginx's packages
-in one apt transaction in a second unit, while it writes the backup timers (one firing meanwhile waits
-for the lock, so it never saves a half-restored database) and the TLS certificate; then base's settings
-(sshd, sudo, journald) and, on a host running no release yet, the app's release venv; nothing is configured or started for the app before the
-data are checked. /etc is in the backups but not
+app and nginx. While the unit restores, restore.py installs the rest: base's, the app's and nginx's
+packages in one apt transaction in a second unit, while it writes the backup timers (one firing meanwhile
+waits for the lock, so it never saves a half-restored database) and the TLS certificate; then base's
+settings (sshd, sudo, journald) and, on a host running no release yet, the app's release venv. Nothing
+is configured or started for the app before the data are checked. /etc is in the backups but not
 restored: the blueprint rebuilds it from code. The host restores with its own vault login, which can
 read and add but never delete.
 """

@@ -49,6 +49,18 @@ def make_marker_write_command(marker: str, value: str, mode: str | None = "0644"
     return line + (f" && chmod {mode} {shlex.quote(marker)}" if mode else "")
 
 
+def make_private_file_write_command(path: str, text: str) -> str:
+    """Given a path and its text, returns the line that writes the text there (mode 0600, its directory made)
+    whole or not at all: into a temporary file first, renamed over the path, so that a reader (or the next run
+    after a kill) never finds half of it."""
+    target = shlex.quote(path)
+    temporary = shlex.quote(f"{path}.tmp")
+    return (
+        f"mkdir -p {shlex.quote(posixpath.dirname(path))} && umask 077"
+        f" && printf '%s' {shlex.quote(text)} > {temporary} && mv -f {temporary} {target}"
+    )
+
+
 def make_vault_pin_arguments(run: str, reason: str, by: str, client: str | None = None) -> list[str]:
     """Given a run (id or snapshot id), why, who asks and the client it belongs to (None: the vault finds it),
     returns the `phoenix-vault` arguments that pin the run."""

@@ -31,6 +31,7 @@ from phoenix.commands import (
     BACKUP_STATUS_COMMAND,
     make_backup_run_command,
     make_marker_write_command,
+    make_private_file_write_command,
     make_restore_db_command,
     make_restore_files_command,
     make_restore_point_command,
@@ -73,7 +74,7 @@ class Shell:
         return output.stdout
 
     def write(self, path: str, text: str) -> None:
-        self.run(f"mkdir -p {STATE_DIRECTORY} && umask 077 && printf '%s' {shlex.quote(text)} > {path}")
+        self.run(make_private_file_write_command(path, text))
 
 
 def health_document(answer: str) -> dict:

@@ -21,6 +21,7 @@ from phoenix.commands import (
     make_holding_backup_lock_command,
     make_marker_write_command,
     make_postgres_settings_apply_command,
+    make_private_file_write_command,
     make_restore_db_command,
     make_restore_files_command,
     make_service_restart_command,
@@ -67,6 +68,17 @@ def test_marker_write_keeps_the_value_whole_and_sets_the_mode_unless_told_not_to
     assert make_marker_write_command("/srv/links/.migrated", "sha v2 'quoted'", mode=None) == (
         "printf '%s\\n' 'sha v2 '\"'\"'quoted'\"'\"'' > /srv/links/.migrated"
     )
+
+
+def test_a_private_file_is_written_whole_through_a_temporary_file_and_is_owner_only(tmp_path):
+    path = tmp_path / "state" / "in-progress.json"
+    text = '{"to": "2.0.0", "note": "it\'s $(rm -rf /)"}'
+
+    subprocess.run(["sh", "-c", make_private_file_write_command(str(path), text)], check=True, timeout=10)
+
+    assert path.read_text() == text and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [entry.name for entry in path.parent.iterdir()] == ["in-progress.json"]
+    assert f"> {path}.tmp && mv -f {path}.tmp {path}" in make_private_file_write_command(str(path), text)
 
 
 def test_vault_pin_arguments_name_the_client_only_when_known():
