@@ -21,17 +21,15 @@ its data are checked against the manifest while restoring, and a run that does n
 restore.py on that host before the app starts, naming the run. A run the vault found bad is never
 restored silently: falling back to an older one needs allow_older=yes and is said on one line.
 
-The order: apt's lists, then what the data restore needs in one apt transaction (PostgreSQL, restic,
-nftables), the firewall, PostgreSQL and the backup tools; then the database (pg_restore --clean
---if-exists --exit-on-error, ANALYZE) and the app's data directories at the same time, in a transient
-systemd unit holding the host's backup lock, each checked against the run's manifest; and only then the
-app and nginx. While the unit restores, restore.py installs the rest: base's, the app's and nginx's
-packages in one apt transaction in a second unit, while it writes the backup timers (one firing meanwhile
-waits for the lock, so it never saves a half-restored database) and the TLS certificate; then base's
-settings (sshd, sudo, journald) and, on a host running no release yet, the app's release venv. Nothing
-is configured or started for the app before the data are checked. /etc is in the backups but not
-restored: the blueprint rebuilds it from code. The host restores with its own vault login, which can
-read and add but never delete.
+The order: the blueprint up to PostgreSQL and the backup tools (their packages in one apt
+transaction), then the database (pg_restore --clean --if-exists --exit-on-error, ANALYZE) and the
+app's data directories at the same time, in a transient systemd unit holding the host's backup lock (a
+backup timer firing meanwhile waits, so it never saves a half-restored database as the newest run), each
+checked against the run's manifest, and only then the app and nginx. While the unit restores,
+restore.py installs the app's and nginx's Debian packages and, on a host running no release yet, the
+app's release venv; nothing is configured or started for the app before the data are checked. /etc is
+in the backups but not restored: the blueprint rebuilds it from code. The host restores with its own
+vault login, which can read and add but never delete.
 """
 
 import sys
@@ -41,19 +39,16 @@ from pyinfra.operations import files, python, server
 
 from phoenix import backup_plan, physical_restore, restore_plan, restore_report
 from phoenix.commands import (
-    BACKGROUND_PACKAGES_LOG,
-    BACKGROUND_PACKAGES_UNIT,
     make_all_at_once_command,
-    make_apt_install_command,
-    make_background_step_command,
-    make_background_step_wait_command,
+    make_background_restore_command,
+    make_background_restore_wait_command,
     make_holding_backup_lock_command,
     make_restore_db_command,
     make_restore_files_command,
 )
 from phoenix.errors import PhoenixError, refuse
 from roles import app, backup, base, firewall, host_packages, nginx, postgres, tls, vault
-from roles.operations import apt_lists_fresh, packages_installed
+from roles.operations import packages_installed
 
 NAME = host.data.phoenix_host
 try:
@@ -71,17 +66,14 @@ RECOVERED: dict[str, dict] = {}  # host -> what the archive's recovery reached (
 clock = restore_plan.Clock()
 
 python.call(name="Restore: start the clock", function=clock.start, host_name=NAME)
-# first what the data restore needs (their packages in one apt transaction), then the data restore starts; the
-# rest of the blueprint installs while it runs, except what configures or starts the app: that waits for the check
-apt_lists_fresh(name="Refresh apt lists (at most daily)", cache_time=86400)
-packages_installed(name="Install what the data restore needs", packages=host_packages.provision(host.data))
-firewall.apply()  # before PostgreSQL listens
+base.apply(other_roles_packages=host_packages.provision(host.data))
+firewall.apply()
 if "postgres" in host.data.roles:
     postgres.apply()
 if "vault" in host.data.roles:
     vault.apply()  # nothing to restore there: its data are the backups
 if host.data.backup_jobs:
-    backup.tools()
+    backup.apply()
 python.call(name="Restore: time the provisioning", function=clock.lap, host_name=NAME, step="provision")
 
 if PHYSICAL is not None:
@@ -108,34 +100,23 @@ restore_lines = {
 for job in file_jobs:
     paths = backup_plan.restorable_paths(job)
     restore_lines[job["name"]] = make_restore_files_command(CHOSEN[job["name"]]["run"], paths, owner)
-if restore_lines:  # each job restores its own data, all at once, in a unit of their own holding the backup lock
+if restore_lines:  # each job restores its own data, all at once, in a unit of their own while the release installs
     runs = ", ".join(f"{job} from run {restore_plan.title(CHOSEN[job])}" for job in restore_lines)
     restore_all = make_all_at_once_command(list(restore_lines.values()))
-    lock_wait = host.data.backup["lock_wait_seconds"]
+    lock_wait = host.data.backup["lock_wait_seconds"]  # the unit holds the backup lock: a timer firing waits for it
     server.shell(
         name=f"Start restoring {runs}",
-        commands=[make_background_step_command(make_holding_backup_lock_command(restore_all, lock_wait))],
+        commands=[make_background_restore_command(make_holding_backup_lock_command(restore_all, lock_wait))],
     )
 # meanwhile, what does not touch the data: nothing of the app is configured or started before they are checked
-later_packages = host_packages.after_restore_start(host.data)
-server.shell(
-    name=f"Start installing {' '.join(later_packages)}",
-    commands=[
-        make_background_step_command(
-            make_apt_install_command(later_packages), BACKGROUND_PACKAGES_LOG, BACKGROUND_PACKAGES_UNIT
-        )
-    ],
-)
-if host.data.backup_jobs:
-    backup.schedule()  # a timer firing now waits for the data restore's lock
+app_step_packages = host_packages.app_step(host.data)
+if app_step_packages:
+    packages_installed(name="Install the app's and nginx's packages", packages=app_step_packages)
+server_state = app.install_release() if "app" in host.data.roles else None  # apply() below reuses it
 if "nginx" in host.data.roles:
     tls.apply()
-installed = make_background_step_wait_command(BACKGROUND_PACKAGES_LOG, BACKGROUND_PACKAGES_UNIT, "the package install")
-server.shell(name="Wait for those packages", commands=[installed])
-base.apply(other_roles_packages=host_packages.app_step(host.data))  # finds its packages installed
-server_state = app.install_release() if "app" in host.data.roles else None  # apply() below reuses it
 if restore_lines:
-    server.shell(name="Wait for the data restore, and check it", commands=[make_background_step_wait_command()])
+    server.shell(name="Wait for the data restore, and check it", commands=[make_background_restore_wait_command()])
 python.call(name="Restore: time the data restore", function=clock.lap, host_name=NAME, step="restore data")
 
 if "app" in host.data.roles:

@@ -10,8 +10,7 @@ container is removed, a fresh one started, and restore.py rebuilds it from the v
 separately on the same machine:
   - provision: a bare `apt-get update && apt-get install` of the packages restore.py
     installed (the restored web1's manually installed packages not in the base image), on
-    another fresh container, in one transaction (restore.py installs them in two: what the data
-    restore needs first, the rest while the data restore runs, counted in its step);
+    another fresh container;
   - restore data: a bare `restic restore` of the same database snapshot, and a bare
     `pg_restore` of the same dump into an empty database (restore.py streams one into the
     other, so its step can beat their sum, never the larger of the two);
@@ -170,10 +169,6 @@ def main() -> None:
     print(f"{'total RTO':28} {total:8.1f}s {floors:8.1f}s  = {total / floors:.2f} x the sum of the floors")
     floored = steps["provision"] + steps["restore data"] + steps["start the app"]
     print(f"{'the three floored steps':28} {floored:8.1f}s {floors:8.1f}s  = {floored / floors:.2f} x their floors")
-    print(
-        "provision installs only what the data restore needs; the other packages install while the data restore"
-        " runs, so compare the totals, not provision or restore data alone"
-    )
 
 
 if __name__ == "__main__":

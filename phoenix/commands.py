@@ -122,17 +122,14 @@ def make_barman_keep_command(server: str, backup: str = "latest") -> str:
 
 BACKGROUND_RESTORE_UNIT = "phoenix-restore-data"  # restore.py's data restore, while the app's release installs
 BACKGROUND_RESTORE_LOG = "/var/lib/phoenix/restore/background.log"
-BACKGROUND_PACKAGES_UNIT = "phoenix-restore-packages"  # restore.py's second apt transaction, beside the data restore
-BACKGROUND_PACKAGES_LOG = "/var/lib/phoenix/restore/packages.log"
 
 
-def make_background_step_command(
-    line: str, log: str = BACKGROUND_RESTORE_LOG, unit: str = BACKGROUND_RESTORE_UNIT
-) -> str:
-    """Given a line of restore.py's (the data restore by default), returns the line that starts it in a transient
-    systemd unit and returns at once. The unit stays, with its result, after the line ends
-    (make_background_step_wait_command reads it); one left by a killed restore.py is stopped first (a restore
-    stopped by SIGTERM says where). What it prints goes to `log` (root only)."""
+def make_background_restore_command(line: str, log: str = BACKGROUND_RESTORE_LOG) -> str:
+    """Given the line restoring a host's data, returns the line that starts it in a transient systemd unit and
+    returns at once. The unit stays, with its result, after the line ends (make_background_restore_wait_command
+    reads it); one left by a killed restore.py is stopped first (a restore stopped by SIGTERM says where). What
+    it prints goes to `log` (root only)."""
+    unit = BACKGROUND_RESTORE_UNIT
     return (
         f"systemctl stop {unit} >/dev/null 2>&1; systemctl reset-failed {unit} >/dev/null 2>&1;"
         f" mkdir -p {shlex.quote(posixpath.dirname(log))} && install -m 0600 /dev/null {shlex.quote(log)}"
@@ -141,27 +138,17 @@ def make_background_step_command(
     )
 
 
-def make_background_step_wait_command(
-    log: str = BACKGROUND_RESTORE_LOG, unit: str = BACKGROUND_RESTORE_UNIT, what: str = "the data restore"
-) -> str:
-    """Returns the line that waits until a background step (the data restore by default) has ended, prints what
-    it printed, removes its unit, and fails unless it succeeded."""
+def make_background_restore_wait_command(log: str = BACKGROUND_RESTORE_LOG) -> str:
+    """Returns the line that waits until the background data restore has ended, prints what it printed, removes
+    its unit, and fails unless it succeeded."""
+    unit = BACKGROUND_RESTORE_UNIT
     show = "systemctl show --value -p"
     return (
-        f"while case $({show} SubState {unit}) in running|start*) true;; *) false;; esac; do sleep 0.2; done;"
+        f"while case $({show} SubState {unit}) in running|start*) true;; *) false;; esac; do sleep 0.5; done;"
         f" cat {shlex.quote(log)} >&2; result=$({show} Result {unit}); state=$({show} ActiveState {unit});"
         f" systemctl stop {unit} >/dev/null 2>&1; systemctl reset-failed {unit} >/dev/null 2>&1;"
         f' [ "$result" = success ] && [ "$state" = active ] && exit 0;'
-        f' echo "{what} ({unit}) did not succeed: $result, $state" >&2; exit 1'
-    )
-
-
-def make_apt_install_command(packages: Sequence[str]) -> str:
-    """Given Debian packages, returns the line installing them without recommends, keeping changed config files,
-    as pyinfra's apt.packages(no_recommends=True) does; it waits up to 5 minutes for another apt to finish."""
-    return (
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300"
-        f" -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {shlex.join(packages)}"
+        f' echo "the data restore ({unit}) did not succeed: $result, $state" >&2; exit 1'
     )
 
 

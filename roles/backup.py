@@ -70,23 +70,6 @@ def unit_name(job: dict) -> str:
 
 @deploy("Backups")
 def apply() -> None:
-    _tools()
-    _schedule()
-
-
-@deploy("Backups: restic, the server tools, the settings")
-def tools() -> None:
-    """What restoring the host's data needs (restore.py, before its data restore starts)."""
-    _tools()
-
-
-@deploy("Backups: the schedule")
-def schedule() -> None:
-    """The jobs' timers (restore.py installs them while the data restore, which holds the backup lock, runs)."""
-    _schedule()
-
-
-def _tools() -> None:
     packages_installed(name="Install restic", packages=PACKAGES)
     phoenix_tools.apply()
     managed_directory(name="Backup config directory", path=CONFIG_DIRECTORY, mode="0755")
@@ -99,9 +82,6 @@ def _tools() -> None:
             mode="0644",
         )
     secret_file(name="Backup settings and passwords", path=CONFIG_PATH, content=config_text(host.data), mode="0600")
-
-
-def _schedule() -> None:
     if host.data.stand_in:
         return  # a drill's or dev copy's host restores; it never backs up into the real host's repository
     wanted = set()

@@ -4,7 +4,7 @@ Each apt transaction reads dpkg's database and runs the triggers (man-db, ldconf
 still install their own packages, and find them installed.
 """
 
-from roles import app, backup, barman, base, firewall, nginx, postgres, vault
+from roles import app, backup, barman, firewall, nginx, postgres, vault
 
 
 def provision(data) -> list[str]:
@@ -16,14 +16,6 @@ def provision(data) -> list[str]:
         *(vault.PACKAGES if "vault" in roles else []),
         *(backup.PACKAGES if data.backup_jobs else []),
     ]
-
-
-def after_restore_start(data) -> list[str]:
-    """Given a host's data, the packages restore.py installs while the data restore runs: base's, the app's and
-    nginx's, those the first transaction (provision) installed aside."""
-    first = set(provision(data))
-    wanted = [*base.packages(data), *app_step(data)]
-    return [package for package in dict.fromkeys(wanted) if package not in first]
 
 
 def app_step(data) -> list[str]:

@@ -10,13 +10,11 @@ import time
 import pytest
 
 from phoenix.commands import (
-    BACKGROUND_PACKAGES_UNIT,
     BACKGROUND_RESTORE_UNIT,
     BACKUP_STATUS_COMMAND,
     make_all_at_once_command,
-    make_apt_install_command,
-    make_background_step_command,
-    make_background_step_wait_command,
+    make_background_restore_command,
+    make_background_restore_wait_command,
     make_backup_run_command,
     make_holding_backup_lock_command,
     make_marker_write_command,
@@ -122,10 +120,10 @@ def test_the_background_restore_returns_at_once_and_its_wait_ends_after_it_with_
     env, log, done = _fake_systemd(tmp_path), tmp_path / "restore" / "background.log", tmp_path / "done"
     line = f"echo '[db-links] restoring'; sleep 1; echo '[db-links] restored' >&2; touch {done}"
 
-    subprocess.run(["bash", "-c", make_background_step_command(line, str(log))], env=env, check=True, timeout=10)
+    subprocess.run(["bash", "-c", make_background_restore_command(line, str(log))], env=env, check=True, timeout=10)
     assert not done.exists()  # started, not waited for
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
-    waited = subprocess.run(["bash", "-c", make_background_step_wait_command(str(log))], env=env,
+    waited = subprocess.run(["bash", "-c", make_background_restore_wait_command(str(log))], env=env,
                             capture_output=True, text=True, timeout=30)  # fmt: skip
 
     assert waited.returncode == 0 and done.exists()
@@ -136,8 +134,8 @@ def test_a_failed_background_restore_fails_its_wait_with_what_it_printed(tmp_pat
     env, log = _fake_systemd(tmp_path), tmp_path / "background.log"
     line = "echo 'run r1 of db-links DOES NOT match its manifest' >&2; exit 1"
 
-    subprocess.run(["bash", "-c", make_background_step_command(line, str(log))], env=env, check=True, timeout=10)
-    waited = subprocess.run(["bash", "-c", make_background_step_wait_command(str(log))], env=env,
+    subprocess.run(["bash", "-c", make_background_restore_command(line, str(log))], env=env, check=True, timeout=10)
+    waited = subprocess.run(["bash", "-c", make_background_restore_wait_command(str(log))], env=env,
                             capture_output=True, text=True, timeout=30)  # fmt: skip
 
     assert waited.returncode == 1
@@ -186,31 +184,6 @@ def test_a_data_restore_waits_for_a_running_backup_and_gives_up_naming_it(tmp_pa
     assert not restored.exists()  # still waiting for the backup
     backup.release()
     assert waiting.wait(timeout=30) == 0 and restored.exists()
-
-
-def test_the_background_package_install_runs_apt_as_pyinfra_would_and_a_failure_fails_its_wait(tmp_path):
-    env, log, calls = _fake_systemd(tmp_path), tmp_path / "packages.log", tmp_path / "apt-calls"
-    _with_stub(
-        tmp_path,
-        "apt-get",
-        f'echo "$DEBIAN_FRONTEND $@" > {calls}; echo "E: Unable to locate package $9" >&2; exit 100',
-    )
-    line = make_apt_install_command(["nginx", "python3-venv"])
-
-    subprocess.run(["bash", "-c", make_background_step_command(line, str(log), BACKGROUND_PACKAGES_UNIT)], env=env,
-                   check=True, timeout=10)  # fmt: skip
-    waited = subprocess.run(
-        ["bash", "-c", make_background_step_wait_command(str(log), BACKGROUND_PACKAGES_UNIT, "the package install")],
-        env=env, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
-
-    assert calls.read_text().split() == [
-        "noninteractive", "install", "-y", "-q", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300",
-        "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", "nginx", "python3-venv",
-    ]  # fmt: skip
-    assert waited.returncode == 1
-    assert "E: Unable to locate package" in waited.stderr
-    assert f"the package install ({BACKGROUND_PACKAGES_UNIT}) did not succeed: exit-code, failed" in waited.stderr
 
 
 @pytest.mark.parametrize(
