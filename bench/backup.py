@@ -45,16 +45,26 @@ def on(host: str, command: str) -> str:
 
 
 def run_pyinfra(*arguments: str) -> float:
-    """Runs pyinfra on this bench's sandbox; returns its seconds, exits on failure."""
+    """Runs pyinfra on this bench's sandbox; returns its seconds, exits on failure. Its output goes to
+    /tmp/phoenix-bench-<sandbox>-<script>.log, each line stamped with the seconds since pyinfra started."""
+    script = Path(arguments[-1]).stem
+    log_path = Path(f"/tmp/phoenix-bench-{SANDBOX}-{script}.log")
     started = time.monotonic()
-    result = subprocess.run(
-        [str(REPOSITORY / ".venv" / "bin" / "pyinfra"), "-y", *arguments],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX),
-    )
-    if result.returncode != 0:
-        sys.exit(f"pyinfra {' '.join(arguments)} failed:\n{result.stderr[-3000:]}")
+    with (
+        subprocess.Popen(
+            [str(REPOSITORY / ".venv" / "bin" / "pyinfra"), "-y", *arguments],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX, PYTHONUNBUFFERED="1"),  # lines stamped as they come
+        ) as process,
+        log_path.open("w") as log,
+    ):
+        for line in process.stdout:
+            log.write(f"{time.monotonic() - started:7.2f} {line}")
+    if process.returncode != 0:
+        tail = log_path.read_text()[-3000:]
+        sys.exit(f"pyinfra {' '.join(arguments)} failed (whole output: {log_path}):\n{tail}")
     return time.monotonic() - started
 
 

@@ -17,7 +17,8 @@ separately on the same machine:
   - start the app: a bare venv and `pip install --no-index` of the same release archive, and a bare
     start of the app's process until it answers its health check through nginx (its migrations,
     config files and unit files are not floored: on a restored host they change nothing).
-Prints each step, its floor, and the total against the sum of the floors.
+Prints each step, its floor, and the total against the sum of the floors. pyinfra's output, each line stamped
+with the seconds since it started, stays in /tmp/phoenix-bench-rto-bench-deploy.log and -restore.log.
 """
 
 from __future__ import annotations
