@@ -152,20 +152,24 @@ def make_background_restore_wait_command(log: str = BACKGROUND_RESTORE_LOG) -> s
     )
 
 
-def make_holding_backup_lock_command(line: str, wait_seconds: int, lock: str = BACKUP_LOCK) -> str:
+def make_holding_backup_lock_command(
+    line: str, wait_seconds: int, lock: str = BACKUP_LOCK, what: str = "restore.py's data restore"
+) -> str:
     """Given a line restoring a host's data, returns the line that runs it holding the host's backup lock (the
     flock phoenix-backup's scheduled runs take, with the holder written in it as they write theirs): a backup
     timer firing meanwhile waits for the restore instead of saving a half-restored database as the newest run.
-    A backup already running is waited for, at most wait_seconds."""
+    A backup already running is waited for, at most wait_seconds. `what` names the holder in the lock file.
+    Without the lock, no part of the line runs (it may be several commands)."""
     path = shlex.quote(lock)
-    holder = "restore.py's data restore, pid $$, since $(date -u +%Y-%m-%dT%H:%M:%S+00:00)"
+    holder = f"{what}, pid $$, since $(date -u +%Y-%m-%dT%H:%M:%S+00:00)"
     held_by = f"$(cat {path})"
     return (
-        f"mkdir -p {shlex.quote(posixpath.dirname(lock))} && exec 9>>{path} && {{ flock -n 9"
+        f"{{ mkdir -p {shlex.quote(posixpath.dirname(lock))} && exec 9>>{path} && {{ flock -n 9"
         f' || {{ echo "waiting for the backup lock, held by {held_by} (at most {wait_seconds}s)" >&2;'
         f" flock -w {wait_seconds} 9; }}"
         f' || {{ echo "a backup still holds {lock} after {wait_seconds}s ({held_by}): nothing was restored" >&2;'
-        f' exit 1; }}; }} && echo "{holder}" > {path} && {line}'
+        f' exit 1; }}; }} && echo "{holder}" > {path}; }}'
+        f' || {{ echo "could not take the backup lock {lock}: nothing was restored" >&2; exit 1; }}; {line}'
     )
 
 

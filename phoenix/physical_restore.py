@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from phoenix import archive_plan, backup_plan
-from phoenix.commands import barman
+from phoenix.commands import barman, make_holding_backup_lock_command
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 
@@ -265,9 +265,19 @@ def list_backups(environment: Environment, server: str, remote) -> list[dict]:
         raise PhoenixError(f"{vault}: barman list-backups {server} answered no JSON: {result.stdout[:200]}") from error
 
 
-def stream(environment: Environment, server: str, plan: Plan, version: int, databases: list[str], force: bool, remote):
-    """Runs the recovery on the vault piped into the new host; returns the host's output; raises PhoenixError
-    naming the side that failed."""
+def stream(
+    environment: Environment,
+    server: str,
+    plan: Plan,
+    version: int,
+    databases: list[str],
+    force: bool,
+    remote,
+    lock_wait: int,
+):
+    """Runs the recovery on the vault piped into the new host, which swaps it in holding its backup lock (a dump
+    job firing meanwhile waits; one running is waited for, at most lock_wait seconds); returns the host's
+    output; raises PhoenixError naming the side that failed."""
     vault = backup_plan.vault_host(environment.hosts)
     ssh = environment.connection["type"] == "ssh"
 
@@ -281,8 +291,10 @@ def stream(environment: Environment, server: str, plan: Plan, version: int, data
         source = subprocess.Popen(
             argv(vault, recover_stream_command(plan)), stdout=subprocess.PIPE, stderr=vault_errors
         )
+        swap_in = swap_in_command(version, databases, force, plan.target_time is not None)
+        holding_lock = make_holding_backup_lock_command(swap_in, lock_wait, what="restore.py's archive restore")
         sink = subprocess.run(
-            argv(server, swap_in_command(version, databases, force, plan.target_time is not None), stdin=True),
+            argv(server, holding_lock, stdin=True),
             stdin=source.stdout,
             capture_output=True,
             text=True,
@@ -377,7 +389,8 @@ def run(host_name: str, plan: Plan, data, force: bool, results: dict) -> None:
 
     environment = environment_of(data.phoenix_inventory)
     databases = backup_plan.databases_served(host_name, environment.hosts)
-    output = stream(environment, host_name, plan, data.postgres["version"], databases, force, remote_command)
+    version, lock_wait = data.postgres["version"], data.backup["lock_wait_seconds"]
+    output = stream(environment, host_name, plan, version, databases, force, remote_command, lock_wait)
     following = follow(environment, host_name, data.secrets, remote_command)
     target = plan.target()
     if TO_THE_END in output:

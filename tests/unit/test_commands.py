@@ -186,6 +186,17 @@ def test_a_data_restore_waits_for_a_running_backup_and_gives_up_naming_it(tmp_pa
     assert waiting.wait(timeout=30) == 0 and restored.exists()
 
 
+def test_no_part_of_a_restore_runs_without_the_backup_lock(tmp_path):
+    (tmp_path / "not-a-directory").write_text("")
+    lock, first, second = tmp_path / "not-a-directory" / "phoenix-backup.lock", tmp_path / "first", tmp_path / "second"
+    line = f"touch {first}; touch {second}"  # several commands: none of them may run
+    refused = subprocess.run(["sh", "-c", make_holding_backup_lock_command(line, 1, str(lock))],
+                             capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert refused.returncode == 1
+    assert not first.exists() and not second.exists()
+    assert f"could not take the backup lock {lock}: nothing was restored" in refused.stderr
+
+
 @pytest.mark.parametrize(
     ("cannot_apply", "action"),
     [("0", "reload"), ("1", "restart"), ("", "restart")],  # "": PostgreSQL did not answer
