@@ -68,11 +68,13 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the sandboxes running")
     arguments = parser.parse_args()
     os.chdir(REPOSITORY)
+    start_line = machine_line("at the start")
     results = {}
     with tempfile.TemporaryDirectory(prefix="phoenix-scale-") as directory:
         os.environ["PHOENIX_STATE_DIR"] = str(Path(directory) / "state")  # its throwaway secrets go with it
         for count in arguments.hosts:
             results[count] = bench_count(count, Path(directory), arguments.keep)
+    print(start_line)
     print(machine_line("at the end"))
     print("hosts   cold wall  cold CPU/host   no-op wall  no-op CPU/host")
     for count, row in results.items():

@@ -436,7 +436,7 @@ class PackageStatuses(FactBase):
 
     @staticmethod
     def default() -> dict:
-        return {}  # dpkg knows none of them: pyinfra gives a fact with no output this
+        return {}  # dpkg knows none of them: a fact with no output gets this, not None
 
     def process(self, output: list[str]) -> dict:
         return parse_package_statuses(output)
