@@ -16,6 +16,7 @@ from phoenix.remote.backup import LOCK_PATH
 
 BACKUP_STATUS_COMMAND = "phoenix-backup status"  # the last result of each job, as JSON
 BACKUP_LOCK = str(LOCK_PATH)  # one backup or data restore at a time
+REFUSED_STATUS = 3  # a restore line's exit status when it refused before changing anything
 
 
 def make_backup_run_command(trigger: str | None = None, pin: str = "") -> str:
@@ -159,7 +160,7 @@ def make_holding_backup_lock_command(
     flock phoenix-backup's scheduled runs take, with the holder written in it as they write theirs): a backup
     timer firing meanwhile waits for the restore instead of saving a half-restored database as the newest run.
     A backup already running is waited for, at most wait_seconds. `what` names the holder in the lock file.
-    Without the lock, no part of the line runs (it may be several commands)."""
+    Without the lock, no part of the line runs (it may be several commands) and it exits REFUSED_STATUS."""
     path = shlex.quote(lock)
     holder = f"{what}, pid $$, since $(date -u +%Y-%m-%dT%H:%M:%S+00:00)"
     held_by = f"$(cat {path})"
@@ -168,8 +169,9 @@ def make_holding_backup_lock_command(
         f' || {{ echo "waiting for the backup lock, held by {held_by} (at most {wait_seconds}s)" >&2;'
         f" flock -w {wait_seconds} 9; }}"
         f' || {{ echo "a backup still holds {lock} after {wait_seconds}s ({held_by}): nothing was restored" >&2;'
-        f' exit 1; }}; }} && echo "{holder}" > {path}; }}'
-        f' || {{ echo "could not take the backup lock {lock}: nothing was restored" >&2; exit 1; }}; {line}'
+        f' exit {REFUSED_STATUS}; }}; }} && echo "{holder}" > {path}; }}'
+        f' || {{ echo "could not take the backup lock {lock}: nothing was restored" >&2; exit {REFUSED_STATUS}; }};'
+        f" {line}"
     )
 
 

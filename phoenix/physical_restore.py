@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from phoenix import archive_plan, backup_plan
-from phoenix.commands import barman, make_holding_backup_lock_command
+from phoenix.commands import REFUSED_STATUS, barman, make_holding_backup_lock_command
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 
@@ -199,7 +199,8 @@ def swap_in_command(version: int, databases: list[str], force: bool, target_time
             checks += (
                 f"n=$({psql} -d {shlex.quote(database)} -c {shlex.quote(tables)} 2>/dev/null || echo 0);"
                 f' [ "${{n:-0}}" = 0 ] || {{ echo "database {database} holds data ($n tables): not restoring the'
-                ' archive over it; to replace it, run again with --data force_restore=yes" >&2; exit 3; };'
+                ' archive over it; to replace it, run again with --data force_restore=yes" >&2;'
+                f" exit {REFUSED_STATUS}; }};"
             )
     incoming = f"{data}.restoring"
     recovered = f'[ "$({psql} -c "SELECT pg_is_in_recovery()" 2>/dev/null)" = f ]'
@@ -303,7 +304,7 @@ def stream(
         source.wait()
         vault_errors.seek(0)
         messages = vault_errors.read().decode(errors="replace").strip()
-    if sink.returncode == 3:  # the host refused (a database holds data); that cut the vault's stream too
+    if sink.returncode == REFUSED_STATUS:  # the host refused (data, or a backup's lock): that cut the vault's stream
         raise PhoenixError(sink.stderr.strip()[-800:])
     if source.returncode != 0:
         raise PhoenixError(

@@ -12,6 +12,7 @@ import pytest
 from phoenix.commands import (
     BACKGROUND_RESTORE_UNIT,
     BACKUP_STATUS_COMMAND,
+    REFUSED_STATUS,
     make_all_at_once_command,
     make_background_restore_command,
     make_background_restore_wait_command,
@@ -174,7 +175,7 @@ def test_a_data_restore_waits_for_a_running_backup_and_gives_up_naming_it(tmp_pa
                                  capture_output=True, text=True, timeout=30)  # fmt: skip
     finally:
         backup.release()
-    assert refused.returncode == 1 and not restored.exists()
+    assert refused.returncode == REFUSED_STATUS and not restored.exists()
     assert "waiting for the backup lock, held by db-links (scheduled), pid" in refused.stderr
     assert f"a backup still holds {lock} after 1s (db-links (scheduled), pid" in refused.stderr
 
@@ -192,7 +193,7 @@ def test_no_part_of_a_restore_runs_without_the_backup_lock(tmp_path):
     line = f"touch {first}; touch {second}"  # several commands: none of them may run
     refused = subprocess.run(["sh", "-c", make_holding_backup_lock_command(line, 1, str(lock))],
                              capture_output=True, text=True, timeout=30)  # fmt: skip
-    assert refused.returncode == 1
+    assert refused.returncode == REFUSED_STATUS
     assert not first.exists() and not second.exists()
     assert f"could not take the backup lock {lock}: nothing was restored" in refused.stderr
 
