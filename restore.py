@@ -21,15 +21,15 @@ its data are checked against the manifest while restoring, and a run that does n
 restore.py on that host before the app starts, naming the run. A run the vault found bad is never
 restored silently: falling back to an older one needs allow_older=yes and is said on one line.
 
-The order: the blueprint up to PostgreSQL and the backup tools (their packages in one apt
-transaction), then the database (pg_restore --clean --if-exists --exit-on-error, ANALYZE) and the
+The order: the packages (one apt transaction), admins and sshd, the firewall, PostgreSQL and the backup
+tools, then the database (pg_restore --clean --if-exists --exit-on-error, ANALYZE) and the
 app's data directories at the same time, in a transient systemd unit holding the host's backup lock (a
 backup timer firing meanwhile waits, so it never saves a half-restored database as the newest run), each
-checked against the run's manifest, and only then the app and nginx. While the unit restores,
-restore.py installs the app's and nginx's Debian packages and, on a host running no release yet, the
-app's release venv; nothing is configured or started for the app before the data are checked. /etc is
-in the backups but not restored: the blueprint rebuilds it from code. The host restores with its own
-vault login, which can read and add but never delete.
+checked against the run's manifest, and only then the app and nginx. While the unit restores, restore.py
+sets the rest of the base system and the backup timers, and installs the app's and nginx's Debian packages
+and, on a host running no release yet, the app's release venv; nothing is configured or started for the
+app before the data are checked. /etc is in the backups but not restored: the blueprint rebuilds it from
+code. The host restores with its own vault login, which can read and add but never delete.
 """
 
 import sys
@@ -66,14 +66,14 @@ RECOVERED: dict[str, dict] = {}  # host -> what the archive's recovery reached (
 clock = restore_plan.Clock()
 
 python.call(name="Restore: start the clock", function=clock.start, host_name=NAME)
-base.apply(other_roles_packages=host_packages.provision(host.data))
+base.before_data(other_roles_packages=host_packages.provision(host.data))
 firewall.apply()
 if "postgres" in host.data.roles:
     postgres.apply()
 if "vault" in host.data.roles:
     vault.apply()  # nothing to restore there: its data are the backups
 if host.data.backup_jobs:
-    backup.apply()
+    backup.tools_and_settings()
 python.call(name="Restore: time the provisioning", function=clock.lap, host_name=NAME, step="provision")
 
 if PHYSICAL is not None:
@@ -109,6 +109,9 @@ if restore_lines:  # each job restores its own data, all at once, in a unit of t
         commands=[make_background_restore_command(make_holding_backup_lock_command(restore_all, lock_wait))],
     )
 # meanwhile, what does not touch the data: nothing of the app is configured or started before they are checked
+base.settings()
+if host.data.backup_jobs:
+    backup.schedules()  # a timer firing while the unit restores waits for its lock
 app_step_packages = host_packages.app_step(host.data)
 if app_step_packages:
     packages_installed(name="Install the app's and nginx's packages", packages=app_step_packages)
@@ -122,6 +125,9 @@ python.call(name="Restore: time the data restore", function=clock.lap, host_name
 if "app" in host.data.roles:
     # the restored database may be older than the release the blueprint installs: migrate it again
     files.file(name="Migrate the restored data", path=app.paths(host.data.app)["migrated_marker"], present=False)
+    restored_paths = [path for job in file_jobs for path in backup_plan.restorable_paths(job)]
+    if app.code_restored_over(host.data.app, restored_paths):  # check the release again, over what came back
+        server_state = server_state._replace(release=None)
     app.apply(server_state)
 if "nginx" in host.data.roles:
     nginx.apply()

@@ -8,6 +8,7 @@ import re
 import shlex
 from io import StringIO
 from pathlib import Path
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import jinja2
@@ -337,11 +338,19 @@ def system_user(app: dict) -> None:
     system_account(name=f"App user {app['name']}", user=app["name"], home=home, shell="/usr/sbin/nologin")
 
 
-def _server_state(app: dict) -> tuple[str, dict[str, list[str]]]:
-    """What planning needs to know of the server, in one command (each fact is a round trip): its output, and
-    its SERVER_STATE sections."""
+class ServerState(NamedTuple):
+    """What planning read of the server in one command (each fact is a round trip): its output, its
+    SERVER_STATE sections, and, once install_release() has installed the release in this run, its venv install's
+    operation and the release archive's SHA-256 (apply() then does not check it all a second time)."""
+
+    output: str
+    found: dict[str, list[str]]
+    release: tuple[Any, str] | None = None
+
+
+def _server_state(app: dict) -> ServerState:
     output = host.get_fact(Command, command=f"{server_state_command(app)}; {workers.installed_names_command(app)}")
-    return output, sections(output, SERVER_STATE)
+    return ServerState(output, sections(output, SERVER_STATE))
 
 
 def _release(app: dict, where: dict, found: dict[str, list[str]]):
@@ -370,27 +379,38 @@ def _release(app: dict, where: dict, found: dict[str, list[str]]):
 
 
 @deploy("Application: the release")
-def install_release() -> tuple[str, dict[str, list[str]]]:
+def install_release() -> ServerState:
     """The app's packages, user, code directories and release venv, nothing configured or started: none of it
     touches the app's data (restore.py installs it while the data are restored). Nothing on a host that runs a
     release already: apply() installs one there, after the data are checked, so that a restore refused over live
-    data leaves the running app's code as it was. Returns what it read of the server (_server_state), for apply():
-    both are planned before any operation runs, so a second read would find the same."""
+    data leaves the running app's code as it was. Returns what it read of the server, and did, for apply(): both
+    are planned before any operation runs, so a second read would find the same."""
     app = host.data.app
     state = _server_state(app)
-    if not "".join(state[1]["running_release"]):
-        _release(app, paths(app), state[1])
-    return state
+    if "".join(state.found["running_release"]):
+        return state
+    return state._replace(release=_release(app, paths(app), state.found))
+
+
+def code_restored_over(app: dict, restored_paths: list[str]) -> bool:
+    """Whether a restore of these paths writes into the app's home (its venv, releases and markers)."""
+    home = paths(app)["home"]
+    return any(
+        path == home or home.startswith(f"{path.rstrip('/')}/") or path.startswith(f"{home}/")
+        for path in restored_paths
+    )
 
 
 @deploy("Application")
-def apply(server_state: tuple[str, dict[str, list[str]]] | None = None) -> None:
-    """server_state: what install_release() read of the server in the same run (None: read it here)."""
+def apply(server_state: ServerState | None = None) -> None:
+    """server_state: what install_release() read of the server, and installed, in the same run (None: read and
+    install here)."""
     app = host.data.app
     where = paths(app)
     name = app["name"]
-    output, found = server_state or _server_state(app)
-    installed, release = _release(app, where, found)
+    state = server_state or _server_state(app)
+    output, found = state.output, state.found
+    installed, release = state.release or _release(app, where, found)
     for directory in app["data_dirs"]:
         managed_directory(name=f"App data {directory}", path=directory, user=name, group=name, mode="0750")
     if app["static_command"]:  # nginx (www-data) reads what the command collects

@@ -70,6 +70,24 @@ def unit_name(job: dict) -> str:
 
 @deploy("Backups")
 def apply() -> None:
+    _tools_and_settings()
+    _schedules()
+
+
+@deploy("Backups")
+def tools_and_settings() -> None:
+    """restic, phoenix-backup and the host's backup settings: what a restore needs (restore.py runs schedules()
+    while the data restore)."""
+    _tools_and_settings()
+
+
+@deploy("Backups")
+def schedules() -> None:
+    """Each job's service and timer, and the removal of those of jobs the inventory no longer has."""
+    _schedules()
+
+
+def _tools_and_settings() -> None:
     packages_installed(name="Install restic", packages=PACKAGES)
     phoenix_tools.apply()
     managed_directory(name="Backup config directory", path=CONFIG_DIRECTORY, mode="0755")
@@ -82,6 +100,9 @@ def apply() -> None:
             mode="0644",
         )
     secret_file(name="Backup settings and passwords", path=CONFIG_PATH, content=config_text(host.data), mode="0600")
+
+
+def _schedules() -> None:
     if host.data.stand_in:
         return  # a drill's or dev copy's host restores; it never backs up into the real host's repository
     wanted = set()

@@ -28,20 +28,45 @@ def packages(data) -> list[str]:
 @deploy("Base system")
 def apply(other_roles_packages: list[str] | None = None) -> None:
     """other_roles_packages (roles/host_packages.py) are installed in the base packages' apt transaction."""
+    _packages(other_roles_packages or [])
+    _access()
+    _settings()
+
+
+@deploy("Base system")
+def before_data(other_roles_packages: list[str]) -> None:
+    """restore.py's part before the data come back: the packages, and who may log in and how (no root or password
+    login on a host about to hold them); settings() follows while they restore."""
+    _packages(other_roles_packages)
+    _access()
+
+
+@deploy("Base system")
+def settings() -> None:
+    """Host name, time zone, locale, automatic updates, journald: nothing the data restore needs."""
+    _settings()
+
+
+def _packages(other_roles_packages: list[str]) -> None:
     apt_lists_fresh(name="Refresh apt lists (at most daily)", cache_time=86400)
     own = packages(host.data)
-    others = [package for package in other_roles_packages or [] if package not in own]
+    others = [package for package in other_roles_packages if package not in own]
     packages_installed(
         name="Install base packages" + (f" and the roles' {' '.join(others)}" if others else ""),
         packages=[*own, *others],
     )
 
+
+def _access() -> None:
+    _admins(host.data.admins)
+    _sshd(host.data.ssh["port"])
+
+
+def _settings() -> None:
     host_name(name="Set host name", hostname=host.data.hostname)
     _time_zone(host.data.timezone)
     if host.data.locale != "C.UTF-8":
         _locale(host.data.locale)
-    _admins(host.data.admins)
-    _sshd(host.data.ssh["port"])
     if host.data.unattended_upgrades:
         template_file(
             name="Enable unattended security upgrades",
