@@ -17,7 +17,7 @@ vacuum the freshly restored table within a minute or so, beside the floors):
   - start the app: a bare venv and `pip install --no-index` of the same release archive, and a bare
     start of the app's process until it answers its health check through nginx (its migrations,
     config files and unit files are not floored: on a restored host they change nothing).
-Prints each step, its floor, and the total against the sum of the floors. The floors move by up to a fifth from
+Prints each step, its floor, and the total against the sum of the floors. The floors move by a fifth or more from
 one run to the next on the same machine: --runs N repeats the incident and its floors N times on the same backup and
 prints the median ratio as well. pyinfra's output, each line stamped
 with the seconds since it started, stays in /tmp/phoenix-bench-rto-bench-deploy.log and -restore.log.
