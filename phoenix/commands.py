@@ -129,13 +129,17 @@ def make_background_restore_command(line: str, log: str = BACKGROUND_RESTORE_LOG
     """Given the line restoring a host's data, returns the line that starts it in a transient systemd unit and
     returns at once. The unit stays, with its result, after the line ends (make_background_restore_wait_command
     reads it); one left by a killed restore.py is stopped first (a restore stopped by SIGTERM says where). What
-    it prints goes to `log` (root only)."""
+    it prints goes to `log` (root only). The line itself goes into a root-only script beside the log: systemd 252
+    warns about the `\\;` of a command line given to systemd-run at every daemon-reload while the unit exists."""
     unit = BACKGROUND_RESTORE_UNIT
+    script = posixpath.join(posixpath.dirname(log), "background.sh")
+    text = f"exec >> {shlex.quote(log)} 2>&1\n{line}\n"
     return (
         f"systemctl stop {unit} >/dev/null 2>&1; systemctl reset-failed {unit} >/dev/null 2>&1;"
         f" mkdir -p {shlex.quote(posixpath.dirname(log))} && install -m 0600 /dev/null {shlex.quote(log)}"
+        f" && (umask 077 && printf '%s' {shlex.quote(text)} > {shlex.quote(script)})"
         f" && systemd-run --quiet --unit={unit} --property=RemainAfterExit=yes --setenv=HOME=/root"
-        f" /bin/sh -c {shlex.quote(f'exec >> {shlex.quote(log)} 2>&1; {line}')}"
+        f" /bin/sh {shlex.quote(script)}"
     )
 
 

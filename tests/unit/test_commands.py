@@ -99,8 +99,9 @@ def _with_stub(tmp_path, name: str, script: str) -> dict[str, str]:
 
 # systemd as far as the background restore uses it: systemd-run starts the line and keeps its exit status, systemctl
 # shows the unit running until then, then exited (RemainAfterExit) or failed
-FAKE_SYSTEMD_RUN = """while [ "$1" != /bin/sh ]; do shift; done
-( /bin/sh -c "$3"; echo $? > {state}/status ) > /dev/null 2>&1 &
+FAKE_SYSTEMD_RUN = """printf '%s\\n' "$@" > {state}/arguments
+while [ "$1" != /bin/sh ]; do shift; done
+( /bin/sh "$2"; echo $? > {state}/status ) > /dev/null 2>&1 &
 """
 FAKE_SYSTEMCTL = """[ "$1" = show ] || exit 0
 status=$(cat {state}/status 2>/dev/null)
@@ -129,6 +130,20 @@ def test_the_background_restore_returns_at_once_and_its_wait_ends_after_it_with_
 
     assert waited.returncode == 0 and done.exists()
     assert "[db-links] restoring\n[db-links] restored" in waited.stderr
+
+
+def test_the_background_restore_gives_systemd_run_a_root_only_script_not_the_line(tmp_path):
+    env, log = _fake_systemd(tmp_path), tmp_path / "restore" / "background.log"
+    line = "echo one; echo two"
+
+    subprocess.run(["bash", "-c", make_background_restore_command(line, str(log))], env=env, check=True, timeout=10)
+
+    arguments = (tmp_path / "arguments").read_text().splitlines()
+    assert not [argument for argument in arguments if ";" in argument]  # systemd 252 warns of `\;` at each reload
+    script = log.parent / "background.sh"
+    assert arguments[-2:] == ["/bin/sh", str(script)]
+    assert stat.S_IMODE(script.stat().st_mode) == 0o600
+    assert line in script.read_text()
 
 
 def test_a_failed_background_restore_fails_its_wait_with_what_it_printed(tmp_path):
