@@ -245,6 +245,24 @@ def reset_stream_command(server: str) -> str:
     )
 
 
+STREAM_WAIT_SECONDS = 60  # how long restore.py waits for the vault's WAL stream to reach the restored server
+
+
+def stream_started_command(wait_seconds: int = STREAM_WAIT_SECONDS) -> str:
+    """Returns the shell line (root, on the restored server) that waits until the vault's WAL stream streams from
+    it: pg_receivewal writes the new timeline's history file before it streams, so a recovery started after this
+    one finds the restored server's timeline. Exits 1, saying so, after wait_seconds."""
+    query = (
+        "SELECT 1 FROM pg_stat_replication"
+        " WHERE application_name = 'barman_receive_wal' AND state = 'streaming' LIMIT 1"
+    )
+    return (
+        f"for try in $(seq {wait_seconds}); do"
+        f' [ "$(runuser -u postgres -- psql -X -tA -c {shlex.quote(query)} 2>/dev/null)" = 1 ] && exit 0; sleep 1;'
+        f" done; echo 'its stream had not started {wait_seconds}s after the reset' >&2; exit 1"
+    )
+
+
 def recovered_to(output: str) -> str:
     """Given the swap-in's output (PostgreSQL's log lines), returns the time of the newest transaction restored
     ('' when PostgreSQL named none)."""
@@ -357,8 +375,9 @@ class Following:
 def follow(environment: Environment, server: str, secrets, remote) -> Following:
     """Points the vault's Barman at restored host `server` as it is now: its files rewritten from the hosts'
     addresses (a replacement server may have a new one; deploy.py would write the same), then its WAL stream
-    reset to the restored server. Raises PhoenixError when a file cannot be written; a stream that cannot be
-    reset is returned, not raised: the data are back, and the restore report names it."""
+    reset to the restored server, and waited for until it streams. Raises PhoenixError when a file cannot be written;
+    a stream that cannot be reset, or does not start, is returned, not raised: the data are back, and the restore
+    report names it."""
     vault = backup_plan.vault_host(environment.hosts)
     changed = False
     for path, content, owner, mode in barman_files(environment, secrets):
@@ -378,6 +397,13 @@ def follow(environment: Environment, server: str, secrets, remote) -> Following:
         text=True,
         timeout=300,
     )
+    if reset.returncode == 0:  # restore.py ends once the restored server is archived again
+        reset = subprocess.run(
+            [*remote(environment, server), "bash", "-c", stream_started_command()],
+            capture_output=True,
+            text=True,
+            timeout=STREAM_WAIT_SECONDS + 60,
+        )
     error = "" if reset.returncode == 0 else (reset.stderr.strip().splitlines() or ["no message"])[-1]
     return Following(changed, error)
 

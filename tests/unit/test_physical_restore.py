@@ -230,14 +230,18 @@ def test_a_barman_file_is_replaced_only_when_its_content_differs(tmp_path):
     assert target.read_text() == "conninfo = host=10.0.0.9\n" and oct(target.stat().st_mode & 0o777) == "0o600"
 
 
-def fake_vault(tmp_path, reset_works: bool):
-    """A `remote` whose vault is this machine, with a fake `runuser` standing in for Barman and systemctl."""
+def fake_vault(tmp_path, reset_works: bool, streams: bool = True):
+    """A `remote` whose vault and restored server are this machine, with a fake `runuser` standing in for Barman,
+    systemctl and the server's psql (whose pg_stat_replication shows the stream, or never does)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     answer = (
         "exit 0" if reset_works else 'echo "ERROR: WAL location 0/5000000 is not valid for this server" >&2; exit 1'
     )
-    (bin_dir / "runuser").write_text(f'#!/bin/sh\ncase "$*" in *--reset*) {answer};; esac\nexit 0\n')
+    streaming = "echo 1; exit 0" if streams else "exit 0"
+    (bin_dir / "runuser").write_text(
+        f'#!/bin/sh\ncase "$*" in *--reset*) {answer};; *pg_stat_replication*) {streaming};; esac\nexit 0\n'
+    )
     (bin_dir / "systemctl").write_text("#!/bin/sh\nexit 0\n")
     (bin_dir / "sleep").write_text("#!/bin/sh\nexit 0\n")
     for program in bin_dir.iterdir():
@@ -273,6 +277,22 @@ def test_a_wal_stream_the_vault_cannot_reset_is_named_in_the_restore_report(
             " not valid for this server): it is not archived until `runuser -u barman -- barman receive-wal --reset"
             " db1` succeeds on the vault; `phoenix status` shows the archive's lag"
         )
+
+
+def test_restore_waits_for_the_vaults_stream_and_names_one_that_never_starts(write_inventory, tmp_path, monkeypatch):
+    from phoenix.inventory import load_environment
+    from phoenix.secrets import Secrets
+
+    environment = load_environment(write_inventory())
+    monkeypatch.setattr(physical_restore, "barman_files", lambda environment, secrets: [])
+
+    following = physical_restore.follow(
+        environment, "db1", Secrets({}, "test"), fake_vault(tmp_path, reset_works=True, streams=False)
+    )
+
+    assert (
+        following.stream_error == f"its stream had not started {physical_restore.STREAM_WAIT_SECONDS}s after the reset"
+    )
 
 
 def test_a_target_time_after_the_newest_transaction_is_recovered_to_the_end_of_the_wal_once():
