@@ -382,7 +382,7 @@ def follow(environment: Environment, server: str, secrets, remote) -> Following:
     changed = False
     for path, content, owner, mode in barman_files(environment, secrets):
         result = subprocess.run(
-            [*remote(environment, vault, with_stdin=True), "bash", "-c", replace_file_command(path, owner, mode)],
+            remote_shell(environment, remote, vault, replace_file_command(path, owner, mode), with_stdin=True),
             input=content,
             capture_output=True,
             text=True,
@@ -391,21 +391,29 @@ def follow(environment: Environment, server: str, secrets, remote) -> Following:
         if result.returncode != 0:
             raise PhoenixError(f"{vault}: could not update {path} for {server}'s new address: {result.stderr[-400:]}")
         changed = changed or "changed" in result.stdout
-    reset = subprocess.run(
-        [*remote(environment, vault), "bash", "-c", reset_stream_command(server)],
+    outcome = subprocess.run(
+        remote_shell(environment, remote, vault, reset_stream_command(server)),
         capture_output=True,
         text=True,
         timeout=300,
     )
-    if reset.returncode == 0:  # restore.py ends once the restored server is archived again
-        reset = subprocess.run(
-            [*remote(environment, server), "bash", "-c", stream_started_command()],
+    if outcome.returncode == 0:  # restore.py ends once the restored server is archived again
+        outcome = subprocess.run(
+            remote_shell(environment, remote, server, stream_started_command()),
             capture_output=True,
             text=True,
             timeout=STREAM_WAIT_SECONDS + 60,
         )
-    error = "" if reset.returncode == 0 else (reset.stderr.strip().splitlines() or ["no message"])[-1]
+    error = "" if outcome.returncode == 0 else (outcome.stderr.strip().splitlines() or ["no message"])[-1]
     return Following(changed, error)
+
+
+def remote_shell(environment: Environment, remote, name: str, line: str, with_stdin: bool = False) -> list[str]:
+    """Returns the argv that runs shell line `line` as root on host `name`: over SSH the remote shell is handed one
+    string, so the line is quoted for it."""
+    prefix = remote(environment, name, with_stdin=with_stdin)
+    ssh = environment.connection["type"] == "ssh"
+    return [*prefix, *(["bash -c " + shlex.quote(line)] if ssh else ["bash", "-c", line])]
 
 
 def run(host_name: str, plan: Plan, data, force: bool, results: dict) -> None:

@@ -247,8 +247,8 @@ def fake_vault(tmp_path, reset_works: bool, streams: bool = True):
     for program in bin_dir.iterdir():
         program.chmod(0o755)
 
-    def remote(environment, name, with_stdin=False):
-        return ["env", f"PATH={bin_dir}:/usr/bin:/bin"]
+    def remote(environment, name, with_stdin=False):  # as over SSH: a shell there gets the command as one string
+        return ["env", f"PATH={bin_dir}:/usr/bin:/bin", "sh", "-c"]
 
     return remote
 
