@@ -13,7 +13,7 @@ import json
 import subprocess
 
 from phoenix import archive_plan, backup_plan
-from phoenix.commands import barman
+from phoenix.commands import barman, make_remote_shell_argv
 from phoenix.inventory import Environment
 from phoenix.units import duration
 
@@ -105,11 +105,12 @@ def report(environment: Environment, remote, timeout: int = 120) -> list[dict]:
     """Asks the environment's vault about every archived host; returns parse()'s entry for each (a vault that
     does not answer within `timeout` seconds gives an entry whose barman check gave no answer)."""
     vault = backup_plan.vault_host(environment.hosts)
+    ssh = environment.connection["type"] == "ssh"
     entries = []
     for server in archive_plan.archived_hosts(environment.hosts):
         try:
             output = subprocess.run(
-                [*remote(environment, vault), "bash", "-c", probe_command(server)],
+                make_remote_shell_argv(remote(environment, vault), probe_command(server), ssh),
                 capture_output=True,
                 text=True,
                 timeout=timeout,

@@ -43,6 +43,13 @@ def make_restore_files_command(run: str, paths: Sequence[str], owner: str | None
     return line + (f" --owner {shlex.quote(owner)}" if owner else "")
 
 
+def make_remote_shell_argv(prefix: Sequence[str], line: str, ssh: bool) -> list[str]:
+    """Given the argv prefix that reaches a host (vault_client.remote_command), a shell line and whether that prefix
+    is SSH, returns the argv running the line there: SSH hands the remote shell one string, so the line is quoted
+    for it; docker exec takes the arguments as they are."""
+    return [*prefix, *(["bash -c " + shlex.quote(line)] if ssh else ["bash", "-c", line])]
+
+
 def make_marker_write_command(marker: str, value: str, mode: str | None = "0644") -> str:
     """Given a marker file, the value it must hold and its mode (None: leave the mode as it is), returns the
     line that writes the value and a newline to it."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from phoenix import archive_plan, backup_plan
-from phoenix.commands import REFUSED_STATUS, barman, make_holding_backup_lock_command
+from phoenix.commands import REFUSED_STATUS, barman, make_holding_backup_lock_command, make_remote_shell_argv
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 
@@ -263,6 +263,12 @@ def stream_started_command(wait_seconds: int = STREAM_WAIT_SECONDS) -> str:
     )
 
 
+def on_host(environment: Environment, remote, name: str, line: str, with_stdin: bool = False) -> list[str]:
+    """Returns the argv that runs shell line `line` as root on host `name` (over SSH or docker exec)."""
+    ssh = environment.connection["type"] == "ssh"
+    return make_remote_shell_argv(remote(environment, name, with_stdin=with_stdin), line, ssh)
+
+
 def recovered_to(output: str) -> str:
     """Given the swap-in's output (PostgreSQL's log lines), returns the time of the newest transaction restored
     ('' when PostgreSQL named none)."""
@@ -277,7 +283,7 @@ def list_backups(environment: Environment, server: str, remote) -> list[dict]:
     gives them; raises PhoenixError when the vault cannot say."""
     vault = backup_plan.vault_host(environment.hosts)
     command = barman("-f", "json", "list-backups", server) + " 2>/dev/null || echo '{}'"
-    result = subprocess.run([*remote(environment, vault), "bash", "-c", command], capture_output=True, text=True)
+    result = subprocess.run(on_host(environment, remote, vault, command), capture_output=True, text=True)
     try:
         return json.loads(result.stdout or "{}").get(server, [])
     except json.JSONDecodeError as error:
@@ -382,7 +388,7 @@ def follow(environment: Environment, server: str, secrets, remote) -> Following:
     changed = False
     for path, content, owner, mode in barman_files(environment, secrets):
         result = subprocess.run(
-            remote_shell(environment, remote, vault, replace_file_command(path, owner, mode), with_stdin=True),
+            on_host(environment, remote, vault, replace_file_command(path, owner, mode), with_stdin=True),
             input=content,
             capture_output=True,
             text=True,
@@ -392,28 +398,20 @@ def follow(environment: Environment, server: str, secrets, remote) -> Following:
             raise PhoenixError(f"{vault}: could not update {path} for {server}'s new address: {result.stderr[-400:]}")
         changed = changed or "changed" in result.stdout
     outcome = subprocess.run(
-        remote_shell(environment, remote, vault, reset_stream_command(server)),
+        on_host(environment, remote, vault, reset_stream_command(server)),
         capture_output=True,
         text=True,
         timeout=300,
     )
     if outcome.returncode == 0:  # restore.py ends once the restored server is archived again
         outcome = subprocess.run(
-            remote_shell(environment, remote, server, stream_started_command()),
+            on_host(environment, remote, server, stream_started_command()),
             capture_output=True,
             text=True,
             timeout=STREAM_WAIT_SECONDS + 60,
         )
     error = "" if outcome.returncode == 0 else (outcome.stderr.strip().splitlines() or ["no message"])[-1]
     return Following(changed, error)
-
-
-def remote_shell(environment: Environment, remote, name: str, line: str, with_stdin: bool = False) -> list[str]:
-    """Returns the argv that runs shell line `line` as root on host `name`: over SSH the remote shell is handed one
-    string, so the line is quoted for it."""
-    prefix = remote(environment, name, with_stdin=with_stdin)
-    ssh = environment.connection["type"] == "ssh"
-    return [*prefix, *(["bash -c " + shlex.quote(line)] if ssh else ["bash", "-c", line])]
 
 
 def run(host_name: str, plan: Plan, data, force: bool, results: dict) -> None:

@@ -16,7 +16,7 @@ import subprocess
 from datetime import datetime
 
 from phoenix import archive_plan, backup_plan
-from phoenix.commands import make_barman_keep_command, make_vault_pin_arguments
+from phoenix.commands import make_barman_keep_command, make_remote_shell_argv, make_vault_pin_arguments
 from phoenix.errors import PhoenixError
 from phoenix.inventory import load_environment
 from phoenix.units import age
@@ -63,7 +63,8 @@ def keep_newest_base_backup(environment, client: str) -> str:
     """Keeps the newest base backup of an archived host on the vault (`barman keep --target full`); returns its
     id; raises PhoenixError when Barman refuses."""
     vault = backup_plan.vault_host(environment.hosts)
-    command = [*remote_command(environment, vault), "bash", "-c", make_barman_keep_command(client)]
+    ssh = environment.connection["type"] == "ssh"
+    command = make_remote_shell_argv(remote_command(environment, vault), make_barman_keep_command(client), ssh)
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         raise PhoenixError(

@@ -21,6 +21,7 @@ from phoenix.commands import (
     make_marker_write_command,
     make_postgres_settings_apply_command,
     make_private_file_write_command,
+    make_remote_shell_argv,
     make_restore_db_command,
     make_restore_files_command,
     make_service_restart_command,
@@ -245,3 +246,13 @@ def test_a_service_restart_enables_the_unit_and_restarts_it():
     assert make_service_restart_command("links-worker") == (
         "systemctl enable --quiet links-worker && systemctl restart links-worker"
     )
+
+
+def test_a_line_sent_over_ssh_reaches_the_remote_shell_whole():
+    line = "printf one; printf ' two' && printf ' three'"
+    # ssh joins its arguments into one string for the remote shell: `sh -c` stands in for that shell
+    over_ssh = make_remote_shell_argv(["sh", "-c"], line, ssh=True)
+    by_docker = make_remote_shell_argv([], line, ssh=False)
+
+    assert subprocess.run(over_ssh, capture_output=True, text=True).stdout == "one two three"
+    assert subprocess.run(by_docker, capture_output=True, text=True).stdout == "one two three"
