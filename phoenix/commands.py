@@ -144,7 +144,7 @@ def make_background_restore_command(line: str, log: str = BACKGROUND_RESTORE_LOG
     return (
         f"systemctl stop {unit} >/dev/null 2>&1; systemctl reset-failed {unit} >/dev/null 2>&1;"
         f" mkdir -p {shlex.quote(posixpath.dirname(log))} && install -m 0600 /dev/null {shlex.quote(log)}"
-        f" && (umask 077 && printf '%s' {shlex.quote(text)} > {shlex.quote(script)})"
+        f" && ({make_private_file_write_command(script, text)})"
         f" && systemd-run --quiet --unit={unit} --property=RemainAfterExit=yes --setenv=HOME=/root"
         f" /bin/sh {shlex.quote(script)}"
     )

@@ -304,22 +304,16 @@ def stream(
     job firing meanwhile waits; one running is waited for, at most lock_wait seconds); returns the host's
     output; raises PhoenixError naming the side that failed."""
     vault = backup_plan.vault_host(environment.hosts)
-    ssh = environment.connection["type"] == "ssh"
-
-    def argv(name: str, line: str, stdin: bool = False) -> list[str]:
-        prefix = remote(environment, name)
-        if stdin and prefix[:2] == ["docker", "exec"]:
-            prefix = ["docker", "exec", "-i", *prefix[2:]]  # docker passes stdin on only when asked
-        return [*prefix, *(["bash -c " + shlex.quote(line)] if ssh else ["bash", "-c", line])]
-
     with tempfile.TemporaryFile() as vault_errors:  # a file, not a pipe: nothing can block on Barman's messages
         source = subprocess.Popen(
-            argv(vault, recover_stream_command(plan)), stdout=subprocess.PIPE, stderr=vault_errors
+            on_host(environment, remote, vault, recover_stream_command(plan)),
+            stdout=subprocess.PIPE,
+            stderr=vault_errors,
         )
         swap_in = swap_in_command(version, databases, force, plan.target_time is not None)
         holding_lock = make_holding_backup_lock_command(swap_in, lock_wait, what="restore.py's archive restore")
         sink = subprocess.run(
-            argv(server, holding_lock, stdin=True),
+            on_host(environment, remote, server, holding_lock, with_stdin=True),  # docker exec -i: stdin passed on
             stdin=source.stdout,
             capture_output=True,
             text=True,
