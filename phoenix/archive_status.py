@@ -105,7 +105,7 @@ def report(environment: Environment, remote, timeout: int = 120) -> list[dict]:
     """Asks the environment's vault about every archived host; returns parse()'s entry for each (a vault that
     does not answer within `timeout` seconds gives an entry whose barman check gave no answer)."""
     vault = backup_plan.vault_host(environment.hosts)
-    ssh = environment.connection["type"] == "ssh"
+    ssh = environment.over_ssh
     entries = []
     for server in archive_plan.archived_hosts(environment.hosts):
         try:

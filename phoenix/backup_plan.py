@@ -11,7 +11,7 @@ import re
 from datetime import timedelta
 from ipaddress import ip_address
 
-from phoenix import retention
+from phoenix import retention, sandbox_state
 from phoenix.errors import PhoenixError
 
 DATA_ROLES = ("nginx", "app", "postgres")
@@ -87,7 +87,7 @@ def vault_server_name(name: str, host: dict, connection_type: str) -> str:
     """Returns the name backed-up hosts use to reach vault host `name`."""
     if host["vault"]["server_name"]:
         return host["vault"]["server_name"]
-    if connection_type == "docker":
+    if connection_type in sandbox_state.SANDBOX_CONNECTIONS:
         return name
     return host["address"] or host["ssh"]["host"]
 

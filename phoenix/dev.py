@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from phoenix import backup_plan, sandbox, sandbox_state, stand_in
+from phoenix import backup_plan, sandbox, sandbox_ssh, sandbox_state, stand_in
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 from phoenix.progress import say
@@ -29,7 +29,7 @@ def inventory_path(name_or_path: str) -> Path:
 def load_throwaway(name_or_path: str, sandbox_override: str = "") -> Environment:
     path = inventory_path(name_or_path)
     environment = stand_in.load(path, sandbox_override)
-    if environment.connection["type"] != "docker" or not environment.throwaway:
+    if not environment.in_sandbox or not environment.throwaway:
         raise PhoenixError(
             f"{path}: `phoenix up` builds local throwaway sandboxes (connection type docker and"
             f" environment.throwaway: true); real servers are built with `pyinfra {path.with_suffix('.py')} deploy.py`"
@@ -42,7 +42,8 @@ def up(name: str, with_data: bool = False, source_name: str = "prod", sandbox_ov
     environment = load_throwaway(name, sandbox_override)
     target_sandbox = environment.sandbox_name
     logs = sandbox_state.state_root() / "logs"
-    sandbox.up(target_sandbox, list(environment.hosts))
+    started = sandbox.up(target_sandbox, list(environment.hosts))["started"]
+    login = _ssh_login_data(environment, started) if environment.connection["type"] == "sandbox-ssh" else {}
     arguments = None
     if with_data:
         source = stand_in.load(inventory_path(source_name))
@@ -50,7 +51,7 @@ def up(name: str, with_data: bool = False, source_name: str = "prod", sandbox_ov
         arguments = stand_in.inventory_arguments(source, environment.path, target_sandbox, names)
         stand_in.stand_in_hosts(**arguments)  # a mismatch between the two inventories stops here
         stand_in.attach_to_source_network(source, target_sandbox, names)
-    deploy = stand_in.pyinfra_command(environment.path.with_suffix(".py"), "deploy.py", {})
+    deploy = stand_in.pyinfra_command(environment.path.with_suffix(".py"), "deploy.py", login)
     if stand_in.run_pyinfra(deploy, target_sandbox, logs / f"{target_sandbox}-deploy.log", "deploy.py"):
         raise PhoenixError(f"deploy.py failed on sandbox {target_sandbox}; see {logs / f'{target_sandbox}-deploy.log'}")
     if arguments:
@@ -65,6 +66,25 @@ def up(name: str, with_data: bool = False, source_name: str = "prod", sandbox_ov
         say(f"{source.name}'s data restored into {', '.join(arguments['names'])} in {took}")
     print(describe(environment, target_sandbox))
     return 0
+
+
+def _ssh_login_data(environment: Environment, started: list[str]) -> dict[str, str]:
+    """Makes a sandbox-ssh sandbox's hosts reachable over SSH; returns deploy.py's --data for the login: root
+    when every container is new (a blank server's only login, as on a first deploy), else the inventory's."""
+    names = list(environment.hosts)
+    sandbox_ssh.prepare(
+        environment.sandbox_name, names, {name: environment.hosts[name]["ssh"]["port"] for name in names}
+    )
+    if not started:
+        return {}
+    deployed = [name for name in names if name not in started]
+    if deployed:
+        raise PhoenixError(
+            f"sandbox {environment.sandbox_name}: {', '.join(started)} started blank (root logs in) and"
+            f" {', '.join(deployed)} already deployed (root is refused): one converge cannot log into both;"
+            f" run `{down_command(environment, environment.sandbox_name)}`, then `phoenix up` again"
+        )
+    return {"ssh_user": "root"}
 
 
 def _namesakes(environment: Environment, source: Environment) -> list[str]:
@@ -92,7 +112,7 @@ def describe(environment: Environment, sandbox_name: str) -> str:
         settings = environment.hosts.get(name)
         if settings is None:
             continue
-        lines.append(f"  {name:6} {info['address']:15} shell: docker exec -it {info['container']} bash")
+        lines.append(f"  {name:6} {info['address']:15} shell: {_shell_command(environment, name, info)}")
         if "nginx" in settings["roles"]:
             server_name = settings["site"]["server_name"]
             lines.append(
@@ -119,3 +139,14 @@ def _shown(path: Path) -> str:
     """A path as the user can type it here: relative to the working directory when under it."""
     resolved = path.resolve()
     return str(resolved.relative_to(Path.cwd())) if resolved.is_relative_to(Path.cwd()) else str(resolved)
+
+
+def _shell_command(environment: Environment, name: str, info: dict) -> str:
+    if environment.connection["type"] != "sandbox-ssh":
+        return f"docker exec -it {info['container']} bash"
+    ssh = environment.hosts[name]["ssh"]
+    key, known_hosts = (
+        sandbox_ssh.key_file(environment.sandbox_name),
+        sandbox_ssh.known_hosts_file(environment.sandbox_name),
+    )
+    return f"ssh -i {key} -o UserKnownHostsFile={known_hosts} -p {ssh['port']} {ssh['user']}@{info['address']}"

@@ -30,6 +30,8 @@ RECIPE = {
         "procps",
         "iproute2",
         "ca-certificates",
+        # a provider's blank server answers SSH; sandbox-ssh sandboxes reach their hosts so (phoenix/sandbox_ssh.py)
+        "openssh-server",
     ],
     "changes": ['CMD ["/sbin/init"]', "ENV container=docker"],
 }

@@ -107,7 +107,17 @@ class Environment:
     connection: dict
     hosts: dict[str, dict]
     drill: dict = field(default_factory=dict)
-    sandbox_name: str = ""  # with connection type docker: the sandbox holding the hosts
+    sandbox_name: str = ""  # with connection type docker or sandbox-ssh: the sandbox holding the hosts
+
+    @property
+    def in_sandbox(self) -> bool:
+        """The hosts are a Phoenix sandbox's containers (connection type docker or sandbox-ssh)."""
+        return self.connection["type"] in sandbox_state.SANDBOX_CONNECTIONS
+
+    @property
+    def over_ssh(self) -> bool:
+        """The hosts are reached over SSH (connection type ssh or sandbox-ssh): a remote shell gets one string."""
+        return self.connection["type"] in ("ssh", "sandbox-ssh")
 
 
 def _merge_hosts(raw: dict, schema: dict) -> dict[str, dict]:
@@ -130,7 +140,7 @@ def cross_host_errors(filename: str, connection: dict, hosts: dict[str, dict]) -
         if connection["type"] == "ssh" and not host["ssh"].get("host"):
             errors.append(f"{at}.ssh.host': required with connection type ssh")
         admin_names = [admin["name"] for admin in host["admins"]]
-        if connection["type"] == "ssh" and host["ssh"]["user"] not in admin_names:
+        if connection["type"] != "docker" and host["ssh"]["user"] not in admin_names:
             admins = ", ".join(admin_names) or "none"
             errors.append(
                 f"{at}.ssh.user': '{host['ssh']['user']}' is not one of the admins ({admins});"
@@ -222,7 +232,7 @@ def _database_clients(environment: Environment, addresses: dict[str, str]) -> di
 
 def host_addresses(environment: Environment) -> dict[str, str]:
     """Returns every host's address: the sandbox's container addresses, or the inventory's."""
-    if environment.connection["type"] == "docker":
+    if environment.in_sandbox:
         state = sandbox_state.read(environment.sandbox_name)
         missing = sorted(set(environment.hosts) - set(state["hosts"]))
         if missing:
@@ -249,16 +259,46 @@ def _connection_name(environment: Environment, name: str) -> str:
     return name
 
 
-def _connection_data(environment: Environment, host: dict) -> dict:
+def ssh_login(environment: Environment, name: str, addresses: dict[str, str] | None = None) -> dict:
+    """Returns how SSH reaches host `name` ({host, port, user, key_file, known_hosts_file}): the inventory's
+    ssh settings, or for a sandbox-ssh host its container's address with the sandbox's key and known_hosts."""
+    login = dict(environment.hosts[name]["ssh"])
+    if environment.connection["type"] == "sandbox-ssh":
+        ssh_directory = sandbox_state.ssh_directory(environment.sandbox_name)
+        login["host"] = (addresses or host_addresses(environment))[name]
+        login["key_file"] = str(ssh_directory / "id_ed25519")
+        login["known_hosts_file"] = str(ssh_directory / "known_hosts")
+    return login
+
+
+def _connection_data(environment: Environment, name: str, addresses: dict[str, str], login_user: str | None) -> dict:
+    """Returns pyinfra's connection data for host `name`; `login_user` is --data ssh_user's, which pyinfra puts in
+    place of the inventory's (root on a new server: no sudo then, a blank box may have none)."""
     if environment.connection["type"] == "docker":
         return {}
-    ssh = host["ssh"]
+    ssh = ssh_login(environment, name, addresses)
     data = {"ssh_hostname": ssh["host"], "ssh_user": ssh["user"], "ssh_port": ssh["port"]}
     if ssh["key_file"]:
         data["ssh_key"] = ssh["key_file"]
-    if ssh["user"] != "root":
+    if ssh["known_hosts_file"]:
+        data |= {"ssh_known_hosts_file": ssh["known_hosts_file"], "ssh_strict_host_key_checking": "yes"}
+    if (login_user or ssh["user"]) != "root":
         data["_sudo"] = True
     return data
+
+
+def _admins(environment: Environment, host: dict) -> list[dict]:
+    """Returns the host's admins; in a sandbox-ssh sandbox each also logs in with the sandbox's key."""
+    if environment.connection["type"] != "sandbox-ssh":
+        return host["admins"]
+    public_key_file = sandbox_state.ssh_directory(environment.sandbox_name) / "id_ed25519.pub"
+    if not public_key_file.exists():
+        raise PhoenixError(
+            f"{environment.path}: sandbox '{environment.sandbox_name}' has no SSH key ({public_key_file}):"
+            f" `phoenix up {environment.path}` makes it"
+        )
+    public_key = public_key_file.read_text().strip()
+    return [{**admin, "ssh_keys": [*admin["ssh_keys"], public_key]} for admin in host["admins"]]
 
 
 def pyinfra_hosts(
@@ -286,7 +326,8 @@ def pyinfra_hosts(
         database_host = host["app"]["database"]["host"]
         data = {
             **host,
-            **_connection_data(environment, host),
+            **_connection_data(environment, name, addresses, flags["ssh_user"]),
+            "admins": _admins(environment, host),
             "phoenix_host": name,
             "phoenix_environment": environment.name,
             "phoenix_inventory": str(environment.path),

@@ -265,7 +265,7 @@ def stream_started_command(wait_seconds: int = STREAM_WAIT_SECONDS) -> str:
 
 def on_host(environment: Environment, remote, name: str, line: str, with_stdin: bool = False) -> list[str]:
     """Returns the argv that runs shell line `line` as root on host `name` (over SSH or docker exec)."""
-    ssh = environment.connection["type"] == "ssh"
+    ssh = environment.over_ssh
     return make_remote_shell_argv(remote(environment, name, with_stdin=with_stdin), line, ssh)
 
 

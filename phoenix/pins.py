@@ -63,7 +63,7 @@ def keep_newest_base_backup(environment, client: str) -> str:
     """Keeps the newest base backup of an archived host on the vault (`barman keep --target full`); returns its
     id; raises PhoenixError when Barman refuses."""
     vault = backup_plan.vault_host(environment.hosts)
-    ssh = environment.connection["type"] == "ssh"
+    ssh = environment.over_ssh
     command = make_remote_shell_argv(remote_command(environment, vault), make_barman_keep_command(client), ssh)
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     if result.returncode != 0:

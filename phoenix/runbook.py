@@ -183,7 +183,7 @@ def _phoenix(environment: Environment, verb: str, *arguments: str) -> list[str]:
 def replace_server(environment: Environment, host: str) -> list[str]:
     """Returns the command that rebuilds lost server `host` and restores its newest data (as root over SSH:
     the new box has no admin user yet)."""
-    root = ["--data", "ssh_user=root"] if environment.connection["type"] == "ssh" else []
+    root = ["--data", "ssh_user=root"] if environment.over_ssh else []
     return _pyinfra(environment, "restore.py", "--limit", host, *root)
 
 
@@ -242,7 +242,7 @@ def markdown(environment: Environment) -> str:
     """Given an environment, returns its runbook as Markdown."""
     inventory = environment.path.with_suffix(".py")
     hosts = environment.hosts
-    ssh = environment.connection["type"] == "ssh"
+    ssh = environment.over_ssh
     vault = backup_plan.vault_host(hosts)
     lines = [
         f"# Runbook: {environment.name}",
@@ -256,7 +256,11 @@ def markdown(environment: Environment) -> str:
         "|---|---|---|---|",
     ]
     for name, host in hosts.items():
-        reached = f"{host['ssh']['user']}@{host['ssh']['host']}:{host['ssh']['port']}" if ssh else "docker exec"
+        reached = (
+            f"{host['ssh']['user']}@{host['ssh']['host'] or 'its container'}:{host['ssh']['port']}"
+            if ssh
+            else "docker exec"
+        )
         target = backup_plan.target(name, hosts, environment.connection["type"])
         lines.append(
             f"| {name} | {reached} | {', '.join(_runs(name, host, hosts))} | {target['url'] if target else '-'} |"
@@ -302,7 +306,9 @@ def markdown(environment: Environment) -> str:
         "",
         "Run from a clone of this repository on a machine that has your age identity.",
         "",
-        "Replace a lost server (point its `ssh.host` at the new box first):",
+        "Replace a lost server (point its `ssh.host` at the new box first; the new box has new host keys, which"
+        " pyinfra and ssh refuse while the old ones are known: check its fingerprint in your provider's console,"
+        " then `ssh-keygen -R <its address>`):",
         *_code([replace_server(environment, name) for name in backup_plan.backed_up_hosts(hosts)]),
         f"Restore to a moment, or to one run (`phoenix-vault runs --client {HOST}` on the vault lists them):",
         *_code([restore_to_moment(environment), restore_run(environment)]),

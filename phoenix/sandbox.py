@@ -11,7 +11,7 @@ import json
 import subprocess
 import time
 
-from phoenix import sandbox_state
+from phoenix import sandbox_ssh, sandbox_state
 from phoenix.engine import ensure_engine
 from phoenix.errors import PhoenixError
 from phoenix.image import build_image
@@ -86,10 +86,12 @@ def _address(container_info: dict, sandbox: str) -> str:
 
 
 def up(sandbox: str, hosts: list[str]) -> dict:
-    """Brings sandbox `sandbox` up with `hosts` (existing ones are kept); returns its state."""
+    """Brings sandbox `sandbox` up with `hosts` (existing ones are kept); returns its state, with "started": the
+    hosts whose containers it started. In a sandbox reached over SSH, the hosts are prepared for it again."""
     ensure_engine()
     image = build_image()
     _ensure_network(sandbox)
+    started = []
     for host in hosts:
         container = sandbox_state.container_name(sandbox, host)
         info = _container_state(container)
@@ -102,6 +104,7 @@ def up(sandbox: str, hosts: list[str]) -> dict:
         if info is None:
             say(f"{container}: starting")
             _docker(*run_container_command(sandbox, host, image))
+            started.append(host)
         elif not info["State"]["Running"]:
             _docker("start", container)
     for host in hosts:
@@ -114,7 +117,9 @@ def up(sandbox: str, hosts: list[str]) -> dict:
         if info:
             state["hosts"][host] = {"container": info["Name"].lstrip("/"), "address": _address(info, sandbox)}
     sandbox_state.write(sandbox, state)
-    return state
+    if sandbox_ssh.is_prepared(sandbox):
+        sandbox_ssh.prepare(sandbox, hosts)
+    return {**state, "started": started}
 
 
 def labelled(kind: str, sandbox: str | None = None) -> list[str]:

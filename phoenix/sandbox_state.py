@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from phoenix.errors import PhoenixError
 
 SANDBOX_LABEL = "io.phoenix.sandbox"
 HOST_LABEL = "io.phoenix.host"
+# the inventory's connection types whose hosts are a sandbox's containers (docker exec, or SSH to them)
+SANDBOX_CONNECTIONS = ("docker", "sandbox-ssh")
 
 
 def state_root() -> Path:
@@ -57,7 +60,13 @@ def write(sandbox: str, state: dict) -> Path:
     return inventory
 
 
+def ssh_directory(sandbox: str) -> Path:
+    """Returns the directory of a sandbox's SSH key and known_hosts (connection type sandbox-ssh)."""
+    return state_root() / "sandboxes" / f"{sandbox}-ssh"
+
+
 def remove(sandbox: str) -> None:
     """Forgets a sandbox's state."""
     state_file(sandbox).unlink(missing_ok=True)
     inventory_file(sandbox).unlink(missing_ok=True)
+    shutil.rmtree(ssh_directory(sandbox), ignore_errors=True)

@@ -160,7 +160,7 @@ def write_inventory(arguments: dict) -> Path:
 
 def attach_to_source_network(source: Environment, target_sandbox: str, names: list[str]) -> None:
     """Lets stand-ins reach a sandboxed source's vault by name, by joining its Docker network."""
-    if source.connection["type"] != "docker":
+    if not source.in_sandbox:
         return  # a real vault is reached by its server_name or address, like from the real hosts
     network = sandbox_state.network_name(source.sandbox_name)
     for name in names:
@@ -178,7 +178,7 @@ def pyinfra_command(inventory: Path, deploy: str, data: dict[str, str]) -> list[
 
 def sandbox_variable(environment: Environment) -> str:
     """Returns the PHOENIX_SANDBOX value under which pyinfra finds the environment's hosts ("" for ssh)."""
-    return environment.sandbox_name if environment.connection["type"] == "docker" else ""
+    return environment.sandbox_name if environment.in_sandbox else ""
 
 
 def run_pyinfra(command: list[str], sandbox_value: str, log_path: Path, label: str) -> int:

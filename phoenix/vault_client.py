@@ -14,7 +14,7 @@ import subprocess
 from phoenix import backup_plan, sandbox_state
 from phoenix.commands import make_vault_pin_arguments
 from phoenix.errors import PhoenixError
-from phoenix.inventory import Environment
+from phoenix.inventory import Environment, ssh_login
 
 
 def remote_command(environment: Environment, name: str, with_stdin: bool = False) -> list[str]:
@@ -23,10 +23,12 @@ def remote_command(environment: Environment, name: str, with_stdin: bool = False
     if environment.connection["type"] == "docker":
         interactive = ["-i"] if with_stdin else []
         return ["docker", "exec", *interactive, sandbox_state.container_name(environment.sandbox_name, name)]
-    ssh = environment.hosts[name]["ssh"]
+    ssh = ssh_login(environment, name)
     command = ["ssh", "-p", str(ssh["port"]), "-o", "BatchMode=yes"]
     if ssh["key_file"]:
         command += ["-i", ssh["key_file"]]
+    if ssh["known_hosts_file"]:
+        command += ["-o", f"UserKnownHostsFile={ssh['known_hosts_file']}", "-o", "StrictHostKeyChecking=yes"]
     command.append(f"{ssh['user']}@{ssh['host']}")
     return command + ([] if ssh["user"] == "root" else ["sudo", "-n"])
 
@@ -43,7 +45,7 @@ def run_on_vault(environment: Environment, *arguments: str, timeout: int = 120, 
     if vault is None:
         raise PhoenixError(f"{environment.path}: no host has the vault role; the backups are read from the vault")
     # ssh hands the remote shell one string: the arguments are quoted for it (a pin's reason has spaces)
-    quoted = [shlex.quote(argument) for argument in arguments] if environment.connection["type"] == "ssh" else arguments
+    quoted = [shlex.quote(argument) for argument in arguments] if environment.over_ssh else arguments
     command = [*remote_command(environment, vault, with_stdin=stdin is not None), "phoenix-vault", *quoted]
     what = f"`phoenix-vault {' '.join(arguments)}`"
     try:

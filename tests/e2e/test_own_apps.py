@@ -18,11 +18,13 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
-from phoenix import sandbox, sandbox_state
+from phoenix import sandbox, sandbox_ssh, sandbox_state
 from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME, pyinfra_argv, run_phoenix
 
 INVENTORY = "tests/e2e/own_apps/apps.yml"
@@ -106,6 +108,8 @@ def kinto_incident():
         sandbox.up(KINTO_SANDBOX, ["kinto1", "wiki1"])
         restored = subprocess.run(
             pyinfra_argv(
+                # the runbook's line for lost servers: only them, as root, the only login of a blank box
+                *("--limit", "kinto1", "--limit", "wiki1", "--data", "ssh_user=root"),
                 *("--data", "snapshot=latest", "--data", f"restore_report={RESTORE_REPORT}"),
                 *(INVENTORY_SCRIPT, "restore.py"),
             ),
@@ -187,8 +191,7 @@ def test_a_deploy_after_the_restore_changes_nothing(kinto_incident):
 def upgrade(version: str, host: str = "kinto1") -> subprocess.CompletedProcess:
     """upgrade.py on `host` to release `version` of its app.releases; returns the finished process."""
     return subprocess.run(
-        pyinfra_argv("--limit", f"@docker/{sandbox_state.container_name(KINTO_SANDBOX, host)}",
-                     "--data", f"version={version}", INVENTORY_SCRIPT, "upgrade.py"),
+        pyinfra_argv("--limit", host, "--data", f"version={version}", INVENTORY_SCRIPT, "upgrade.py"),
         cwd=REPOSITORY, env=dict(os.environ, PHOENIX_SANDBOX=KINTO_SANDBOX),
         capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
@@ -273,3 +276,37 @@ def test_upgrade_to_the_next_django_wiki_release_migrates_and_keeps_the_article(
     assert page.returncode == 0 and kinto_incident["article"] in page.stdout
     # django-wiki 0.13.0's own static files, collected again for nginx
     assert wiki_page("/static/wiki/bootstrap/css/wiki-bootstrap.min.css").returncode == 0
+
+
+def ssh_as(user: str, host: str, command: str) -> subprocess.CompletedProcess:
+    """`command` on sandbox host `host` over SSH as `user`, with the sandbox's key, its host key checked."""
+    address = sandbox_state.read(KINTO_SANDBOX)["hosts"][host]["address"]
+    known_hosts = sandbox_ssh.known_hosts_file(KINTO_SANDBOX)
+    return subprocess.run(
+        ["ssh", "-i", str(sandbox_ssh.key_file(KINTO_SANDBOX)), "-o", "BatchMode=yes",
+         "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}", f"{user}@{address}", command],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_every_host_is_reached_over_ssh_as_a_real_server_and_refuses_root_once_built(kinto_incident):
+    assert kinto_incident["restored"].returncode == 0
+    for host in ("kinto1", "wiki1", "vault1"):
+        logins = sh(host, "journalctl -u ssh --no-pager -o cat").stdout
+        # the admin: deploy.py and upgrade.py on every host; restore.py's questions to the vault and to kinto1
+        assert "Accepted publickey for deploy" in logins, (host, logins[-2000:])
+        assert "Accepted publickey for root" in logins, (host, logins[-2000:])  # the blank box's first converge
+        refused = ssh_as("root", host, "true")
+        assert refused.returncode == 255 and "Permission denied" in refused.stderr, (host, refused.stderr)
+        assert ssh_as("deploy", host, "sudo -n true").returncode == 0
+    # phoenix status asks the vault's Barman over SSH too: an answer, and WAL received, for both archived hosts
+    status = subprocess.run(
+        [str(Path(sys.executable).with_name("phoenix")), "status", INVENTORY_SCRIPT, "--json"],
+        cwd=REPOSITORY, env=dict(os.environ, PHOENIX_SANDBOX=KINTO_SANDBOX),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    archive = {entry["server"]: entry for entry in json.loads(status.stdout)["archive"]}
+    assert sorted(archive) == ["kinto1", "wiki1"], status.stderr
+    for entry in archive.values():
+        assert "barman check gave no answer" not in entry["failed_checks"], entry
+        assert entry["received_seconds_ago"] is not None, entry
