@@ -31,7 +31,7 @@ def load_throwaway(name_or_path: str, sandbox_override: str = "") -> Environment
     environment = stand_in.load(path, sandbox_override)
     if not environment.in_sandbox or not environment.throwaway:
         raise PhoenixError(
-            f"{path}: `phoenix up` builds local throwaway sandboxes (connection type docker and"
+            f"{path}: `phoenix up` builds local throwaway sandboxes (connection type docker or sandbox-ssh, and"
             f" environment.throwaway: true); real servers are built with `pyinfra {path.with_suffix('.py')} deploy.py`"
         )
     return environment
@@ -42,8 +42,11 @@ def up(name: str, with_data: bool = False, source_name: str = "prod", sandbox_ov
     environment = load_throwaway(name, sandbox_override)
     target_sandbox = environment.sandbox_name
     logs = sandbox_state.state_root() / "logs"
-    started = sandbox.up(target_sandbox, list(environment.hosts))["started"]
-    login = _ssh_login_data(environment, started) if environment.connection["type"] == "sandbox-ssh" else {}
+    if environment.over_ssh:
+        ports = {host_name: host["ssh"]["port"] for host_name, host in environment.hosts.items()}
+        sandbox_ssh.enable(target_sandbox, ports)
+    new_hosts = sandbox.up(target_sandbox, list(environment.hosts))["started"]
+    login = _first_login(environment, new_hosts) if environment.over_ssh else {}
     arguments = None
     if with_data:
         source = stand_in.load(inventory_path(source_name))
@@ -68,19 +71,15 @@ def up(name: str, with_data: bool = False, source_name: str = "prod", sandbox_ov
     return 0
 
 
-def _ssh_login_data(environment: Environment, started: list[str]) -> dict[str, str]:
-    """Makes a sandbox-ssh sandbox's hosts reachable over SSH; returns deploy.py's --data for the login: root
-    when every container is new (a blank server's only login, as on a first deploy), else the inventory's."""
-    names = list(environment.hosts)
-    sandbox_ssh.prepare(
-        environment.sandbox_name, names, {name: environment.hosts[name]["ssh"]["port"] for name in names}
-    )
-    if not started:
+def _first_login(environment: Environment, new_hosts: list[str]) -> dict[str, str]:
+    """Returns deploy.py's --data for the login to a sandbox-ssh sandbox: root when every container is new (a blank
+    server's only login, as on a first deploy), else the inventory's."""
+    if not new_hosts:
         return {}
-    deployed = [name for name in names if name not in started]
+    deployed = [name for name in environment.hosts if name not in new_hosts]
     if deployed:
         raise PhoenixError(
-            f"sandbox {environment.sandbox_name}: {', '.join(started)} started blank (root logs in) and"
+            f"sandbox {environment.sandbox_name}: {', '.join(new_hosts)} started blank (root logs in) and"
             f" {', '.join(deployed)} already deployed (root is refused): one converge cannot log into both;"
             f" run `{down_command(environment, environment.sandbox_name)}`, then `phoenix up` again"
         )

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
 from phoenix import sandbox_state
+from phoenix.engine import install_debian_packages
 from phoenix.errors import PhoenixError
 
 # the image's host keys are the same in every container: each container makes its own once
@@ -34,6 +36,8 @@ def ensure_key(sandbox: str) -> str:
     """Makes the sandbox's key unless it exists; returns its public half."""
     private = key_file(sandbox)
     if not private.exists():
+        if shutil.which("ssh-keygen") is None:  # the SSH client: ssh-keygen here, ssh for restore.py and status
+            install_debian_packages("openssh-client")
         private.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         made = subprocess.run(
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"phoenix-sandbox-{sandbox}", "-f", str(private)],
@@ -65,13 +69,18 @@ def known_hosts_lines(address: str, port: int, host_keys: str) -> list[str]:
     return [f"{names} {' '.join(line.split()[:2])}" for line in host_keys.splitlines() if line.strip()]
 
 
-def prepare(sandbox: str, hosts: list[str], ports: dict[str, int] | None = None) -> None:
-    """Makes `hosts` of sandbox `sandbox` reachable over SSH with the sandbox's key on their SSH port (`ports`, else
-    the ports recorded by the last call, else 22), and records their host keys in its known_hosts file in place
-    of any older ones."""
-    public_key = ensure_key(sandbox)
-    ports = {**_recorded_ports(sandbox), **(ports or {})}
+def enable(sandbox: str, ports: dict[str, int]) -> None:
+    """Makes sandbox `sandbox` one reached over SSH: gives it a key unless it has one, and records its hosts' SSH
+    ports ({host: port}); from then on phoenix/sandbox.py's `up` prepares every host it brings up."""
+    ensure_key(sandbox)
     _ports_file(sandbox).write_text(json.dumps(ports) + "\n")
+
+
+def prepare(sandbox: str, hosts: list[str]) -> None:
+    """Makes `hosts` of sandbox `sandbox` reachable over SSH with the sandbox's key, and records their host keys
+    in its known_hosts file in place of any older ones (for the ports `enable` recorded, else 22)."""
+    public_key = ensure_key(sandbox)
+    ports = _recorded_ports(sandbox)
     state = sandbox_state.read(sandbox)["hosts"]
     path = known_hosts_file(sandbox)
     addresses = {state[name]["address"] for name in hosts}

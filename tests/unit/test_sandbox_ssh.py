@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from test_backup_plan import SECRETS
 
-from phoenix import run_flags, sandbox_ssh, sandbox_state
+from phoenix import dev, run_flags, sandbox_ssh, sandbox_state
 from phoenix.errors import PhoenixError
 from phoenix.inventory import load_environment, pyinfra_hosts
 from phoenix.vault_client import remote_command
@@ -85,3 +85,17 @@ def test_removing_the_sandbox_forgets_its_key(environment):
     sandbox_state.remove("shop-ssh")
 
     assert not sandbox_ssh.is_prepared("shop-ssh")
+
+
+def test_phoenix_up_logs_into_new_containers_as_root_and_refuses_a_mix_of_new_and_deployed(environment):
+    assert dev._first_login(environment, ["web1", "db1", "vault1"]) == {"ssh_user": "root"}
+    assert dev._first_login(environment, []) == {}
+    with pytest.raises(PhoenixError, match=r"web1 started blank .* db1, vault1 already deployed .*`phoenix down "):
+        dev._first_login(environment, ["web1"])
+
+
+def test_enabling_ssh_records_the_ports_known_hosts_are_written_for(environment):
+    sandbox_ssh.enable("shop-ssh", {"web1": 2222})
+
+    assert sandbox_ssh.is_prepared("shop-ssh")
+    assert sandbox_ssh._recorded_ports("shop-ssh") == {"web1": 2222}
