@@ -200,7 +200,7 @@ def parser() -> argparse.ArgumentParser:
     unpin_parser.set_defaults(run=run_unpin)
 
     drill = verbs.add_parser(
-        "drill", help="restore the latest verified backups into throwaway hosts, check them, report RTO and RPO"
+        "drill", help="restore the newest complete backups into throwaway hosts, check them, report RTO and RPO"
     )
     drill.add_argument("inventory", nargs="?", help="inventories/<env>.py or .yml")
     drill.add_argument("--host", default="", help="drill this host (and the hosts it shares a database with) only")

@@ -9,7 +9,8 @@ pages; both app hosts destroyed before any nightly backup ran (the vault's archi
 WAL); one restore.py; the records and the article served again; for each app, an upgrade.py whose
 migration fails rolls back to the previous release, which serves the same data, then upgrade.py
 to the next release (Kinto 26.4.0 -> 26.5.0; the wiki's project from django-wiki 0.12.2 to
-0.13.0, whose django-nyt brings two migrations).
+0.13.0, whose django-nyt brings two migrations); last, the nightly dumps and the weekly drill, which
+restores both apps into throwaway hosts and checks each one's own known record.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from phoenix import sandbox, sandbox_ssh, sandbox_state
+from phoenix.drill import drill_sandbox_name
 from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME, pyinfra_argv, run_phoenix
 
 INVENTORY = "tests/e2e/own_apps/apps.yml"
@@ -85,7 +87,7 @@ def kinto_incident():
     try:
         deployed = run_phoenix("up", INVENTORY, "--sandbox", KINTO_SANDBOX, timeout=1800)
         assert deployed.returncode == 0, deployed.stderr[-6000:]
-        kinto("PUT", "/buckets/shop", {})
+        kinto("PUT", "/buckets/shop", {"permissions": {"read": ["system.Everyone"]}})  # a public catalogue
         kinto("PUT", "/buckets/shop/collections/orders", {})
         items = [f"order-{uuid.uuid4()}" for _ in range(3)]
         records = [kinto("POST", "/buckets/shop/collections/orders/records", {"data": {"item": i}}) for i in items]
@@ -310,3 +312,29 @@ def test_every_host_is_reached_over_ssh_as_a_real_server_and_refuses_root_once_b
     for entry in archive.values():
         assert "barman check gave no answer" not in entry["failed_checks"], entry
         assert entry["received_seconds_ago"] is not None, entry
+
+
+def test_a_weekly_drill_restores_both_apps_from_their_nightly_dumps_and_checks_each_ones_record(
+    kinto_incident, tmp_path
+):
+    assert kinto_incident["restored"].returncode == 0
+    for host in ("kinto1", "wiki1"):  # what the nightly timers have done by the time a weekly drill runs
+        dumped = sh(host, "phoenix-backup run all --trigger scheduled")
+        assert dumped.returncode == 0, dumped.stderr[-2000:]
+    drilled = subprocess.run(
+        [str(Path(sys.executable).with_name("phoenix")), "drill", INVENTORY_SCRIPT, "--report-dir", str(tmp_path)],
+        cwd=REPOSITORY, env=dict(os.environ, PHOENIX_SANDBOX=KINTO_SANDBOX),
+        capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    (report,) = [json.loads(path.read_text()) for path in tmp_path.glob("own-apps-*.json")]
+    checks = {(check["host"], check["name"]): check for check in report["checks"]}
+    failed = [check for check in report["checks"] if not check["ok"]]
+    assert drilled.returncode == 0 and report["passed"] and not failed, (failed, drilled.stderr[-3000:])
+    newest = kinto_incident["records"][-1]["data"]["id"]
+    assert checks[("kinto1", "a known record is served over HTTPS")]["detail"] == (
+        f"GET /v1/buckets/shop/collections/orders/records/{newest}: HTTP 200"
+    )
+    assert checks[("wiki1", "a known record is served over HTTPS")]["detail"] == "GET /: HTTP 200"
+    (kinto_rows,) = [check for (host, name), check in checks.items() if host == "kinto1" and "row counts" in name]
+    assert kinto_rows["detail"].endswith("(app.transient_tables left out: public.cache)")
+    assert sandbox.labelled("container", drill_sandbox_name("own-apps", sandbox_state.state_root())) == []

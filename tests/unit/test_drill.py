@@ -180,9 +180,50 @@ def test_a_check_that_raises_is_a_failed_check_and_the_others_still_run(monkeypa
 
     monkeypatch.setattr(drill_checks, "CHECKS", [(lambda data: True, broken), (lambda data: True, fine)])
     target = drill_checks.Target("web1", {"roles": []}, "phx-drill-shop-web1", "172.30.0.2")
-    checks = drill_checks.run_checks({"web1": target}, "SELECT 1")
+    checks = drill_checks.run_checks({"web1": target})
     assert [(check.name, check.ok) for check in checks] == [("broken", False), ("fine", True)]
     assert checks[0].detail == "RuntimeError: connection refused"
+
+
+def app_host(name: str, database: str, **app) -> dict:
+    settings = {"database": {"host": "localhost", "name": database}, "transient_tables": [], **app}
+    return {"roles": ["nginx", "app", "postgres"], "app": settings}
+
+
+def test_the_live_recount_leaves_out_the_apps_transient_tables_and_still_catches_the_others(monkeypatch):
+    live = {"kinto": ["public.cache\t0", "public.objects\t3"], "wiki": ["public.wiki_article\t0"]}
+    monkeypatch.setattr(drill_checks, "psql", lambda target, database, query: live[database])
+    restored = {"manifest_tables": {"public.cache": 1, "public.objects": 3}}
+    kinto1 = drill_checks.Target(
+        "kinto1", app_host("kinto1", "kinto", transient_tables=["public.cache"]), "c1", "172.30.0.2",
+        {"db-kinto": {**restored, "database": "kinto"}},
+    )  # fmt: skip
+    wiki1 = drill_checks.Target(
+        "wiki1", app_host("wiki1", "wiki"), "c2", "172.30.0.3",
+        {"db-wiki": {"database": "wiki", "manifest_tables": {"public.wiki_article": 1}}},
+    )  # fmt: skip
+    context = {"targets": {"kinto1": kinto1, "wiki1": wiki1}, "database_host": lambda target: target.name}
+
+    (kinto_rows,) = drill_checks.rows_equal_manifest(kinto1, context)
+    (wiki_rows,) = drill_checks.rows_equal_manifest(wiki1, context)
+
+    assert kinto_rows.ok and "(app.transient_tables left out: public.cache)" in kinto_rows.detail
+    assert not wiki_rows.ok and wiki_rows.detail == "manifest, live: {'public.wiki_article': [1, 0]}"
+
+
+def test_each_app_is_asked_for_a_known_record_with_its_own_query(monkeypatch):
+    asked = []
+    monkeypatch.setattr(drill_checks, "psql", lambda target, database, query: asked.append((database, query)) or [])
+    targets = {
+        name: drill_checks.Target(name, app_host(name, name, known_record_query=f"SELECT '/{name}'"), name, "")
+        for name in ("kinto", "wiki")
+    }
+    context = {"targets": targets, "database_host": lambda target: target.name}
+
+    checks = [drill_checks.known_record_served(target, context) for target in targets.values()]
+
+    assert asked == [("kinto", "SELECT '/kinto'"), ("wiki", "SELECT '/wiki'")]
+    assert [(check.ok, check.detail) for check in checks] == [(False, "the restored database has no record")] * 2
 
 
 def test_a_second_drill_of_one_environment_refuses_at_once_naming_the_running_one(write_inventory, monkeypatch):
