@@ -111,10 +111,21 @@ def check_absolute_path(value: object) -> bool:
     return True
 
 
+# options that moved: where an inventory written for an older Phoenix finds them now
+MOVED_OPTIONS = {
+    ("drill", "known_record_query"): "it is app.known_record_query now, one per app (defaults.app for every host)",
+}
+
+
 def format_message(error: jsonschema.ValidationError) -> str:
-    """Returns a schema error's message, in words for the formats above."""
+    """Returns a schema error's message, in words for the formats above and with the new place of a moved option."""
     if error.validator == "format" and error.cause is not None:
         return f"{error.instance!r} {error.cause}"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        parent = tuple(error.absolute_path)[-1:]
+        moved = [MOVED_OPTIONS[(*parent, key)] for key in error.instance if (*parent, key) in MOVED_OPTIONS]
+        if moved:
+            return f"{error.message}: {'; '.join(moved)}"
     return error.message
 
 

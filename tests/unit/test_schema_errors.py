@@ -44,6 +44,15 @@ def test_misspelt_key_names_its_parent_path_and_the_unexpected_key(write_invento
     )
 
 
+def test_an_option_that_moved_is_refused_naming_its_new_place(write_inventory):
+    path = write_inventory(ENVIRONMENT + "drill:\n  known_record_query: SELECT 1\nhosts:\n  web1: {}\n")
+
+    assert load_error(path) == (
+        f"{path}: at 'drill': Additional properties are not allowed ('known_record_query' was unexpected):"
+        " it is app.known_record_query now, one per app (defaults.app for every host)"
+    )
+
+
 def test_misspelt_key_under_defaults_is_reported_at_defaults(write_inventory):
     path = write_inventory(ENVIRONMENT + "defaults:\n  sitee: {}\nhosts:\n  web1: {}\n")
 
