@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from phoenix import sandbox_state, stand_in
+from phoenix import physical_restore, restore_plan, run_flags, sandbox_state, stand_in
 from phoenix.errors import PhoenixError
-from phoenix.inventory import load_environment
+from phoenix.inventory import load_environment, pyinfra_hosts
 from phoenix.secrets import Secrets, generated_secrets
 
 SHOP_SECRETS = {
@@ -89,6 +91,27 @@ def test_drill_stand_ins_live_in_the_drill_sandbox_and_read_the_real_vault(write
     assert all(job["ping_url"] == "" for host in hosts.values() for job in host["backup_jobs"])
     assert [job["name"] for job in db1["backup_jobs"]] == ["db-links", "files"]
     assert db1["secrets"].get("restic_passwords.db1") == "shop-restic-db1"
+
+
+def test_a_drill_stand_in_of_an_archived_host_restores_its_dump_and_never_touches_the_archive(
+    write_inventory, secrets_by_environment, monkeypatch
+):
+    # physical_restore streams the recovery into, and points the vault's Barman at, the host of that name in the
+    # *source* environment: a stand-in that took that path would overwrite production's database host
+    path = write_inventory()
+    record_sandbox("drill-shop", {"web1": "172.30.0.2", "db1": "172.30.0.3"})
+    source_db1 = {
+        data["phoenix_host"]: data for _, data in pyinfra_hosts(load_environment(path), Secrets(SHOP_SECRETS, ""))
+    }["db1"]
+    monkeypatch.setattr(physical_restore, "list_backups", lambda *arguments: pytest.fail("the vault's Barman asked"))
+
+    hosts = dict(stand_in.stand_in_hosts(str(path), "", str(path), "drill-shop", ["web1", "db1"]))
+
+    db1 = hosts["@docker/phx-drill-shop-db1"]
+    assert source_db1["archive_vault_address"] == "198.51.100.30"
+    assert db1["archive_vault_address"] == ""
+    restore_flags = run_flags.parse(["restore.py"], [])  # what `pyinfra ... restore.py` gives it
+    assert restore_plan.physical_for_host(SimpleNamespace(**{**db1, "run_flags": restore_flags})) is None
 
 
 def test_a_dev_copy_gets_its_own_settings_and_borrows_only_the_backup_secrets(
