@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from phoenix import sandbox, sandbox_state, stand_in
+from phoenix import archive_plan, sandbox, sandbox_state, stand_in
 from phoenix.dashboard import write_drill_page
 from phoenix.drill_report import HISTORY_FILE, history_line, render_markdown, report_dir, write_report
 from phoenix.errors import PhoenixError
@@ -97,6 +97,8 @@ def _run_locked(source: Environment, names: list[str], keep: bool, given_report_
     started_at = datetime.now(UTC)
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
     report = {"environment": source.name, "started": started_at.isoformat(timespec="seconds"), "hosts": names}
+    # a stand-in restores dumps only (phoenix/stand_in.py): the report says which archives this drill did not prove
+    report["archive_not_drilled"] = [name for name in archive_plan.archived_hosts(source.hosts) if name in names]
     ping(source.drill["ping_url"], "start")
     try:
         _drill(source, names, directory / f"{source.name}-{stamp}", keep, report)

@@ -36,6 +36,7 @@ def report(started: datetime, passed: bool = True) -> dict:
         "steps": {"create hosts": 2.0, "prepare": 5.0, "provision": 40.0, "restore data": 6.5, "verify": 3.0},
         "rto_seconds": 56.5,
         "rpo_seconds": 7200,
+        "archive_not_drilled": ["db1"],
         "data": [
             {
                 "host": "db1",
@@ -70,6 +71,7 @@ def test_a_report_is_written_as_json_and_markdown_and_recorded_in_the_history(tm
     assert "# Drill of shop: PASSED" in markdown
     assert "- RTO: 56s (create hosts 2.0s, prepare 5.0s, provision 40s, restore data 6.5s, verify 3.0s)" in markdown
     assert "- RPO: 2.0h" in markdown
+    assert "- not drilled: the vault's continuous archive of db1 (its RPO is under a minute);" in markdown
     assert "| db1 | db-links | r1 | not yet | abcdef01 |" in markdown
     assert "| db1 | db-links: row counts equal the manifest | pass | x / y |" in markdown  # a | never breaks the table
     (entry,) = drill_report.history(tmp_path, "shop")
@@ -158,6 +160,7 @@ def test_a_drill_whose_restore_fails_exits_1_records_it_and_pings_fail(
     assert not entry["passed"] and entry["failed_checks"] == 1
     saved = json.loads((tmp_path / "drills" / entry["report"].rsplit("/", 1)[-1]).read_text())
     assert saved["checks"] == [{"host": "-", "name": "restore.py succeeds", "ok": False, "detail": "boom"}]
+    assert saved["archive_not_drilled"] == ["db1"]  # the report never passes a dump's age off as the archive's
     drill_sandbox = drill.sandbox_name(load_environment(path))
     assert drill_sandbox.startswith("drill-shop-") and removed == [drill_sandbox, drill_sandbox]  # leftovers, its own
     assert [(method, path) for method, path, _ in received] == [("GET", "/ping/abc/start"), ("POST", "/ping/abc/fail")]
