@@ -51,7 +51,7 @@ def _exec(container: str, command: str) -> str:
 
 def packages(host: dict) -> list[str]:
     """The Debian packages deploy.py installs on a host of dev.yml's kind (no vault, no backups)."""
-    data = SimpleNamespace(**host, archive_vault_address="", backup_jobs=[])
+    data = SimpleNamespace(**host, archive_vault_address="", restore_from_archive=False, backup_jobs=[])
     own = base.packages(data)
     return [*own, *(package for package in host_packages.every(data) if package not in own)]
 

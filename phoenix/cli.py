@@ -87,7 +87,7 @@ def run_drill(arguments: argparse.Namespace) -> int:
         return 0
     if not arguments.inventory:
         raise PhoenixError("drill: name the inventory, e.g. `phoenix drill inventories/prod.py`")
-    return drill.run(arguments.inventory, arguments.host, arguments.keep, arguments.report_dir)
+    return drill.run(arguments.inventory, arguments.host, arguments.keep, arguments.report_dir, arguments.dumps)
 
 
 def run_report(arguments: argparse.Namespace) -> int:
@@ -200,11 +200,16 @@ def parser() -> argparse.ArgumentParser:
     unpin_parser.set_defaults(run=run_unpin)
 
     drill = verbs.add_parser(
-        "drill", help="restore the newest complete backups into throwaway hosts, check them, report RTO and RPO"
+        "drill", help="restore the newest data into throwaway hosts as restore.py would, check them, report RTO and RPO"
     )
     drill.add_argument("inventory", nargs="?", help="inventories/<env>.py or .yml")
     drill.add_argument("--host", default="", help="drill this host (and the hosts it shares a database with) only")
     drill.add_argument("--keep", action="store_true", help="leave the drill's hosts up to look around")
+    drill.add_argument(
+        "--dumps",
+        action="store_true",
+        help="restore archived databases from their nightly dumps, not the vault's archive (default: as restore.py)",
+    )
     drill.add_argument("--report-dir", default="", help="where reports go (default: the inventory's drill.report_dir)")
     drill.add_argument("--history", action="store_true", help="print the trend of past drills and exit")
     drill.set_defaults(run=run_drill)

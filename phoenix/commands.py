@@ -118,6 +118,14 @@ def make_restore_point_command(name: str) -> str:
     return f"runuser -u postgres -- psql -X -v ON_ERROR_STOP=1 -tA -c {shlex.quote(sql)}"
 
 
+def make_newest_commit_query_command() -> str:
+    """Returns the line (root, on a database host) that prints the time of the host's newest committed transaction
+    (track_commit_timestamp, on where the vault archives; an empty line when none was committed since it was
+    turned on)."""
+    sql = "SELECT timestamp FROM pg_last_committed_xact()"
+    return f"cd /tmp && runuser -u postgres -- psql -X -v ON_ERROR_STOP=1 -tA -c {shlex.quote(sql)}"
+
+
 def make_barman_keep_command(server: str, backup: str = "latest") -> str:
     """Given an archived host and a base backup id (latest: the newest), returns the line (root, on the vault) that
     keeps that base backup and the WAL that makes it consistent whatever the retention window says, and prints

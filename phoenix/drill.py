@@ -2,15 +2,21 @@
 
 1. create hosts: a throwaway sandbox (drill-<env>-<checkout>) with a container per data host;
 2. restore: restore.py against them, with the environment's real vault and each host's own
-   login (read and add, never delete), choosing each job's newest complete run as restore.py
-   does by default (verified by the vault or not yet; the report says which);
+   login (read and add, never delete), as restore.py restores after a disaster: an archived
+   PostgreSQL from the vault's Barman archive to its newest point (piped into the stand-in; the
+   vault's Barman keeps following the source), the dumps and files from each job's newest
+   complete run (verified by the vault or not yet; the report says which); `--dumps` restores
+   the nightly dumps of archived hosts instead, to prove that second line;
 3. verify: the drill checks (phoenix/drill_checks.py) on every restored host.
 
-RTO is the sum of the three, each timed; RPO is the age of the oldest restored data at drill
-time. The report goes to <report_dir>/<env>-<time>.json, .md and .html (the dashboard's page of
-this drill, phoenix/dashboard.py), a line to history.jsonl and the same record to the vault's
-shared drill history (`phoenix-vault drill-record`);
-the inventory's drill.ping_url hears /start, success or /fail. The hosts are removed unless
+RTO is the sum of the three, each timed. RPO is the most data lost: for a dump or files job, its
+run's age at drill time; for an archived database, how much later the source's newest commit at
+the drill's start was than the restored copy's newest transaction (phoenix/archive_rpo.py).
+
+The report goes to <report_dir>/<env>-<time>.json, .md and .html (the dashboard's page of this
+drill, phoenix/dashboard.py), a line to history.jsonl and the same record to the vault's shared
+drill history (`phoenix-vault drill-record`); the inventory's drill.ping_url hears /start, success
+or /fail. The hosts are removed unless
 --keep. Exit status 0 when every check passed, 1 otherwise.
 """
 
@@ -26,14 +32,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from phoenix import archive_plan, sandbox, sandbox_state, stand_in
+from phoenix import archive_plan, archive_rpo, sandbox, sandbox_state, stand_in
 from phoenix.dashboard import write_drill_page
 from phoenix.drill_report import HISTORY_FILE, history_line, render_markdown, report_dir, write_report
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 from phoenix.progress import say
 from phoenix.remote.backup_host import ping  # the backup jobs' healthchecks.io-style ping
-from phoenix.vault_client import record_drill
+from phoenix.vault_client import record_drill, remote_command
 
 
 def sandbox_name(environment: Environment) -> str:
@@ -83,22 +89,26 @@ def exclusive(environment: Environment) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def run(inventory: str, host: str = "", keep: bool = False, given_report_dir: str = "") -> int:
-    """Runs a drill of the environment in `inventory`; returns the exit status."""
+def run(inventory: str, host: str = "", keep: bool = False, given_report_dir: str = "", dumps: bool = False) -> int:
+    """Runs a drill of the environment in `inventory` (`dumps`: archived hosts from their dumps); returns the exit
+    status."""
     source = stand_in.load(inventory)
     names = stand_in.data_hosts(source, host)
     with exclusive(source):
-        return _run_locked(source, names, keep, given_report_dir)
+        return _run_locked(source, names, keep, given_report_dir, dumps)
 
 
-def _run_locked(source: Environment, names: list[str], keep: bool, given_report_dir: str) -> int:
+def _run_locked(source: Environment, names: list[str], keep: bool, given_report_dir: str, dumps: bool) -> int:
     directory = report_dir(source, given_report_dir)
     directory.mkdir(parents=True, exist_ok=True)
     started_at = datetime.now(UTC)
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
     report = {"environment": source.name, "started": started_at.isoformat(timespec="seconds"), "hosts": names}
-    # a stand-in restores dumps only (phoenix/stand_in.py): the report says which archives this drill did not prove
-    report["archive_not_drilled"] = [name for name in archive_plan.archived_hosts(source.hosts) if name in names]
+    report["from"] = "dumps" if dumps else "archive"
+    archived = archived_in(source, names)
+    if not dumps and archived:
+        say(f"asking {', '.join(archived)} for their newest commit (the RPO's reference)")
+        report["source_newest_commits"] = archive_rpo.source_newest_commits(source, archived, remote_command)
     ping(source.drill["ping_url"], "start")
     try:
         _drill(source, names, directory / f"{source.name}-{stamp}", keep, report)
@@ -133,7 +143,7 @@ def _drill(source: Environment, names: list[str], base: Path, keep: bool, report
         steps["create hosts"] = round(time.monotonic() - clock, 1)
 
         clock = time.monotonic()
-        arguments = stand_in.inventory_arguments(source, source.path, drill_sandbox, names)
+        arguments = stand_in.inventory_arguments(source, source.path, drill_sandbox, names, report["from"] == "archive")
         restore_reports = Path(f"{base}-restore-{{host}}.json")
         command = stand_in.pyinfra_command(
             stand_in.write_inventory(arguments), "restore.py", {"restore_report": str(restore_reports)}
@@ -158,8 +168,14 @@ def _drill(source: Environment, names: list[str], base: Path, keep: bool, report
         else:
             sandbox.down(drill_sandbox)
         report["rto_seconds"] = round(sum(steps.values()), 1)
-        report["data"] = _restored_data(report["restore"]["hosts"], datetime.fromisoformat(report["started"]))
-        ages = [entry["age_seconds"] for entry in report["data"]]
+        restored = report["restore"]["hosts"]
+        report["data"] = _restored_data(restored, datetime.fromisoformat(report["started"]))
+        report["data"] += _recovered_data(restored, report.get("source_newest_commits", {}))
+        # an archived host whose stand-in restored its dump: --dumps, or no base backup in the archive yet
+        report["archive_not_drilled"] = [
+            name for name in archived_in(source, names) if not restored.get(name, {}).get("recovered")
+        ]
+        ages = [entry["age_seconds"] for entry in report["data"] if entry["age_seconds"] is not None]
         report["rpo_seconds"] = max(ages) if ages else None
 
 
@@ -187,7 +203,8 @@ def _targets(arguments: dict, state: dict, restored: dict[str, dict]) -> dict:
         name = data["phoenix_host"]
         info = state["hosts"][name]
         jobs = restored.get(name, {}).get("restored", {})
-        targets[name] = Target(name, data, info["container"], info["address"], jobs)
+        recovered = restored.get(name, {}).get("recovered")
+        targets[name] = Target(name, data, info["container"], info["address"], jobs, recovered)
     return targets
 
 
@@ -222,6 +239,20 @@ def _restored_data(hosts: dict[str, dict], at: datetime) -> list[dict]:
                 }
             )
     return entries
+
+
+def archived_in(source: Environment, names: list[str]) -> list[str]:
+    """The hosts of `names` whose PostgreSQL the source's vault archives."""
+    return [name for name in archive_plan.archived_hosts(source.hosts) if name in names]
+
+
+def _recovered_data(hosts: dict[str, dict], newest_commits: dict[str, dict]) -> list[dict]:
+    """Returns, per host recovered from the archive, its data entry with the real RPO (archive_rpo)."""
+    return [
+        archive_rpo.archive_entry(name, host["recovered"], newest_commits.get(name, {}))
+        for name, host in sorted(hosts.items())
+        if host.get("recovered")
+    ]
 
 
 def _tail(log_path: Path, lines: int = 15) -> str:

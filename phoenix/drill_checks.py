@@ -41,6 +41,7 @@ class Target:
     container: str
     address: str
     restored: dict[str, dict] = field(default_factory=dict)  # job -> the host's restore report
+    recovered: dict | None = None  # restore.py's report of its PostgreSQL recovered from the vault's archive
 
     @property
     def server(self):
@@ -126,6 +127,17 @@ def restores_matched(target: Target, context: dict) -> list[Check]:
     return checks
 
 
+def recovered_from_the_archive(target: Target, context: dict) -> list[Check]:
+    if not target.recovered:
+        return []
+    recovered = target.recovered
+    promoted = psql(target, "postgres", "SELECT pg_is_in_recovery()") == ["f"]
+    newest = recovered["newest_transaction"] or "none after the base backup"
+    detail = f"base backup {recovered['backup']} to {recovered['target']}; newest transaction {newest}"
+    detail += "" if promoted else "; PostgreSQL is still in recovery"
+    return [Check(target.name, "PostgreSQL recovered from the vault's archive and accepts writes", promoted, detail)]
+
+
 def transient_tables(target: Target, database: str, context: dict) -> set[str]:
     """The app.transient_tables of the apps whose database `database` on `target` is."""
     return {
@@ -184,6 +196,7 @@ CHECKS: list[tuple[Callable[[dict], bool], Callable]] = [
     (lambda data: "nginx" in data["roles"], https_health),
     (lambda data: bool(data["backup_jobs"]), no_backups_from_a_stand_in),
     (lambda data: True, restores_matched),
+    (lambda data: "postgres" in data["roles"], recovered_from_the_archive),
     (lambda data: "postgres" in data["roles"], rows_equal_manifest),
     (lambda data: True, files_present),
     (lambda data: "nginx" in data["roles"], known_record_served),

@@ -32,8 +32,10 @@ def render_markdown(report: dict) -> str:
         f"- started: {report['started']}",
         f"- hosts: {', '.join(report['hosts'])}",
         f"- RTO: {duration(report['rto_seconds'])} ({step_durations(report['steps'])})",
-        f"- RPO: {duration(report['rpo_seconds'])} (age of the oldest restored data at drill time)",
+        f"- RPO: {duration(report['rpo_seconds'])} (the most data lost: a backup run's age at drill time; for a"
+        " database recovered from the archive, how much later the source's newest commit at drill start was)",
         *archive_line(report.get("archive_not_drilled", [])),
+        *unknown_rpo_lines(report["data"]),
         "",
         "## Restored",
         "",
@@ -41,6 +43,12 @@ def render_markdown(report: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in report["data"]:
+        if "archive" in entry:
+            lines.append(
+                f"| {entry['host']} | archive | {entry['run']} | - | - | {entry['snapshot_time'][:19]} |"
+                f" {duration(entry['age_seconds'])} | - | - |"
+            )
+            continue
         lines.append(
             f"| {entry['host']} | {entry['job']} | {entry['run']} | {'yes' if entry.get('verified') else 'not yet'} |"
             f" {entry['snapshot'][:8]} |"
@@ -59,8 +67,17 @@ def archive_line(hosts: list[str]) -> list[str]:
     if not hosts:
         return []
     return [
-        f"- not drilled: the vault's continuous archive of {', '.join(hosts)} (its RPO is under a minute);"
-        " this drill restored their nightly dumps, so its RPO is the dumps' age (docs/drills.md)"
+        f"- not drilled: the vault's continuous archive of {', '.join(hosts)} (--dumps, or no base backup there"
+        " yet); this drill restored their nightly dumps, so their RPO is the dumps' age (docs/drills.md)"
+    ]
+
+
+def unknown_rpo_lines(data: list[dict]) -> list[str]:
+    """The report's lines naming the archive recoveries whose RPO is unknown, and why."""
+    return [
+        f"- !! RPO of {entry['host']}'s archive unknown: {entry['archive']['unknown_because']}"
+        for entry in data
+        if "archive" in entry and entry["age_seconds"] is None
     ]
 
 

@@ -342,8 +342,11 @@ def pyinfra_hosts(
             # archive_plan: the vault's address where Barman pulls from this host; the hosts the vault archives
             "archive_vault_address": addresses[vault] if name in archived else "",
             "archive_servers": servers if "vault" in host["roles"] else [],
+            # restore.py may recover its PostgreSQL from the vault's archive (a drill's stand-in: its source's)
+            "restore_from_archive": name in archived,
             "secrets": secrets,
             "stand_in": "",  # phoenix/stand_in.py: "<env>/<host>" when this host takes another's place
+            "stand_in_container": "",  # and the container it is
             "run_flags": flags,
         }
         result.append((_connection_name(environment, name), data))

@@ -5,7 +5,9 @@ restore.py uses it when the host is archived (postgres.archive) and Barman holds
 otherwise the logical dump (phoenix-backup restore-db) is restored. The vault runs `barman recover`
 into a staging directory and writes it as a tar stream; the control machine pipes that stream into
 the new host, which swaps it in as its data directory and lets PostgreSQL replay the WAL. The new
-host receives data only: no credential for the vault.
+host receives data only: no credential for the vault. A drill's stand-in (phoenix/stand_in.py) takes
+the same path into its own container, through a staging directory of its own, and the vault's
+Barman is left pointing at the source host.
 """
 
 from __future__ import annotations
@@ -86,9 +88,10 @@ def _end(backup: dict) -> datetime:
     return datetime.fromtimestamp(int(backup["end_time_timestamp"]), UTC)
 
 
-def staging_directory(server: str) -> str:
-    """Given an archived host, returns the directory on the vault that `barman recover` writes its data into."""
-    return f"{BARMAN_HOME}/recover/{server}"
+def staging_directory(server: str, stand_in_container: str = "") -> str:
+    """Given an archived host (and the container of a drill's stand-in of it), returns the directory on the vault
+    that `barman recover` writes its data into: a drill never shares a real restore's."""
+    return f"{BARMAN_HOME}/recover/{stand_in_container or server}"
 
 
 def streaming_directory(server: str) -> str:
@@ -96,24 +99,23 @@ def streaming_directory(server: str) -> str:
     return f"{BARMAN_HOME}/{server}/streaming"
 
 
-def copy_streamed_wal_command(server: str) -> str:
+def copy_streamed_wal_command(server: str, staging: str) -> str:
     """Returns the shell loop (root, on the vault) that adds the WAL segments Barman streamed from `server` but has
-    not archived yet, the one being streamed (.partial) too, to the recovered data directory's pg_wal: PostgreSQL
-    reads them after the archive's, so the seconds before the disaster come back (Barman archives a finished
-    segment only once the next one has begun)."""
-    staging, streaming = staging_directory(server), streaming_directory(server)
+    not archived yet, the one being streamed (.partial) too, to the recovered data directory `staging`'s pg_wal:
+    PostgreSQL reads them after the archive's, so the seconds before the disaster come back (Barman archives a
+    finished segment only once the next one has begun)."""
+    streaming = streaming_directory(server)
     return (
         f'for segment in {streaming}/0*; do [ -e "$segment" ] || continue;'
         f' wal={staging}/pg_wal/$(basename "$segment" .partial); [ -e "$wal" ] || cp "$segment" "$wal"; done'
     )
 
 
-def promote_at_the_end_command(server: str) -> str:
-    """Returns the shell line (root, on the vault) that makes the recovered data directory of `server`, recovered
+def promote_at_the_end_command(staging: str) -> str:
+    """Returns the shell line (root, on the vault) that makes the recovered data directory `staging`, recovered
     without a target, run an archive recovery to the end of the WAL in pg_wal and promote onto a new timeline
     (unless Barman set a recovery up): without it PostgreSQL runs only crash recovery on the base backup's
     timeline, writes where the old server's stream was, and names no newest transaction."""
-    staging = staging_directory(server)
     return (
         f"{{ [ -e {staging}/recovery.signal ] || {{ touch {staging}/recovery.signal"
         f" && echo \"restore_command = 'false'\" >> {staging}/postgresql.auto.conf; }}; }}"
@@ -134,10 +136,9 @@ def delete_in_background_command(path: str) -> str:
     return f"mv {path} {aside} && (rm -rf {aside} </dev/null >/dev/null 2>&1 &)"
 
 
-def recover_stream_command(plan: Plan) -> str:
-    """Returns the shell line (root, on the vault) that recovers `plan` into a staging directory and writes it
+def recover_stream_command(plan: Plan, staging: str) -> str:
+    """Returns the shell line (root, on the vault) that recovers `plan` into the directory `staging` and writes it
     to stdout as one zstd-compressed tar stream, Barman's messages to stderr."""
-    staging = staging_directory(plan.server)
     # the newest timeline: after an earlier restore the server writes on a later one than its base backup's
     target = ["--target-tli", "latest"]
     if plan.target_time is not None:
@@ -145,14 +146,12 @@ def recover_stream_command(plan: Plan) -> str:
     elif plan.restore_point:
         target += ["--target-name", plan.restore_point, "--target-action", "promote"]
     # Barman configures a target's recovery itself (and may do so for a later timeline): left as it is
-    newest = (
-        "" if plan.target_time is not None or plan.restore_point else f" && {promote_at_the_end_command(plan.server)}"
-    )
+    newest = "" if plan.target_time is not None or plan.restore_point else f" && {promote_at_the_end_command(staging)}"
     return (
         f"set -o pipefail; cd /tmp && rm -rf {staging} && mkdir -p {BARMAN_HOME}/recover && install -d -o barman"
         f" -g barman -m 0700 {staging} && {barman('-q', 'archive-wal', plan.server)} >&2"
         f" && {barman('recover', *target, plan.server, plan.backup_id, staging)} >&2"
-        f" && {copy_streamed_wal_command(plan.server)}{newest}"
+        f" && {copy_streamed_wal_command(plan.server, staging)}{newest}"
         f" && tar -C {staging} -cf - . | {{ {COMPRESS}; }} && {delete_in_background_command(staging)}"
     )
 
@@ -299,21 +298,24 @@ def stream(
     force: bool,
     remote,
     lock_wait: int,
+    stand_in_container: str = "",
 ):
-    """Runs the recovery on the vault piped into the new host, which swaps it in holding its backup lock (a dump
-    job firing meanwhile waits; one running is waited for, at most lock_wait seconds); returns the host's
-    output; raises PhoenixError naming the side that failed."""
+    """Runs the recovery on the vault piped into the new host (`stand_in_container`: a drill's stand-in of it,
+    never the environment's host), which swaps it in holding its backup lock (a dump job firing meanwhile waits;
+    one running is waited for, at most lock_wait seconds); returns the host's output; raises PhoenixError naming
+    the side that failed."""
     vault = backup_plan.vault_host(environment.hosts)
+    staging = staging_directory(server, stand_in_container)
     with tempfile.TemporaryFile() as vault_errors:  # a file, not a pipe: nothing can block on Barman's messages
         source = subprocess.Popen(
-            on_host(environment, remote, vault, recover_stream_command(plan)),
+            on_host(environment, remote, vault, recover_stream_command(plan, staging)),
             stdout=subprocess.PIPE,
             stderr=vault_errors,
         )
         swap_in = swap_in_command(version, databases, force, plan.target_time is not None)
         holding_lock = make_holding_backup_lock_command(swap_in, lock_wait, what="restore.py's archive restore")
         sink = subprocess.run(
-            on_host(environment, remote, server, holding_lock, with_stdin=True),  # docker exec -i: stdin passed on
+            receiving_argv(environment, remote, server, holding_lock, stand_in_container),
             stdin=source.stdout,
             capture_output=True,
             text=True,
@@ -332,6 +334,14 @@ def stream(
     if sink.returncode != 0:
         raise PhoenixError(f"{server}: the recovered data were not swapped in: {sink.stderr.strip()[-800:]}")
     return sink.stdout
+
+
+def receiving_argv(environment: Environment, remote, server: str, line: str, stand_in_container: str = "") -> list[str]:
+    """Returns the argv that runs shell line `line`, reading stdin, on the host receiving `server`'s recovered data:
+    the environment's host of that name, or a drill's stand-in container on this machine."""
+    if stand_in_container:
+        return make_remote_shell_argv(["docker", "exec", "-i", stand_in_container], line, ssh=False)
+    return on_host(environment, remote, server, line, with_stdin=True)  # docker exec -i: stdin passed on
 
 
 def barman_files(environment: Environment, secrets) -> list[tuple[str, str, str, str]]:
@@ -410,15 +420,19 @@ def follow(environment: Environment, server: str, secrets, remote) -> Following:
 
 def run(host_name: str, plan: Plan, data, force: bool, results: dict) -> None:
     """restore.py's operation (runs on the control machine while the deploy executes): recovers `plan` into
-    host `host_name` and records {"target", "backup", "newest_transaction"} in results[host_name]."""
+    host `host_name` and records {"target", "backup", "newest_transaction"} in results[host_name].
+
+    A drill's stand-in receives the data in its own container; the vault's Barman keeps following the source
+    host (repointing it would steal production's WAL stream)."""
     from phoenix.inventory import environment_of
     from phoenix.vault_client import remote_command
 
-    environment = environment_of(data.phoenix_inventory)
+    environment = environment_of(data.phoenix_inventory)  # a stand-in's: the source's, whose vault holds the archive
     databases = backup_plan.databases_served(host_name, environment.hosts)
     version, lock_wait = data.postgres["version"], data.backup["lock_wait_seconds"]
-    output = stream(environment, host_name, plan, version, databases, force, remote_command, lock_wait)
-    following = follow(environment, host_name, data.secrets, remote_command)
+    container = data.stand_in_container
+    output = stream(environment, host_name, plan, version, databases, force, remote_command, lock_wait, container)
+    following = Following(False) if container else follow(environment, host_name, data.secrets, remote_command)
     target = plan.target()
     if TO_THE_END in output:
         target += " (no transaction in the archive after it: recovered to the archive's end)"

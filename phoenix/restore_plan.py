@@ -105,11 +105,7 @@ def physical_for_host(data):
     restored instead (not archived, no base backup in the vault's Barman yet, or `--data snapshot` names a run);
     raises PhoenixError for a target outside the archive's window."""
     flags = data.run_flags
-    if (
-        not data.archive_vault_address
-        or "postgres" not in data.roles
-        or (flags["snapshot"] or "") not in ("", "latest")
-    ):
+    if not data.restore_from_archive or "postgres" not in data.roles or (flags["snapshot"] or "") not in ("", "latest"):
         if flags["restore_point"]:
             raise PhoenixError(
                 f"--data restore_point={flags['restore_point']}: {data.phoenix_host}'s PostgreSQL is not archived"

@@ -123,13 +123,13 @@ def manual_archive_restore(environment: Environment, server: str, moment: str = 
         recover = Step(
             vault,
             f"{barman('recover', *target, server, 'latest', staging)}"
-            f" && {physical_restore.promote_at_the_end_command(server)}",
+            f" && {physical_restore.promote_at_the_end_command(staging)}",
             f"recover the newest base backup into {staging}, to replay all the WAL, then promote",
         )
     return [
         Step(vault, barman("list-backups", server), f"list {server}'s base backups (newest first)"),
         recover,
-        Step(vault, physical_restore.copy_streamed_wal_command(server),
+        Step(vault, physical_restore.copy_streamed_wal_command(server, staging),
              "add the WAL Barman has streamed but not archived yet (its newest segments, and the one being"
              " written, .partial): PostgreSQL replays it after the archive's"),
         Step(vault, f"tar -C {staging} -cf {archive} . && rm -rf {staging}",

@@ -5,7 +5,10 @@ prod's web1 into dev's web1. Either way the container gets the blueprint of its 
 and borrows the backup settings of the host it stands in for: the repository URL, the vault
 login (which can read and add, never delete), the restic password and the vault's certificate.
 A stand-in never backs up: it has no backup timers and no pings, and `phoenix-backup run`
-refuses there, so nothing it holds can reach the real host's repository.
+refuses there, so nothing it holds can reach the real host's repository. With `from_archive` (a
+drill), a stand-in of an archived database host recovers its PostgreSQL from the source vault's
+Barman archive as restore.py would, piped into the stand-in's own container; the vault's Barman
+never learns of it (phoenix/physical_restore.py).
 
 restore.py runs against an inventory written by write_inventory(); it asks the source
 environment's vault which runs to restore, exactly as it does for a real rebuild.
@@ -76,12 +79,18 @@ def load(path: str | Path, sandbox: str = "") -> Environment:
 
 
 def stand_in_hosts(
-    source_path: str, source_sandbox: str, target_path: str, target_sandbox: str, names: list[str]
+    source_path: str,
+    source_sandbox: str,
+    target_path: str,
+    target_sandbox: str,
+    names: list[str],
+    from_archive: bool = False,
 ) -> list[tuple[str, dict]]:
     """Returns pyinfra hosts: containers of `target_sandbox` standing in for source hosts `names`.
 
     Each gets the target inventory's settings for its name (the source's own for a drill) and
-    the source host's backups. Raises PhoenixError when the two cannot fit together.
+    the source host's backups; with `from_archive`, a stand-in of an archived host recovers from
+    the source's archive (else from its dumps). Raises PhoenixError when the two cannot fit together.
     """
     source = load(source_path, source_sandbox)
     source_secrets = load_secrets(source)
@@ -109,7 +118,9 @@ def stand_in_hosts(
             backup_target=lender["backup_target"],
             backup_jobs=[{**job, "ping_url": ""} for job in lender["backup_jobs"]],
             stand_in=f"{source.name}/{name}",
+            stand_in_container=sandbox_state.container_name(target_sandbox, name),
             archive_vault_address="",  # the source's vault archives the source host, never its stand-in
+            restore_from_archive=from_archive and lender["restore_from_archive"],
             secrets=secrets.borrowing(source_secrets, backup_secret_keys(name)),
         )
         result.append((connection, data))
@@ -134,7 +145,9 @@ def inventory_hosts(arguments: dict) -> list[tuple[str, dict]]:
         refuse(f"phoenix: inventory not loaded, no host was touched:\n{error}")
 
 
-def inventory_arguments(source: Environment, target_path: str | Path, target_sandbox: str, names: list[str]) -> dict:
+def inventory_arguments(
+    source: Environment, target_path: str | Path, target_sandbox: str, names: list[str], from_archive: bool = False
+) -> dict:
     """Returns the arguments of stand_in_hosts() for stand-ins of `names` in `target_sandbox`."""
     return {
         "source_path": str(source.path.resolve()),
@@ -142,6 +155,7 @@ def inventory_arguments(source: Environment, target_path: str | Path, target_san
         "target_path": str(Path(target_path).with_suffix(".yml").resolve()),
         "target_sandbox": target_sandbox,
         "names": names,
+        "from_archive": from_archive,
     }
 
 

@@ -21,7 +21,7 @@ from roles.operations import (
 def packages(data) -> list[str]:
     """Given a host's data, the Debian packages the PostgreSQL role installs."""
     # zstd unpacks the archive's compressed restore stream (physical_restore.DECOMPRESS)
-    return [f"postgresql-{data.postgres['version']}", *(["zstd"] if data.archive_vault_address else [])]
+    return [f"postgresql-{data.postgres['version']}", *(["zstd"] if data.restore_from_archive else [])]
 
 
 @deploy("PostgreSQL")

@@ -9,8 +9,9 @@ pages; both app hosts destroyed before any nightly backup ran (the vault's archi
 WAL); one restore.py; the records and the article served again; for each app, an upgrade.py whose
 migration fails rolls back to the previous release, which serves the same data, then upgrade.py
 to the next release (Kinto 26.4.0 -> 26.5.0; the wiki's project from django-wiki 0.12.2 to
-0.13.0, whose django-nyt brings two migrations); last, the nightly dumps and the weekly drill, which
-restores both apps into throwaway hosts and checks each one's own known record.
+0.13.0, whose django-nyt brings two migrations); last, the nightly dumps and a drill of them
+(`--dumps`: the main sandbox's drill proves the archive), which restores both apps into throwaway
+hosts and checks each one's own known record.
 """
 
 from __future__ import annotations
@@ -322,7 +323,8 @@ def test_a_weekly_drill_restores_both_apps_from_their_nightly_dumps_and_checks_e
         dumped = sh(host, "phoenix-backup run all --trigger scheduled")
         assert dumped.returncode == 0, dumped.stderr[-2000:]
     drilled = subprocess.run(
-        [str(Path(sys.executable).with_name("phoenix")), "drill", INVENTORY_SCRIPT, "--report-dir", str(tmp_path)],
+        [str(Path(sys.executable).with_name("phoenix")), "drill", INVENTORY_SCRIPT, "--dumps", "--report-dir",
+         str(tmp_path)],
         cwd=REPOSITORY, env=dict(os.environ, PHOENIX_SANDBOX=KINTO_SANDBOX),
         capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
@@ -330,6 +332,7 @@ def test_a_weekly_drill_restores_both_apps_from_their_nightly_dumps_and_checks_e
     checks = {(check["host"], check["name"]): check for check in report["checks"]}
     failed = [check for check in report["checks"] if not check["ok"]]
     assert drilled.returncode == 0 and report["passed"] and not failed, (failed, drilled.stderr[-3000:])
+    assert report["from"] == "dumps" and report["archive_not_drilled"] == ["kinto1", "wiki1"]  # --dumps: both archived
     newest = kinto_incident["records"][-1]["data"]["id"]
     assert checks[("kinto1", "a known record is served over HTTPS")]["detail"] == (
         f"GET /v1/buckets/shop/collections/orders/records/{newest}: HTTP 200"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from phoenix import drill, drill_checks, drill_report, stand_in, vault_client
+from phoenix import archive_rpo, drill, drill_checks, drill_report, stand_in, vault_client
 from phoenix.errors import PhoenixError
 from phoenix.inventory import load_environment
 
@@ -49,6 +49,26 @@ def report(started: datetime, passed: bool = True) -> dict:
                 "restore_seconds": 1.5,
                 "verified": False,  # restore.py took it before the vault's verify had reached it
             },
+            archive_rpo.archive_entry(
+                "web1",
+                {
+                    "backup": "20261121T020000",
+                    "backup_end": "2026-11-21T02:00:30+00:00",
+                    "target": "the newest point the archive holds",
+                    "newest_transaction": "2026-11-21 11:59:58.5+00",
+                },
+                {"newest_commit": "2026-11-21T11:59:58.400000+00:00", "error": ""},
+            ),
+            archive_rpo.archive_entry(
+                "web2",
+                {
+                    "backup": "20261121T020000",
+                    "backup_end": "2026-11-21T02:00:30+00:00",
+                    "target": "the newest point the archive holds",
+                    "newest_transaction": "",
+                },
+                {"newest_commit": None, "error": "web2 keeps no commit times"},
+            ),
         ],  # fmt: skip
         "checks": [
             {"host": "web1", "name": "health answers 200 over HTTPS", "ok": True, "detail": ""},
@@ -71,8 +91,11 @@ def test_a_report_is_written_as_json_and_markdown_and_recorded_in_the_history(tm
     assert "# Drill of shop: PASSED" in markdown
     assert "- RTO: 56s (create hosts 2.0s, prepare 5.0s, provision 40s, restore data 6.5s, verify 3.0s)" in markdown
     assert "- RPO: 2.0h" in markdown
-    assert "- not drilled: the vault's continuous archive of db1 (its RPO is under a minute);" in markdown
+    assert "- not drilled: the vault's continuous archive of db1 (--dumps, or no base backup there yet);" in markdown
+    assert "- !! RPO of web2's archive unknown: web2 keeps no commit times" in markdown
     assert "| db1 | db-links | r1 | not yet | abcdef01 |" in markdown
+    assert "| web1 | archive | base backup 20261121T020000 | - | - | 2026-11-21T11:59:58 | 0.0s | - | - |" in markdown
+    assert "| web2 | archive | base backup 20261121T020000 | - | - | 2026-11-21T02:00:30 | - | - | - |" in markdown
     assert "| db1 | db-links: row counts equal the manifest | pass | x / y |" in markdown  # a | never breaks the table
     (entry,) = drill_report.history(tmp_path, "shop")
     assert entry["passed"] and entry["report"] == str(json_path) and entry["failed_checks"] == 0

@@ -15,6 +15,8 @@ from phoenix.errors import PhoenixError
 from phoenix.physical_restore import Plan
 from phoenix.restore_report import summary
 
+STAGING = physical_restore.staging_directory("db1")
+
 DAY1 = datetime(2026, 11, 23, 1, 30, 40, tzinfo=UTC)
 BACKUPS = [
     {"backup_id": "20261123T013000", "status": "DONE", "end_time_timestamp": str(int(DAY1.timestamp()))},
@@ -64,7 +66,7 @@ def test_two_targets_are_refused():
 
 def test_recovery_to_a_time_promotes_at_the_target_and_ships_the_streamed_segments():
     at = datetime(2026, 11, 24, 10, 59, 30, tzinfo=UTC)
-    line = physical_restore.recover_stream_command(Plan("db1", "20261123T013000", DAY1, target_time=at))
+    line = physical_restore.recover_stream_command(Plan("db1", "20261123T013000", DAY1, target_time=at), STAGING)
 
     assert "runuser -u barman -- barman -q archive-wal db1 >&2" in line
     assert (
@@ -121,7 +123,8 @@ def test_a_directory_deleted_in_the_background_is_gone_at_once_and_its_copy_soon
 
 
 def test_recovery_to_a_restore_point_names_it():
-    line = physical_restore.recover_stream_command(Plan("db1", "20261125T013000", DAY1, restore_point="before v2"))
+    plan = Plan("db1", "20261125T013000", DAY1, restore_point="before v2")
+    line = physical_restore.recover_stream_command(plan, STAGING)
 
     assert "--target-tli latest --target-name 'before v2' --target-action promote db1 20261125T013000" in line
 
@@ -173,7 +176,7 @@ def test_the_report_names_the_target_and_the_newest_transaction():
 
 
 def test_every_recovery_follows_the_newest_timeline_and_the_stream_follows_the_restored_server():
-    newest = physical_restore.recover_stream_command(Plan("db1", "20261125T013000", DAY1))
+    newest = physical_restore.recover_stream_command(Plan("db1", "20261125T013000", DAY1), STAGING)
 
     assert "barman recover --target-tli latest db1 20261125T013000 /var/lib/barman/recover/db1" in newest
     # archive recovery to the end of the WAL (so PostgreSQL names the newest transaction), unless Barman set one up
@@ -186,7 +189,8 @@ def test_every_recovery_follows_the_newest_timeline_and_the_stream_follows_the_r
         "recovery.signal"
     ) < newest.index("tar -C")
     at = datetime(2026, 11, 24, 10, 59, 30, tzinfo=UTC)
-    assert "recovery.signal" not in physical_restore.recover_stream_command(Plan("db1", "x", DAY1, target_time=at))
+    timed = physical_restore.recover_stream_command(Plan("db1", "x", DAY1, target_time=at), STAGING)
+    assert "recovery.signal" not in timed
     reset = physical_restore.reset_stream_command("db1")
     assert "barman receive-wal --stop db1" in reset and "barman receive-wal --reset db1" in reset
     assert "; systemctl start phoenix-barman-cron.service;" in reset  # the stream is restarted, reset or not

@@ -31,8 +31,10 @@ COMPUTED_HOST_DATA = {
     "vault_server_name",
     "archive_vault_address",
     "archive_servers",
+    "restore_from_archive",
     "secrets",
     "stand_in",
+    "stand_in_container",
     "run_flags",  # the run's own --data flags (phoenix/run_flags.yaml), not inventory settings
 }
 

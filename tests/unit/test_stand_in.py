@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import subprocess
 from types import SimpleNamespace
 
 import pytest
@@ -93,11 +95,10 @@ def test_drill_stand_ins_live_in_the_drill_sandbox_and_read_the_real_vault(write
     assert db1["secrets"].get("restic_passwords.db1") == "shop-restic-db1"
 
 
-def test_a_drill_stand_in_of_an_archived_host_restores_its_dump_and_never_touches_the_archive(
+def test_a_stand_in_not_from_the_archive_restores_its_dump_and_never_asks_the_archive(
     write_inventory, secrets_by_environment, monkeypatch
 ):
-    # physical_restore streams the recovery into, and points the vault's Barman at, the host of that name in the
-    # *source* environment: a stand-in that took that path would overwrite production's database host
+    # a dev copy, or a drill with --dumps: the stand-in of an archived host restores the dump
     path = write_inventory()
     record_sandbox("drill-shop", {"web1": "172.30.0.2", "db1": "172.30.0.3"})
     source_db1 = {
@@ -112,6 +113,56 @@ def test_a_drill_stand_in_of_an_archived_host_restores_its_dump_and_never_touche
     assert db1["archive_vault_address"] == ""
     restore_flags = run_flags.parse(["restore.py"], [])  # what `pyinfra ... restore.py` gives it
     assert restore_plan.physical_for_host(SimpleNamespace(**{**db1, "run_flags": restore_flags})) is None
+
+
+class FakeVaultStream:
+    """What subprocess.Popen gives for the vault's side of the stream: nothing to read, exit 0."""
+
+    def __init__(self, argv, **options):
+        self.argv, self.returncode = argv, None
+        self.stdout = io.BytesIO(b"")
+
+    def wait(self):
+        self.returncode = 0
+        return 0
+
+
+def test_a_drill_stand_in_of_an_archived_host_recovers_the_archive_into_its_own_container_only(
+    write_inventory, secrets_by_environment, monkeypatch
+):
+    path = write_inventory()
+    record_sandbox("drill-shop", {"web1": "172.30.0.2", "db1": "172.30.0.3"})
+    backup = {"backup_id": "20261121T020000", "status": "DONE", "end_time_timestamp": "1763690430"}
+    monkeypatch.setattr(physical_restore, "list_backups", lambda environment, server, remote: [backup])
+    monkeypatch.setattr(physical_restore, "follow", lambda *arguments: pytest.fail("the vault's Barman repointed"))
+    started, sent = [], []
+    answer = "LOG:  last completed transaction was at log time 2026-11-21 11:59:58.5+00\n"
+
+    def popen(argv, **options):
+        started.append(argv)
+        return FakeVaultStream(argv)
+
+    def run(argv, **options):
+        sent.append(argv)
+        return subprocess.CompletedProcess(argv, 0, answer, "")
+
+    monkeypatch.setattr(physical_restore.subprocess, "Popen", popen)
+    monkeypatch.setattr(physical_restore.subprocess, "run", run)
+
+    hosts = dict(stand_in.stand_in_hosts(str(path), "", str(path), "drill-shop", ["web1", "db1"], from_archive=True))
+    db1 = SimpleNamespace(**{**hosts["@docker/phx-drill-shop-db1"], "run_flags": run_flags.parse(["restore.py"], [])})
+    plan = restore_plan.physical_for_host(db1)
+    results = {}
+    physical_restore.run("db1", plan, db1, force=False, results=results)
+
+    assert db1.archive_vault_address == "" and plan.backup_id == "20261121T020000"  # the vault never archives it
+    (vault,) = started  # the source's vault recovers into a staging directory of the drill's own
+    assert vault[:2] == ["ssh", "-p"] and "/var/lib/barman/recover/phx-drill-shop-db1 " in vault[-1]
+    assert " /var/lib/barman/recover/db1 " not in vault[-1]
+    (into,) = sent  # and the data go into the stand-in's container, never to the source's db1 (198.51.100.x)
+    assert into[:4] == ["docker", "exec", "-i", "phx-drill-shop-db1"]
+    assert results["db1"]["newest_transaction"] == "2026-11-21 11:59:58.5+00"
+    assert not results["db1"]["barman_repointed"] and results["db1"]["stream_error"] == ""
 
 
 def test_a_dev_copy_gets_its_own_settings_and_borrows_only_the_backup_secrets(
