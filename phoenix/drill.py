@@ -16,8 +16,7 @@ the drill's start was than the restored copy's newest transaction (phoenix/archi
 The report goes to <report_dir>/<env>-<time>.json, .md and .html (the dashboard's page of this
 drill, phoenix/dashboard.py), a line to history.jsonl and the same record to the vault's shared
 drill history (`phoenix-vault drill-record`); the inventory's drill.ping_url hears /start, success
-or /fail. The hosts are removed unless
---keep. Exit status 0 when every check passed, 1 otherwise.
+or /fail. The hosts are removed unless --keep. Exit status 0 when every check passed, 1 otherwise.
 """
 
 from __future__ import annotations

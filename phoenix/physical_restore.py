@@ -148,8 +148,9 @@ def recover_stream_command(plan: Plan, staging: str) -> str:
     # Barman configures a target's recovery itself (and may do so for a later timeline): left as it is
     newest = "" if plan.target_time is not None or plan.restore_point else f" && {promote_at_the_end_command(staging)}"
     return (
-        f"set -o pipefail; cd /tmp && rm -rf {staging} && mkdir -p {BARMAN_HOME}/recover && install -d -o barman"
-        f" -g barman -m 0700 {staging} && {barman('-q', 'archive-wal', plan.server)} >&2"
+        # the parent is Barman's too: the runbook's by-hand `barman recover` makes its directory there
+        f"set -o pipefail; cd /tmp && rm -rf {staging} && install -d -o barman -g barman -m 0700"
+        f" {BARMAN_HOME}/recover {staging} && {barman('-q', 'archive-wal', plan.server)} >&2"
         f" && {barman('recover', *target, plan.server, plan.backup_id, staging)} >&2"
         f" && {copy_streamed_wal_command(plan.server, staging)}{newest}"
         f" && tar -C {staging} -cf - . | {{ {COMPRESS}; }} && {delete_in_background_command(staging)}"

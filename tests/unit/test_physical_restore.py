@@ -311,3 +311,16 @@ def test_a_target_time_after_the_newest_transaction_is_recovered_to_the_end_of_t
     assert "systemctl start postgresql@15-main || to_the_end || back;" in timed
     assert "systemctl is-active --quiet postgresql@15-main || to_the_end || back;" in timed
     assert "to_the_end() { false; };" in newest and "recovery_target_time" not in newest
+
+
+def test_restore_leaves_the_recover_directory_barmans_so_the_runbooks_recover_by_hand_works_after_it():
+    # restore.py (and a drill) recover as root; the runbook's by-hand `barman recover` runs as barman and makes its
+    # own directory under /var/lib/barman/recover: a root-owned parent made that fail after any archive restore
+    line = physical_restore.recover_stream_command(
+        Plan("db1", "x", DAY1), physical_restore.staging_directory("db1", "phx-drill-db1")
+    )
+
+    assert (
+        "install -d -o barman -g barman -m 0700 /var/lib/barman/recover /var/lib/barman/recover/phx-drill-db1" in line
+    )
+    assert "mkdir" not in line
