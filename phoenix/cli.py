@@ -146,9 +146,17 @@ def run_flags_doc(arguments: argparse.Namespace) -> int:
     return 0
 
 
+class StrictParser(argparse.ArgumentParser):
+    """An argument parser that takes options by their whole name only: argparse would read a typo such as
+    `--dump` or `--kee` as the option it begins. Its subcommands' parsers are StrictParsers too."""
+
+    def __init__(self, *arguments, **options):
+        super().__init__(*arguments, allow_abbrev=False, **options)
+
+
 def parser() -> argparse.ArgumentParser:
     """Returns the argument parser of the `phoenix` command."""
-    top = argparse.ArgumentParser(prog="phoenix", description="Phoenix: your server as code, recoverable.")
+    top = StrictParser(prog="phoenix", description="Phoenix: your server as code, recoverable.")
     verbs = top.add_subparsers(dest="verb", required=True)
 
     sandbox_parser = verbs.add_parser("sandbox", help="throwaway container hosts")
