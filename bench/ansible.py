@@ -121,7 +121,7 @@ def reference(setting: dict, settings: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="leave the last run's container running")
     arguments = parser.parse_args()

@@ -52,7 +52,9 @@ def docker(*arguments: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     parser.add_argument("--keep-cache", action="store_true", help="print the cache directory and keep it")
     options = parser.parse_args()
     cache = Path(tempfile.mkdtemp(prefix="phoenix-artifact-bench-"))

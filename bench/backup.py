@@ -112,7 +112,7 @@ def nightly_job() -> tuple[float, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--size-mib", type=int, default=1024, help="database size to generate (default 1024)")
     parser.add_argument("--keep", action="store_true", help="leave the sandbox running")
     arguments = parser.parse_args()

@@ -25,7 +25,7 @@ from phoenix.inventory import load_environment  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--inventory", default="inventories/dev.py")
     parser.add_argument("--keep", action="store_true", help="leave the sandbox running")
     arguments = parser.parse_args()

@@ -2,6 +2,7 @@
 the WAL stream, and restore time of a generated database, physical (Barman) against the dump (pg_restore).
 
     PHOENIX_SANDBOX=NAME .venv/bin/python bench/pitr.py [--kills 3] [--scale 20] [--seconds 30] [--pairs 3]
+        [--parts rpo,tps,restore] [--commit-timestamp-pairs 3]
 
 Runs against a converged sandbox of inventories/sandbox.py (`phoenix sandbox up NAME` and a deploy, or an
 e2e sandbox kept with PHOENIX_E2E_KEEP=1); it replaces db1's container and its data. Prints:
@@ -16,7 +17,10 @@ e2e sandbox kept with PHOENIX_E2E_KEEP=1); it replaces db1's container and its d
     a fresh base backup (physical) and from a fresh dump (`--data snapshot=RUN`, pg_restore), the
     tables vacuumed first (WAL written after a base backup is replayed on top of it, which this leaves
     out): the whole run and its "restore data" step, as restore.py reports it;
-with the machine's core count and load average, which bound what the figures mean.
+  - commit-timestamps (a part of its own, not run by default): what track_commit_timestamp (on where the vault
+    archives, for the drill's real RPO) costs: pgbench TPS with it on and off, the stream on, in
+    --commit-timestamp-pairs pairs whose order alternates; each pair and the median ratio;
+with the machine's core count and load average, which bound what the figures mean. --parts picks the parts.
 """
 
 from __future__ import annotations
@@ -125,27 +129,72 @@ def tps_ratios(pairs: int, seconds: int) -> list[tuple[float, float]]:
     return measured
 
 
+BENCH_SETTINGS = "/etc/postgresql/15/main/conf.d/zz-bench.conf"  # read after phoenix.conf, removed at the end
+
+
+def restart_db1(settings: str) -> None:
+    """Restarts db1's PostgreSQL with `settings` (shell that writes BENCH_SETTINGS, or removes it) and waits for the
+    WAL stream, which the restart cut."""
+    sh("db1", f"{settings} && systemctl restart postgresql@15-main")
+    # pg_receivewal reports a segment flushed once it is complete: the restart leaves one half-written
+    sh("db1", f"{PSQL} -c 'SELECT pg_switch_wal()'")
+    stream_on()
+
+
+def commit_timestamp_ratios(pairs: int, seconds: int) -> list[tuple[float, float]]:
+    """Returns `pairs` of (TPS with track_commit_timestamp on, TPS with it off), each pair's order the other way
+    round from the one before, so that the machine's drift falls on both sides."""
+    measured = []
+    for pair in range(pairs):
+        result = {}
+        for setting in ("on", "off") if pair % 2 == 0 else ("off", "on"):
+            restart_db1(f"echo 'track_commit_timestamp = {setting}' > {BENCH_SETTINGS}")
+            result[setting] = tps(seconds)
+        measured.append((result["on"], result["off"]))
+    restart_db1(f"rm -f {BENCH_SETTINGS}")
+    return measured
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--scale", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--commit-timestamp-pairs", type=int, default=3)
+    parser.add_argument("--parts", default="rpo,tps,restore", help="of rpo, tps, commit-timestamps, restore")
     options = parser.parse_args()
+    parts = set(options.parts.split(","))
+    unknown = parts - {"rpo", "tps", "commit-timestamps", "restore"}
+    if unknown:
+        parser.error(f"--parts: no part {', '.join(sorted(unknown))} (parts: rpo, tps, commit-timestamps, restore)")
     print(machine_line("at the start"))
 
-    rpos = [one_kill() for _ in range(options.kills)]
-    print(f"RPO over {len(rpos)} unannounced kills: median {statistics.median(rpos):.1f}s, max {max(rpos):.1f}s")
+    if "rpo" in parts:
+        rpos = [one_kill() for _ in range(options.kills)]
+        print(f"RPO over {len(rpos)} unannounced kills: median {statistics.median(rpos):.1f}s, max {max(rpos):.1f}s")
 
     sh("db1", f"runuser -u postgres -- pgbench -i -q -s {options.scale} links 2>&1")
-    measured = tps_ratios(options.pairs, options.seconds)
-    pairs = ", ".join(f"{with_stream:.0f}/{without:.0f}" for with_stream, without in measured)
-    ratio = statistics.median(with_stream / without for with_stream, without in measured)
-    print(
-        f"pgbench TPS with the WAL stream / without, {len(measured)} alternated pairs: {pairs};"
-        f" median ratio {ratio:.3f}"
-    )
+    if "tps" in parts:
+        print_pairs("pgbench TPS with the WAL stream / without", tps_ratios(options.pairs, options.seconds))
+    if "commit-timestamps" in parts:
+        measured = commit_timestamp_ratios(options.commit_timestamp_pairs, options.seconds)
+        print_pairs("pgbench TPS with track_commit_timestamp on / off", measured)
+    if "restore" in parts:
+        restore_times()
+    print(f"{machine_line('at the end')} ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
 
+
+def print_pairs(what: str, measured: list[tuple[float, float]]) -> None:
+    pairs = ", ".join(f"{first:.0f}/{second:.0f}" for first, second in measured)
+    ratio = statistics.median(first / second for first, second in measured)
+    print(f"{what}, {len(measured)} alternated pairs: {pairs}; median ratio {ratio:.3f}")
+
+
+def restore_times() -> None:
+    """Prints restore.py's time for db1's database, physical against the dump."""
     size = sh("db1", f"{PSQL} -c \"SELECT pg_size_pretty(pg_database_size('links'))\"").strip()
     # vacuumed first, so that both paths restore the same settled tables: autovacuum after pgbench's updates writes
     # about as much WAL as the tables hold, which the physical path would replay on top of the base backup
@@ -161,7 +210,6 @@ def main() -> None:
         f" pg_restore {dump:.1f}s (restore data {dump_step:.1f}s); physical/dump {physical / dump:.2f} whole,"
         f" {physical_step / dump_step:.2f} restore data"
     )
-    print(f"{machine_line('at the end')} ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from phoenix.inventory import load_environment  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(allow_abbrev=False)
     parser.add_argument("--drills", type=int, default=100)
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:

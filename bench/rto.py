@@ -198,7 +198,7 @@ def positive(text: str) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--db-size", type=parse_size, default=1024, help="database size, e.g. 1GiB (default)")
     parser.add_argument(
         "--runs", type=positive, default=1, help="incidents in a row, each with its own floors (default 1)"

@@ -63,7 +63,7 @@ def bench_count(count: int, directory: Path, keep: bool) -> dict[str, Converge]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--hosts", type=host_counts, default=[1, 4, 10], help="host counts (default 1,4,10)")
     parser.add_argument("--keep", action="store_true", help="leave the sandboxes running")
     arguments = parser.parse_args()
