@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from phoenix import sandbox, sandbox_state
+from phoenix.arguments import StrictParser
 from phoenix.errors import PhoenixError
 
 
@@ -144,14 +145,6 @@ def run_flags_doc(arguments: argparse.Namespace) -> int:
 
     print(markdown(), end="")
     return 0
-
-
-class StrictParser(argparse.ArgumentParser):
-    """An argument parser that takes options by their whole name only: argparse would read a typo such as
-    `--dump` or `--kee` as the option it begins. Its subcommands' parsers are StrictParsers too."""
-
-    def __init__(self, *arguments, **options):
-        super().__init__(*arguments, allow_abbrev=False, **options)
 
 
 def parser() -> argparse.ArgumentParser:

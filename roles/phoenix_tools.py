@@ -14,6 +14,7 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 # checks that this list is exactly their import closure).
 MODULES = [
     "phoenix/__init__.py",
+    "phoenix/arguments.py",
     "phoenix/errors.py",
     "phoenix/retention.py",
     "phoenix/remote/__init__.py",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from phoenix.arguments import StrictParser
 from phoenix.remote import backup, restore
 from phoenix.remote.backup import TRIGGERS
 from phoenix.remote.backup_host import Config
@@ -32,7 +33,7 @@ COMMANDS = {**backup.COMMANDS, **restore.COMMANDS}
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="phoenix-backup", description="This host's off-site backups.")
+    top = StrictParser(prog="phoenix-backup", description="This host's off-site backups.")
     verbs = top.add_subparsers(dest="verb", required=True)
     run = verbs.add_parser("run", help="run backup jobs now")
     run.add_argument("job", nargs="+", help="job names, or all")

@@ -57,6 +57,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from phoenix.arguments import StrictParser
 from phoenix.errors import PhoenixError
 from phoenix.remote.common import (
     JobError,
@@ -704,7 +705,7 @@ def command_drills(vault: Vault, arguments: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="phoenix-vault", description="The vault's repositories.")
+    top = StrictParser(prog="phoenix-vault", description="The vault's repositories.")
     verbs = top.add_subparsers(dest="verb", required=True)
     verbs.add_parser("init", help="make missing repositories")
     check = verbs.add_parser("check", help="integrity check; a pass marks runs verified")
