@@ -62,7 +62,8 @@ MISSING = {job: run["missing"] for job, run in CHOSEN.items() if run.get("missin
 for line in MISSING.values():
     print(f"phoenix: {line}: restoring {NAME}'s other data without it (allow_missing=yes)", file=sys.stderr)
 FORCE = bool(host.data.run_flags["force_restore"])
-RECOVERED: dict[str, dict] = {}  # host -> what the archive's recovery reached (physical_restore.run)
+ARCHIVE_STREAMS: dict[str, physical_restore.Streaming] = {}  # host -> its archive restore, while it runs
+RECOVERED: dict[str, dict] = {}  # host -> what the archive's recovery reached (physical_restore.finish)
 clock = restore_plan.Clock()
 
 python.call(name="Restore: start the clock", function=clock.start, host_name=NAME)
@@ -76,15 +77,16 @@ if host.data.backup_jobs:
     backup.tools_and_settings()
 python.call(name="Restore: time the provisioning", function=clock.lap, host_name=NAME, step="provision")
 
-if PHYSICAL is not None:
+if PHYSICAL is not None:  # streams while the app's packages and release install, as the dump's unit below
     python.call(
-        name=f"Restore PostgreSQL from the vault's archive: base backup {PHYSICAL.backup_id}, to {PHYSICAL.target()}",
-        function=physical_restore.run,
+        name=f"Start restoring PostgreSQL from the vault's archive: base backup {PHYSICAL.backup_id},"
+        f" to {PHYSICAL.target()}",
+        function=physical_restore.start,
         host_name=NAME,
         plan=PHYSICAL,
         data=host.data,
         force=FORCE,
-        results=RECOVERED,
+        streams=ARCHIVE_STREAMS,
     )
 jobs_to_restore = [
     job for job in restore_plan.restored_jobs(host.data.backup_jobs, PHYSICAL is not None) if job["name"] not in MISSING
@@ -118,6 +120,16 @@ if app_step_packages:
 server_state = app.install_release() if "app" in host.data.roles else None  # apply() below reuses it
 if "nginx" in host.data.roles:
     tls.apply()
+if PHYSICAL is not None:
+    python.call(
+        name="Wait for the archive's restore, and point the vault's WAL stream at it",
+        function=physical_restore.finish,
+        host_name=NAME,
+        plan=PHYSICAL,
+        data=host.data,
+        streams=ARCHIVE_STREAMS,
+        results=RECOVERED,
+    )
 if restore_lines:
     server.shell(name="Wait for the data restore, and check it", commands=[make_background_restore_wait_command()])
 python.call(name="Restore: time the data restore", function=clock.lap, host_name=NAME, step="restore data")

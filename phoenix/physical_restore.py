@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import IO
 
 from phoenix import archive_plan, backup_plan
 from phoenix.commands import REFUSED_STATUS, barman, make_holding_backup_lock_command, make_remote_shell_argv
@@ -227,8 +228,10 @@ def swap_in_command(version: int, databases: list[str], force: bool, target_time
         f" mark=$(wc -l < {log} 2>/dev/null || echo 0); {back} {to_the_end}"
         f" systemctl stop {service}; rm -rf {data}.before-restore; mv {data} {data}.before-restore;"
         f" mv {incoming} {data}; systemctl start {service} || to_the_end || back;"
-        f" for i in $(seq 3600); do {recovered} && break; systemctl is-active --quiet {service} || to_the_end || back;"
-        f" sleep 1; done; {recovered} || back;"
+        # polled five times a second, for an hour at most: recovery of a day's WAL can take minutes, a quiet one
+        # ends within a second of the start
+        f" for i in $(seq 18000); do {recovered} && break; systemctl is-active --quiet {service} || to_the_end || back;"
+        f" sleep 0.2; done; {recovered} || back;"
         f' tail -n +$((mark + 1)) {log} | grep -E "recovery stopping|last completed transaction" || true;'
         f" {delete_in_background_command(data + '.before-restore')}"
     )
@@ -257,8 +260,8 @@ def stream_started_command(wait_seconds: int = STREAM_WAIT_SECONDS) -> str:
         " WHERE application_name = 'barman_receive_wal' AND state = 'streaming' LIMIT 1"
     )
     return (
-        f"for try in $(seq {wait_seconds}); do"
-        f' [ "$(runuser -u postgres -- psql -X -tA -c {shlex.quote(query)} 2>/dev/null)" = 1 ] && exit 0; sleep 1;'
+        f"for try in $(seq {wait_seconds * 5}); do"  # five times a second: it streams within a second or two
+        f' [ "$(runuser -u postgres -- psql -X -tA -c {shlex.quote(query)} 2>/dev/null)" = 1 ] && exit 0; sleep 0.2;'
         f" done; echo 'its stream had not started {wait_seconds}s after the reset' >&2; exit 1"
     )
 
@@ -290,7 +293,21 @@ def list_backups(environment: Environment, server: str, remote) -> list[dict]:
         raise PhoenixError(f"{vault}: barman list-backups {server} answered no JSON: {result.stdout[:200]}") from error
 
 
-def stream(
+@dataclass
+class Streaming:
+    """A recovery streaming from the vault into the new host in the background: the two processes and the files
+    that take what they print (files, not pipes: nothing can block on output no one reads yet)."""
+
+    vault: str
+    server: str
+    source: subprocess.Popen
+    sink: subprocess.Popen
+    vault_errors: IO[bytes]
+    host_output: IO[bytes]
+    host_errors: IO[bytes]
+
+
+def start_stream(
     environment: Environment,
     server: str,
     plan: Plan,
@@ -300,41 +317,55 @@ def stream(
     remote,
     lock_wait: int,
     stand_in_container: str = "",
-):
-    """Runs the recovery on the vault piped into the new host (`stand_in_container`: a drill's stand-in of it,
+) -> Streaming:
+    """Starts the recovery on the vault piped into the new host (`stand_in_container`: a drill's stand-in of it,
     never the environment's host), which swaps it in holding its backup lock (a dump job firing meanwhile waits;
-    one running is waited for, at most lock_wait seconds); returns the host's output; raises PhoenixError naming
-    the side that failed."""
+    one running is waited for, at most lock_wait seconds); returns at once: finish_stream() waits for it."""
     vault = backup_plan.vault_host(environment.hosts)
     staging = staging_directory(server, stand_in_container)
-    with tempfile.TemporaryFile() as vault_errors:  # a file, not a pipe: nothing can block on Barman's messages
-        source = subprocess.Popen(
-            on_host(environment, remote, vault, recover_stream_command(plan, staging)),
-            stdout=subprocess.PIPE,
-            stderr=vault_errors,
-        )
-        swap_in = swap_in_command(version, databases, force, plan.target_time is not None)
-        holding_lock = make_holding_backup_lock_command(swap_in, lock_wait, what="restore.py's archive restore")
-        sink = subprocess.run(
-            receiving_argv(environment, remote, server, holding_lock, stand_in_container),
-            stdin=source.stdout,
-            capture_output=True,
-            text=True,
-        )
-        source.stdout.close()
-        source.wait()
-        vault_errors.seek(0)
-        messages = vault_errors.read().decode(errors="replace").strip()
-    if sink.returncode == REFUSED_STATUS:  # the host refused (data, or a backup's lock): that cut the vault's stream
-        raise PhoenixError(sink.stderr.strip()[-800:])
-    if source.returncode != 0:
+    vault_errors, host_output, host_errors = (tempfile.TemporaryFile() for _ in range(3))
+    source = subprocess.Popen(
+        on_host(environment, remote, vault, recover_stream_command(plan, staging)),
+        stdout=subprocess.PIPE,
+        stderr=vault_errors,
+    )
+    swap_in = swap_in_command(version, databases, force, plan.target_time is not None)
+    holding_lock = make_holding_backup_lock_command(swap_in, lock_wait, what="restore.py's archive restore")
+    sink = subprocess.Popen(
+        receiving_argv(environment, remote, server, holding_lock, stand_in_container),
+        stdin=source.stdout,
+        stdout=host_output,
+        stderr=host_errors,
+    )
+    source.stdout.close()  # the host's end only: were it to stop reading, the vault's side ends instead of blocking
+    return Streaming(vault, server, source, sink, vault_errors, host_output, host_errors)
+
+
+def finish_stream(streaming: Streaming) -> str:
+    """Waits for a recovery start_stream() started; returns the host's output; raises PhoenixError naming the side
+    that failed."""
+    sink_status, source_status = streaming.sink.wait(), streaming.source.wait()
+    vault_errors, host_output, host_errors = (
+        _read_and_close(file) for file in (streaming.vault_errors, streaming.host_output, streaming.host_errors)
+    )
+    vault, server = streaming.vault, streaming.server
+    if sink_status == REFUSED_STATUS:  # the host refused (data, or a backup's lock): that cut the vault's stream
+        raise PhoenixError(host_errors[-800:])
+    if source_status != 0:
         raise PhoenixError(
             f"{vault}: barman recover of {server} failed ({server}'s data directory was left as it was):"
-            f" {messages[-800:]}"
+            f" {vault_errors[-800:]}"
         )
-    if sink.returncode != 0:
-        raise PhoenixError(f"{server}: the recovered data were not swapped in: {sink.stderr.strip()[-800:]}")
-    return sink.stdout
+    if sink_status != 0:
+        raise PhoenixError(f"{server}: the recovered data were not swapped in: {host_errors[-800:]}")
+    return host_output
+
+
+def _read_and_close(file: IO[bytes]) -> str:
+    file.seek(0)
+    text = file.read().decode(errors="replace").strip()
+    file.close()
+    return text
 
 
 def receiving_argv(environment: Environment, remote, server: str, line: str, stand_in_container: str = "") -> list[str]:
@@ -419,12 +450,12 @@ def follow(environment: Environment, server: str, secrets, remote) -> Following:
     return Following(changed, error)
 
 
-def run(host_name: str, plan: Plan, data, force: bool, results: dict) -> None:
-    """restore.py's operation (runs on the control machine while the deploy executes): recovers `plan` into
-    host `host_name` and records {"target", "backup", "newest_transaction"} in results[host_name].
+def start(host_name: str, plan: Plan, data, force: bool, streams: dict) -> None:
+    """restore.py's operation (runs on the control machine while the deploy executes): starts recovering `plan`
+    into host `host_name` and keeps it in streams[host_name]; the deploy goes on installing what does not touch
+    the data (the app's packages and release, the TLS certificate) while it runs.
 
-    A drill's stand-in receives the data in its own container; the vault's Barman keeps following the source
-    host (repointing it would steal production's WAL stream)."""
+    A drill's stand-in receives the data in its own container."""
     from phoenix.inventory import environment_of
     from phoenix.vault_client import remote_command
 
@@ -432,8 +463,27 @@ def run(host_name: str, plan: Plan, data, force: bool, results: dict) -> None:
     databases = backup_plan.databases_served(host_name, environment.hosts)
     version, lock_wait = data.postgres["version"], data.backup["lock_wait_seconds"]
     container = data.stand_in_container
-    output = stream(environment, host_name, plan, version, databases, force, remote_command, lock_wait, container)
-    following = Following(False) if container else follow(environment, host_name, data.secrets, remote_command)
+    streams[host_name] = start_stream(
+        environment, host_name, plan, version, databases, force, remote_command, lock_wait, container
+    )
+
+
+def finish(host_name: str, plan: Plan, data, streams: dict, results: dict) -> None:
+    """restore.py's operation: waits for the recovery start() began, points the vault's Barman at the restored
+    server, and records {"target", "backup", "newest_transaction", ...} in results[host_name]; raises PhoenixError
+    when the recovery failed.
+
+    A drill's stand-in is never followed: the vault's Barman keeps following the source host (repointing it would
+    steal production's WAL stream)."""
+    from phoenix.inventory import environment_of
+    from phoenix.vault_client import remote_command
+
+    output = finish_stream(streams.pop(host_name))
+    environment = environment_of(data.phoenix_inventory)
+    if data.stand_in_container:
+        following = Following(False)
+    else:
+        following = follow(environment, host_name, data.secrets, remote_command)
     target = plan.target()
     if TO_THE_END in output:
         target += " (no transaction in the archive after it: recovered to the archive's end)"

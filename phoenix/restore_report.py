@@ -19,7 +19,7 @@ RESTORE_REPORT_DIRECTORY = "/var/lib/phoenix/restore"
 
 
 def recovery_line(host_name: str, recovered: dict) -> str:
-    """Given a host and what the archive's recovery reached (physical_restore.run), returns the line saying so
+    """Given a host and what the archive's recovery reached (physical_restore.finish), returns the line saying so
     (and a second line when the vault's WAL stream does not follow the restored host)."""
     newest = recovered["newest_transaction"] or "none named by PostgreSQL (no transaction since the base backup)"
     return (

@@ -324,3 +324,57 @@ def test_restore_leaves_the_recover_directory_barmans_so_the_runbooks_recover_by
         "install -d -o barman -g barman -m 0700 /var/lib/barman/recover /var/lib/barman/recover/phx-drill-db1" in line
     )
     assert "mkdir" not in line
+
+
+def local_stream(write_inventory, monkeypatch, vault_line: str, host_line: str):
+    """Starts a stream whose vault and new host are shells on this machine running the given lines."""
+    from phoenix.inventory import load_environment
+
+    environment = load_environment(write_inventory())
+    monkeypatch.setattr(physical_restore, "recover_stream_command", lambda plan, staging: vault_line)
+    monkeypatch.setattr(physical_restore, "swap_in_command", lambda *arguments: host_line)
+    monkeypatch.setattr(physical_restore, "make_holding_backup_lock_command", lambda line, wait, what: line)
+    return physical_restore.start_stream(
+        environment, "db1", Plan("db1", "b1", DAY1), 15, ["links"], False, lambda *arguments, **options: ["sh", "-c"],
+        lock_wait=60,
+    )  # fmt: skip
+
+
+def test_the_archive_restore_runs_in_the_background_until_restore_py_waits_for_it(
+    write_inventory, monkeypatch, tmp_path
+):
+    # the host side finishes only once the test lets it (or gives up after 10 s): start_stream must have returned
+    go = tmp_path / "go"
+    host = f"wc -c; for i in $(seq 200); do [ -e {go} ] && echo recovered && exit 0; sleep 0.05; done; exit 1"
+
+    streaming = local_stream(write_inventory, monkeypatch, "head -c 3000000 /dev/zero", host)
+
+    assert streaming.sink.poll() is None  # still restoring while restore.py installs the app
+    go.touch()
+    assert physical_restore.finish_stream(streaming).split() == ["3000000", "recovered"]
+
+
+def test_a_host_refusing_the_archive_restore_stops_the_vaults_side_and_says_why(write_inventory, monkeypatch):
+    # the host refuses without reading a byte: the vault's side must end (not block on a full pipe) and the refusal
+    # is what restore.py says
+    refusal = "database links holds data (3 tables): not restoring the archive over it"
+    host = f"echo {refusal!r} >&2; exit {physical_restore.REFUSED_STATUS}"
+
+    streaming = local_stream(write_inventory, monkeypatch, "head -c 50000000 /dev/zero", host)
+
+    assert streaming.source.wait(timeout=30) != 0  # cut off by the refusal, not left writing into a pipe
+    with pytest.raises(PhoenixError) as refused:
+        physical_restore.finish_stream(streaming)
+    assert str(refused.value) == refusal
+
+
+def test_a_failed_recovery_on_the_vault_names_the_vault_and_barmans_words(write_inventory, monkeypatch):
+    streaming = local_stream(
+        write_inventory, monkeypatch, "echo 'ERROR: unknown backup b1' >&2; exit 1", "cat >/dev/null"
+    )
+
+    with pytest.raises(PhoenixError) as failed:
+        physical_restore.finish_stream(streaming)
+    assert str(failed.value) == (
+        "vault1: barman recover of db1 failed (db1's data directory was left as it was): ERROR: unknown backup b1"
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
 from types import SimpleNamespace
 
 import pytest
@@ -116,7 +115,7 @@ def test_a_stand_in_not_from_the_archive_restores_its_dump_and_never_asks_the_ar
 
 
 class FakeVaultStream:
-    """What subprocess.Popen gives for the vault's side of the stream: nothing to read, exit 0."""
+    """What subprocess.Popen gives for either side of the stream: nothing to read, exit 0."""
 
     def __init__(self, argv, **options):
         self.argv, self.returncode = argv, None
@@ -136,24 +135,24 @@ def test_a_drill_stand_in_of_an_archived_host_recovers_the_archive_into_its_own_
     monkeypatch.setattr(physical_restore, "list_backups", lambda environment, server, remote: [backup])
     monkeypatch.setattr(physical_restore, "follow", lambda *arguments: pytest.fail("the vault's Barman repointed"))
     started, sent = [], []
-    answer = "LOG:  last completed transaction was at log time 2026-11-21 11:59:58.5+00\n"
+    answer = b"LOG:  last completed transaction was at log time 2026-11-21 11:59:58.5+00\n"
 
     def popen(argv, **options):
-        started.append(argv)
+        if options.get("stdin") is None:  # the vault's side
+            started.append(argv)
+        else:  # the receiving side, which prints PostgreSQL's own lines
+            sent.append(argv)
+            options["stdout"].write(answer)
         return FakeVaultStream(argv)
 
-    def run(argv, **options):
-        sent.append(argv)
-        return subprocess.CompletedProcess(argv, 0, answer, "")
-
     monkeypatch.setattr(physical_restore.subprocess, "Popen", popen)
-    monkeypatch.setattr(physical_restore.subprocess, "run", run)
 
     hosts = dict(stand_in.stand_in_hosts(str(path), "", str(path), "drill-shop", ["web1", "db1"], from_archive=True))
     db1 = SimpleNamespace(**{**hosts["@docker/phx-drill-shop-db1"], "run_flags": run_flags.parse(["restore.py"], [])})
     plan = restore_plan.physical_for_host(db1)
-    results = {}
-    physical_restore.run("db1", plan, db1, force=False, results=results)
+    streams, results = {}, {}
+    physical_restore.start("db1", plan, db1, force=False, streams=streams)
+    physical_restore.finish("db1", plan, db1, streams=streams, results=results)
 
     assert db1.archive_vault_address == "" and plan.backup_id == "20261121T020000"  # the vault never archives it
     (vault,) = started  # the source's vault recovers into a staging directory of the drill's own
