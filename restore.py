@@ -62,11 +62,20 @@ MISSING = {job: run["missing"] for job, run in CHOSEN.items() if run.get("missin
 for line in MISSING.values():
     print(f"phoenix: {line}: restoring {NAME}'s other data without it (allow_missing=yes)", file=sys.stderr)
 FORCE = bool(host.data.run_flags["force_restore"])
-ARCHIVE_STREAMS: dict[str, physical_restore.Streaming] = {}  # host -> its archive restore, while it runs
+ARCHIVE_STREAMS: dict = {}  # host -> its archive restore while it runs (physical_restore.VaultSide, then Streaming)
 RECOVERED: dict[str, dict] = {}  # host -> what the archive's recovery reached (physical_restore.finish)
 clock = restore_plan.Clock()
 
 python.call(name="Restore: start the clock", function=clock.start, host_name=NAME)
+if PHYSICAL is not None:  # the vault recovers into its staging directory while this host is provisioned
+    python.call(
+        name=f"Recover the vault's archive: base backup {PHYSICAL.backup_id}, to {PHYSICAL.target()}",
+        function=physical_restore.prepare,
+        host_name=NAME,
+        plan=PHYSICAL,
+        data=host.data,
+        streams=ARCHIVE_STREAMS,
+    )
 base.before_data(other_roles_packages=host_packages.provision(host.data))
 firewall.apply()
 if "postgres" in host.data.roles:
@@ -79,8 +88,7 @@ python.call(name="Restore: time the provisioning", function=clock.lap, host_name
 
 if PHYSICAL is not None:  # streams while the app's packages and release install, as the dump's unit below
     python.call(
-        name=f"Start restoring PostgreSQL from the vault's archive: base backup {PHYSICAL.backup_id},"
-        f" to {PHYSICAL.target()}",
+        name="Start restoring PostgreSQL from the vault's archive",
         function=physical_restore.start,
         host_name=NAME,
         plan=PHYSICAL,

@@ -294,22 +294,46 @@ def list_backups(environment: Environment, server: str, remote) -> list[dict]:
 
 
 @dataclass
-class Streaming:
-    """A recovery streaming from the vault into the new host in the background: the two processes and the files
-    that take what they print (files, not pipes: nothing can block on output no one reads yet)."""
+class VaultSide:
+    """The vault's side of a recovery, started before the new host is ready to receive it: `barman recover` runs
+    at once, and its tar stream waits in the pipe until start_stream() connects the host."""
 
     vault: str
     server: str
     source: subprocess.Popen
+    vault_errors: IO[bytes]  # a file, not a pipe: nothing can block on Barman's messages
+
+
+@dataclass
+class Streaming:
+    """A recovery streaming from the vault into the new host in the background, and the files that take what the
+    host prints."""
+
+    vault_side: VaultSide
     sink: subprocess.Popen
-    vault_errors: IO[bytes]
     host_output: IO[bytes]
     host_errors: IO[bytes]
 
 
+def start_vault_side(
+    environment: Environment, server: str, plan: Plan, remote, stand_in_container: str = ""
+) -> VaultSide:
+    """Starts `barman recover` of `plan` on the vault (into the staging directory of `server`, or of a drill's
+    stand-in of it); returns at once."""
+    vault = backup_plan.vault_host(environment.hosts)
+    staging = staging_directory(server, stand_in_container)
+    vault_errors = tempfile.TemporaryFile()
+    source = subprocess.Popen(
+        on_host(environment, remote, vault, recover_stream_command(plan, staging)),
+        stdout=subprocess.PIPE,
+        stderr=vault_errors,
+    )
+    return VaultSide(vault, server, source, vault_errors)
+
+
 def start_stream(
     environment: Environment,
-    server: str,
+    vault_side: VaultSide,
     plan: Plan,
     version: int,
     databases: list[str],
@@ -318,37 +342,32 @@ def start_stream(
     lock_wait: int,
     stand_in_container: str = "",
 ) -> Streaming:
-    """Starts the recovery on the vault piped into the new host (`stand_in_container`: a drill's stand-in of it,
+    """Connects the vault's side of a recovery to the new host (`stand_in_container`: a drill's stand-in of it,
     never the environment's host), which swaps it in holding its backup lock (a dump job firing meanwhile waits;
     one running is waited for, at most lock_wait seconds); returns at once: finish_stream() waits for it."""
-    vault = backup_plan.vault_host(environment.hosts)
-    staging = staging_directory(server, stand_in_container)
-    vault_errors, host_output, host_errors = (tempfile.TemporaryFile() for _ in range(3))
-    source = subprocess.Popen(
-        on_host(environment, remote, vault, recover_stream_command(plan, staging)),
-        stdout=subprocess.PIPE,
-        stderr=vault_errors,
-    )
+    host_output, host_errors = tempfile.TemporaryFile(), tempfile.TemporaryFile()
     swap_in = swap_in_command(version, databases, force, plan.target_time is not None)
     holding_lock = make_holding_backup_lock_command(swap_in, lock_wait, what="restore.py's archive restore")
+    source = vault_side.source
     sink = subprocess.Popen(
-        receiving_argv(environment, remote, server, holding_lock, stand_in_container),
+        receiving_argv(environment, remote, vault_side.server, holding_lock, stand_in_container),
         stdin=source.stdout,
         stdout=host_output,
         stderr=host_errors,
     )
     source.stdout.close()  # the host's end only: were it to stop reading, the vault's side ends instead of blocking
-    return Streaming(vault, server, source, sink, vault_errors, host_output, host_errors)
+    return Streaming(vault_side, sink, host_output, host_errors)
 
 
 def finish_stream(streaming: Streaming) -> str:
     """Waits for a recovery start_stream() started; returns the host's output; raises PhoenixError naming the side
     that failed."""
-    sink_status, source_status = streaming.sink.wait(), streaming.source.wait()
+    vault_side = streaming.vault_side
+    sink_status, source_status = streaming.sink.wait(), vault_side.source.wait()
     vault_errors, host_output, host_errors = (
-        _read_and_close(file) for file in (streaming.vault_errors, streaming.host_output, streaming.host_errors)
+        _read_and_close(file) for file in (vault_side.vault_errors, streaming.host_output, streaming.host_errors)
     )
-    vault, server = streaming.vault, streaming.server
+    vault, server = vault_side.vault, vault_side.server
     if sink_status == REFUSED_STATUS:  # the host refused (data, or a backup's lock): that cut the vault's stream
         raise PhoenixError(host_errors[-800:])
     if source_status != 0:
@@ -450,21 +469,32 @@ def follow(environment: Environment, server: str, secrets, remote) -> Following:
     return Following(changed, error)
 
 
+def prepare(host_name: str, plan: Plan, data, streams: dict) -> None:
+    """restore.py's first operation when the archive is restored (runs on the control machine): starts `barman
+    recover` of `plan` on the vault, which runs while the new host is provisioned; keeps it in streams[host_name]."""
+    from phoenix.inventory import environment_of
+    from phoenix.vault_client import remote_command
+
+    environment = environment_of(data.phoenix_inventory)  # a stand-in's: the source's, whose vault holds the archive
+    streams[host_name] = start_vault_side(environment, host_name, plan, remote_command, data.stand_in_container)
+
+
 def start(host_name: str, plan: Plan, data, force: bool, streams: dict) -> None:
-    """restore.py's operation (runs on the control machine while the deploy executes): starts recovering `plan`
-    into host `host_name` and keeps it in streams[host_name]; the deploy goes on installing what does not touch
-    the data (the app's packages and release, the TLS certificate) while it runs.
+    """restore.py's operation once PostgreSQL is installed: connects the recovery prepare() started to host
+    `host_name` and keeps it in streams[host_name]; the deploy goes on installing what does not touch the data
+    (the app's packages and release, the TLS certificate) while it runs.
 
     A drill's stand-in receives the data in its own container."""
     from phoenix.inventory import environment_of
     from phoenix.vault_client import remote_command
 
-    environment = environment_of(data.phoenix_inventory)  # a stand-in's: the source's, whose vault holds the archive
+    environment = environment_of(data.phoenix_inventory)
     databases = backup_plan.databases_served(host_name, environment.hosts)
     version, lock_wait = data.postgres["version"], data.backup["lock_wait_seconds"]
     container = data.stand_in_container
+    vault_side = streams.pop(host_name)
     streams[host_name] = start_stream(
-        environment, host_name, plan, version, databases, force, remote_command, lock_wait, container
+        environment, vault_side, plan, version, databases, force, remote_command, lock_wait, container
     )
 
 

@@ -334,10 +334,13 @@ def local_stream(write_inventory, monkeypatch, vault_line: str, host_line: str):
     monkeypatch.setattr(physical_restore, "recover_stream_command", lambda plan, staging: vault_line)
     monkeypatch.setattr(physical_restore, "swap_in_command", lambda *arguments: host_line)
     monkeypatch.setattr(physical_restore, "make_holding_backup_lock_command", lambda line, wait, what: line)
-    return physical_restore.start_stream(
-        environment, "db1", Plan("db1", "b1", DAY1), 15, ["links"], False, lambda *arguments, **options: ["sh", "-c"],
-        lock_wait=60,
-    )  # fmt: skip
+
+    def local(*arguments, **options):
+        return ["sh", "-c"]
+
+    plan = Plan("db1", "b1", DAY1)
+    vault_side = physical_restore.start_vault_side(environment, "db1", plan, local)
+    return physical_restore.start_stream(environment, vault_side, plan, 15, ["links"], False, local, lock_wait=60)
 
 
 def test_the_archive_restore_runs_in_the_background_until_restore_py_waits_for_it(
@@ -362,7 +365,7 @@ def test_a_host_refusing_the_archive_restore_stops_the_vaults_side_and_says_why(
 
     streaming = local_stream(write_inventory, monkeypatch, "head -c 50000000 /dev/zero", host)
 
-    assert streaming.source.wait(timeout=30) != 0  # cut off by the refusal, not left writing into a pipe
+    assert streaming.vault_side.source.wait(timeout=30) != 0  # cut off by the refusal, not left writing into a pipe
     with pytest.raises(PhoenixError) as refused:
         physical_restore.finish_stream(streaming)
     assert str(refused.value) == refusal
@@ -378,3 +381,32 @@ def test_a_failed_recovery_on_the_vault_names_the_vault_and_barmans_words(write_
     assert str(failed.value) == (
         "vault1: barman recover of db1 failed (db1's data directory was left as it was): ERROR: unknown backup b1"
     )
+
+
+def test_the_vault_recovers_before_the_new_host_is_ready_and_its_stream_waits_for_it(
+    write_inventory, monkeypatch, tmp_path
+):
+    # restore.py starts the vault's side first, then provisions the host: barman recover must not wait for it
+    from phoenix.inventory import load_environment
+
+    recovered = tmp_path / "recovered"
+    monkeypatch.setattr(
+        physical_restore,
+        "recover_stream_command",
+        lambda plan, staging: f"touch {recovered}; head -c 3000000 /dev/zero",
+    )
+    monkeypatch.setattr(physical_restore, "swap_in_command", lambda *arguments: "wc -c")
+    monkeypatch.setattr(physical_restore, "make_holding_backup_lock_command", lambda line, wait, what: line)
+    environment, plan = load_environment(write_inventory()), Plan("db1", "b1", DAY1)
+
+    def local(*arguments, **options):
+        return ["sh", "-c"]
+
+    vault_side = physical_restore.start_vault_side(environment, "db1", plan, local)
+    for _ in range(200):  # no host yet: the vault's side has recovered all the same
+        if recovered.exists():
+            break
+        time.sleep(0.05)
+    assert recovered.exists() and vault_side.source.poll() is None  # its stream waits in the pipe
+    streaming = physical_restore.start_stream(environment, vault_side, plan, 15, ["links"], False, local, 60)
+    assert physical_restore.finish_stream(streaming) == "3000000"

@@ -151,6 +151,7 @@ def test_a_drill_stand_in_of_an_archived_host_recovers_the_archive_into_its_own_
     db1 = SimpleNamespace(**{**hosts["@docker/phx-drill-shop-db1"], "run_flags": run_flags.parse(["restore.py"], [])})
     plan = restore_plan.physical_for_host(db1)
     streams, results = {}, {}
+    physical_restore.prepare("db1", plan, db1, streams=streams)
     physical_restore.start("db1", plan, db1, force=False, streams=streams)
     physical_restore.finish("db1", plan, db1, streams=streams, results=results)
 
