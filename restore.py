@@ -62,7 +62,7 @@ MISSING = {job: run["missing"] for job, run in CHOSEN.items() if run.get("missin
 for line in MISSING.values():
     print(f"phoenix: {line}: restoring {NAME}'s other data without it (allow_missing=yes)", file=sys.stderr)
 FORCE = bool(host.data.run_flags["force_restore"])
-ARCHIVE_STREAMS: dict = {}  # host -> its archive restore while it runs (physical_restore.VaultSide, then Streaming)
+ARCHIVE_STREAMS: dict = {}  # host -> its archive restore while it runs (physical_restore: VaultSide, Streaming, follow)
 RECOVERED: dict[str, dict] = {}  # host -> what the archive's recovery reached (physical_restore.finish)
 clock = restore_plan.Clock()
 
@@ -130,7 +130,7 @@ if "nginx" in host.data.roles:
     tls.apply()
 if PHYSICAL is not None:
     python.call(
-        name="Wait for the archive's restore, and point the vault's WAL stream at it",
+        name="Wait for the archive's restore",
         function=physical_restore.finish,
         host_name=NAME,
         plan=PHYSICAL,
@@ -152,6 +152,14 @@ if "app" in host.data.roles:
 if "nginx" in host.data.roles:
     nginx.apply()
 python.call(name="Restore: time the app start", function=clock.lap, host_name=NAME, step="start the app")
+if PHYSICAL is not None:
+    python.call(
+        name="Wait until the vault's WAL stream follows the restored server",
+        function=physical_restore.followed,
+        host_name=NAME,
+        streams=ARCHIVE_STREAMS,
+        results=RECOVERED,
+    )
 python.call(
     name="Restore: report",
     function=restore_report.report,

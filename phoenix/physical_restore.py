@@ -17,6 +17,7 @@ import re
 import shlex
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
@@ -499,9 +500,10 @@ def start(host_name: str, plan: Plan, data, force: bool, streams: dict) -> None:
 
 
 def finish(host_name: str, plan: Plan, data, streams: dict, results: dict) -> None:
-    """restore.py's operation: waits for the recovery start() began, points the vault's Barman at the restored
-    server, and records {"target", "backup", "newest_transaction", ...} in results[host_name]; raises PhoenixError
-    when the recovery failed.
+    """restore.py's operation: waits for the recovery start() began and records {"target", "backup",
+    "newest_transaction", ...} in results[host_name]; raises PhoenixError when the recovery failed. Then starts
+    pointing the vault's Barman at the restored server, in the background while the app starts: followed() waits
+    for it.
 
     A drill's stand-in is never followed: the vault's Barman keeps following the source host (repointing it would
     steal production's WAL stream)."""
@@ -509,11 +511,6 @@ def finish(host_name: str, plan: Plan, data, streams: dict, results: dict) -> No
     from phoenix.vault_client import remote_command
 
     output = finish_stream(streams.pop(host_name))
-    environment = environment_of(data.phoenix_inventory)
-    if data.stand_in_container:
-        following = Following(False)
-    else:
-        following = follow(environment, host_name, data.secrets, remote_command)
     target = plan.target()
     if TO_THE_END in output:
         target += " (no transaction in the archive after it: recovered to the archive's end)"
@@ -522,6 +519,22 @@ def finish(host_name: str, plan: Plan, data, streams: dict, results: dict) -> No
         "backup": plan.backup_id,
         "backup_end": plan.backup_end.isoformat(),
         "newest_transaction": recovered_to(output),
-        "barman_repointed": following.repointed,
-        "stream_error": following.stream_error,
+        "barman_repointed": False,
+        "stream_error": "",
     }
+    if not data.stand_in_container:
+        environment = environment_of(data.phoenix_inventory)
+        pool = ThreadPoolExecutor(max_workers=1)  # a greenlet under pyinfra, which patches threading with gevent
+        streams[host_name] = pool.submit(follow, environment, host_name, data.secrets, remote_command)
+        pool.shutdown(wait=False)  # its one task runs on; followed() waits for it
+
+
+def followed(host_name: str, streams: dict, results: dict) -> None:
+    """restore.py's operation before its report: waits until the vault's Barman follows the restored server (as
+    finish() began it) and records how in results[host_name]; raises PhoenixError when a Barman file could not be
+    written."""
+    following_future = streams.pop(host_name, None)
+    if following_future is None:  # a drill's stand-in, or no archive restored
+        return
+    following = following_future.result()
+    results[host_name].update(barman_repointed=following.repointed, stream_error=following.stream_error)

@@ -410,3 +410,33 @@ def test_the_vault_recovers_before_the_new_host_is_ready_and_its_stream_waits_fo
     assert recovered.exists() and vault_side.source.poll() is None  # its stream waits in the pipe
     streaming = physical_restore.start_stream(environment, vault_side, plan, 15, ["links"], False, local, 60)
     assert physical_restore.finish_stream(streaming) == "3000000"
+
+
+def test_the_vaults_stream_follows_the_restored_server_while_the_app_starts(write_inventory, monkeypatch):
+    # finish() returns once the data are in (the app may start); followed(), before the report, waits for Barman
+    import threading
+    from types import SimpleNamespace
+
+    from phoenix.secrets import Secrets
+
+    answer = "LOG:  last completed transaction was at log time 2026-11-21 11:59:58.5+00"
+    monkeypatch.setattr(physical_restore, "finish_stream", lambda streaming: answer)
+    released = threading.Event()
+
+    def follow(environment, server, secrets, remote):
+        assert released.wait(timeout=10)
+        return physical_restore.Following(True, "its stream had not started 60s after the reset")
+
+    monkeypatch.setattr(physical_restore, "follow", follow)
+    db1 = SimpleNamespace(stand_in_container="", phoenix_inventory=str(write_inventory()), secrets=Secrets({}, ""))
+    streams, results = {"db1": "the stream"}, {}
+
+    physical_restore.finish("db1", Plan("db1", "b1", DAY1), db1, streams, results)
+
+    assert results["db1"]["newest_transaction"] == "2026-11-21 11:59:58.5+00"
+    assert not streams["db1"].done()  # still following while restore.py goes on
+    released.set()
+    physical_restore.followed("db1", streams, results)
+    assert results["db1"]["barman_repointed"]
+    assert results["db1"]["stream_error"] == "its stream had not started 60s after the reset"
+    assert streams == {}
