@@ -165,6 +165,7 @@ def _drill(source: Environment, names: list[str], base: Path, keep: bool, report
         if keep:
             _print_access(drill_sandbox, names)
         else:
+            say(f"removing the drill's hosts (sandbox {drill_sandbox})")
             sandbox.down(drill_sandbox)
         report["rto_seconds"] = round(sum(steps.values()), 1)
         restored = report["restore"]["hosts"]
