@@ -14,9 +14,10 @@ vacuum the freshly restored table within a minute or so, beside the floors):
     another fresh container;
   - restore data: a bare `restic restore` of the same database snapshot, and a bare
     `pg_restore` of the same dump into an empty database, one after the other as restore.py runs them;
-  - start the app: a bare venv and `pip install --no-index` of the same release archive, and a bare
-    start of the app's process until it answers its health check through nginx (its migrations,
-    config files and unit files are not floored: on a restored host they change nothing).
+  - start the app: a bare venv and `pip install --no-index` of the same release archive, a bare run of
+    its migrate command and schema check (app.migrate_command; on the restored host it has nothing to
+    migrate, as in restore.py), and a bare start of the app's process until it answers its health check
+    through nginx (its config files and unit files are not floored: on a restored host they change nothing).
 Prints each step, its floor, and the total against the sum of the floors. The floors move by a fifth or more from
 one run to the next on the same machine: --runs N repeats the incident and its floors N times on the same backup and
 prints the median ratio as well. pyinfra's output, each line stamped
@@ -73,9 +74,10 @@ def timed(host: str, command: str) -> float:
     return backup_bench.timed(host, command)
 
 
-def app_floors() -> tuple[float, float]:
-    """On the restored web1: times a bare venv + pip install of the release archive the app runs, and a bare
-    start of the app (stopped first) until nginx answers its health check; returns both."""
+def app_floors() -> tuple[float, float, float]:
+    """On the restored web1: times a bare venv + pip install of the release archive the app runs, a bare run of
+    its migrate command and schema check, and a bare start of the app (stopped first) until nginx answers its
+    health check; returns the three."""
     app = load_environment((REPOSITORY / INVENTORY).with_suffix(".yml")).hosts["web1"]["app"]
     archive = backup_bench.on("web1", app_role.installed_wheel_command(app)).strip()
     backup_bench.on(
@@ -86,6 +88,7 @@ def app_floors() -> tuple[float, float]:
         " --no-index --require-hashes --find-links /tmp/floor-app/wheels -r /tmp/floor-app/requirements.txt"
     )
     install = timed("web1", f"python3 -m venv --without-pip /tmp/floor-venv && {pip}")
+    migrate = timed("web1", app_role.migrate_and_check_command(app) or "true")
     name = shlex.quote(app["name"])
     manager = "systemctl" if app["process_manager"] == "systemd" else "supervisorctl"
     backup_bench.on("web1", f"{manager} stop {name} > /dev/null")
@@ -94,7 +97,7 @@ def app_floors() -> tuple[float, float]:
         f"{manager} start {name} > /dev/null && for i in $(seq 600); do"
         " curl -fsk -o /dev/null https://localhost/health && exit 0; sleep 0.1; done; exit 1",
     )
-    return install, start
+    return install, migrate, start
 
 
 @dataclass
@@ -110,6 +113,7 @@ class Recovery:
     restic: float
     pg_restore: float
     app_install: float
+    app_migrate: float
     app_start: float
 
     @property
@@ -118,7 +122,7 @@ class Recovery:
 
     @property
     def floors(self) -> float:
-        return self.install + self.restic + self.pg_restore + self.app_install + self.app_start
+        return self.install + self.restic + self.pg_restore + self.app_install + self.app_migrate + self.app_start
 
 
 def settle_web1() -> None:
@@ -162,9 +166,19 @@ def recover() -> Recovery:
     pg_restore = timed("web1", f"runuser -u postgres -- pg_restore --exit-on-error -d floor {shlex.quote(dump)}")
     backup_bench.on("web1", "runuser -u postgres -- dropdb floor && rm -rf /tmp/floor")  # nothing left to vacuum
     backup_bench.say("floor: bare install of the same release archive, bare start of the app")
-    app_install, app_start = app_floors()
+    app_install, app_migrate, app_start = app_floors()
     return Recovery(
-        create, wall, report["steps"], database, len(packages), install, restic, pg_restore, app_install, app_start
+        create,
+        wall,
+        report["steps"],
+        database,
+        len(packages),
+        install,
+        restic,
+        pg_restore,
+        app_install,
+        app_migrate,
+        app_start,
     )
 
 
@@ -180,10 +194,11 @@ def print_recovery(recovery: Recovery) -> None:
         f"{'restore.py: restore data':28} {steps['restore data']:8.1f}s {recovery.restic + recovery.pg_restore:8.1f}s"
         f"  restic restore {recovery.restic:.1f}s + pg_restore {recovery.pg_restore:.1f}s"
     )
-    start_floor = recovery.app_install + recovery.app_start
+    start_floor = recovery.app_install + recovery.app_migrate + recovery.app_start
     print(
         f"{'restore.py: start the app':28} {steps['start the app']:8.1f}s {start_floor:8.1f}s"
-        f"  pip install of the release {recovery.app_install:.1f}s + start until healthy {recovery.app_start:.1f}s"
+        f"  pip install of the release {recovery.app_install:.1f}s + migrate {recovery.app_migrate:.1f}s"
+        f" + start until healthy {recovery.app_start:.1f}s"
     )
     total, floors = recovery.total, recovery.floors
     print(f"{'total RTO':28} {total:8.1f}s {floors:8.1f}s  = {total / floors:.2f} x the sum of the floors")
