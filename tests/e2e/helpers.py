@@ -40,13 +40,19 @@ def start(host: str, command: str) -> subprocess.Popen:
     )
 
 
-def wait_for(host: str, condition: str, seconds: float = 60) -> None:
+def poll_output(host: str, command: str, seconds: float = 60) -> str:
+    """Runs `command` until it exits 0; returns what it printed."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if sh(host, condition).returncode == 0:
-            return
+        result = sh(host, command)
+        if result.returncode == 0:
+            return result.stdout.strip()
         time.sleep(0.3)
-    raise AssertionError(f"{host}: `{condition}` did not become true within {seconds}s")
+    raise AssertionError(f"{host}: `{command}` did not succeed within {seconds}s")
+
+
+def wait_for(host: str, condition: str, seconds: float = 60) -> None:
+    poll_output(host, condition, seconds)
 
 
 # --- the app, through nginx --------------------------------------------------------------

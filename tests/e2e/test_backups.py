@@ -18,6 +18,7 @@ from tests.e2e.helpers import (
     HOLD_TABLE_LOCK,
     LOCK_IS_HELD,
     complete,
+    poll_output,
     release_table_lock,
     restic_as_client,
     runs,
@@ -267,25 +268,38 @@ def test_manual_pinned_and_scheduled_backups_at_once_both_land_and_retention_kee
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+# On web1: prints the id of the lock its running dump backup holds (restic's lock names the process's
+# pid). Only that lock counts: the vault's verify pass (every 5 minutes) takes locks of its own.
+LOCK_OF_THE_DUMP_BACKUP = (
+    "pid=$(pgrep -f '[r]estic .*--stdin-filename links[.]dump') || exit 1;"  # [r]: not this shell
+    f" for id in $({restic_as_client('web1', 'list locks --no-lock')}); do"
+    f' {restic_as_client("web1", "cat lock --no-lock $id")} | grep -qx "  .pid.: $pid" && echo $id && exit 0;'
+    " done; exit 1"
+)
+
+
+def lock_file(lock: str) -> str:
+    return f"/var/lib/phoenix-vault/repos/web1/locks/{lock}"
+
+
 def test_a_stale_lock_left_by_a_killed_job_does_not_block_the_next_run(converged):
     holder = start("web1", HOLD_TABLE_LOCK)
     try:
         wait_for("web1", LOCK_IS_HELD)
         assert sh("web1", "systemctl start --no-block phoenix-backup-db-links.service").returncode == 0
         # restic backup runs (after the quick repository check, whose own lock comes and goes) and holds its lock
-        wait_for("web1", "pgrep -f '[r]estic .*--stdin-filename links[.]dump'")  # [r]: not this shell
-        wait_for("vault1", 'test -n "$(ls /var/lib/phoenix-vault/repos/web1/locks)"')
+        lock = poll_output("web1", LOCK_OF_THE_DUMP_BACKUP)
         assert sh("web1", "systemctl kill -s KILL phoenix-backup-db-links.service").returncode == 0
         wait_for("web1", "! pgrep -x restic")
     finally:
         release_table_lock()
         holder.wait(timeout=30)
-    assert sh("vault1", "ls /var/lib/phoenix-vault/repos/web1/locks").stdout.strip(), "the killed job left no lock"
+    assert sh("vault1", f"test -f {lock_file(lock)}").returncode == 0, "the killed job left no lock"
 
     result = sh("web1", "phoenix-backup run db-links --trigger scheduled", timeout=120)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert sh("vault1", "ls /var/lib/phoenix-vault/repos/web1/locks").stdout.strip() == ""
+    assert sh("vault1", f"test -e {lock_file(lock)}").returncode == 1, "the stale lock is still there"
     check = sh("vault1", "phoenix-vault check --client web1", timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
 
