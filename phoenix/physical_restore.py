@@ -138,9 +138,11 @@ def delete_in_background_command(path: str) -> str:
     return f"mv {path} {aside} && (rm -rf {aside} </dev/null >/dev/null 2>&1 &)"
 
 
-def recover_stream_command(plan: Plan, staging: str) -> str:
+def recover_stream_command(plan: Plan, staging: str, then_stop_stream: bool = False) -> str:
     """Returns the shell line (root, on the vault) that recovers `plan` into the directory `staging` and writes it
-    to stdout as one zstd-compressed tar stream, Barman's messages to stderr."""
+    to stdout as one zstd-compressed tar stream, Barman's messages to stderr. With `then_stop_stream` (a restore of
+    the server itself, never a drill's), the server's WAL stream is stopped in the background once the stream is
+    sent (Barman's stop lingers a second after it): reset_stream_command() needs it stopped."""
     # the newest timeline: after an earlier restore the server writes on a later one than its base backup's
     target = ["--target-tli", "latest"]
     if plan.target_time is not None:
@@ -156,6 +158,7 @@ def recover_stream_command(plan: Plan, staging: str) -> str:
         f" && {barman('recover', *target, plan.server, plan.backup_id, staging)} >&2"
         f" && {copy_streamed_wal_command(plan.server, staging)}{newest}"
         f" && tar -C {staging} -cf - . | {{ {COMPRESS}; }} && {delete_in_background_command(staging)}"
+        + (f" && ({stop_stream_command(plan.server)} </dev/null &)" if then_stop_stream else "")
     )
 
 
@@ -228,22 +231,32 @@ def swap_in_command(version: int, databases: list[str], force: bool, target_time
         f" {DECOMPRESS} | tar -x -C {incoming}; chown -R postgres:postgres {incoming};"
         f" mark=$(wc -l < {log} 2>/dev/null || echo 0); {back} {to_the_end}"
         f" systemctl stop {service}; rm -rf {data}.before-restore; mv {data} {data}.before-restore;"
-        f" mv {incoming} {data}; systemctl start {service} || to_the_end || back;"
+        # `systemctl start` returns once Debian's pg_ctlcluster has seen three connections in a row half a second
+        # apart, 1.5-2 s after PostgreSQL accepts them: it runs in the background, its failure acted on when it comes
+        f" mv {incoming} {data}; systemctl start {service} >/dev/null 2>&1 & starting=$!;"
         # polled five times a second, for an hour at most: recovery of a day's WAL can take minutes, a quiet one
         # ends within a second of the start
-        f" for i in $(seq 18000); do {recovered} && break; systemctl is-active --quiet {service} || to_the_end || back;"
-        f" sleep 0.2; done; {recovered} || back;"
+        f' for i in $(seq 18000); do {recovered} && break; if [ -n "$starting" ]; then'
+        f" kill -0 $starting 2>/dev/null || {{ wait $starting || to_the_end || back; starting=; }};"
+        f" else systemctl is-active --quiet {service} || to_the_end || back; fi; sleep 0.2; done; {recovered} || back;"
         f' tail -n +$((mark + 1)) {log} | grep -E "recovery stopping|last completed transaction" || true;'
         f" {delete_in_background_command(data + '.before-restore')}"
     )
 
 
+def stop_stream_command(server: str) -> str:
+    """Returns the shell line (root, on the vault) that stops Barman's WAL stream of `server`, output discarded."""
+    return f"{barman('receive-wal', '--stop', server)} >/dev/null 2>&1"
+
+
 def reset_stream_command(server: str) -> str:
     """Returns the shell line (root, on the vault) that points Barman's WAL stream at the restored server: the
-    old server's stream stopped, its position reset to the new server's (`receive-wal --reset`), restarted."""
+    old server's stream stopped (unless it is: Barman's stop waits a second even then), its position reset to the
+    new server's (`receive-wal --reset`), restarted."""
     # exits 1 when no reset succeeded (Barman's last message on stderr); the cron that restarts the stream runs anyway
     return (
-        f"cd /tmp; {barman('receive-wal', '--stop', server)} >/dev/null 2>&1; reset=no; for try in $(seq 15); do"
+        f"cd /tmp; ! pgrep -f '[r]eceive-wal {server}$' >/dev/null || {stop_stream_command(server)};"
+        " reset=no; for try in $(seq 15); do"
         f" out=$({barman('receive-wal', '--reset', server)} 2>&1) && {{ reset=yes; break; }}; sleep 2; done;"
         ' systemctl start phoenix-barman-cron.service; [ $reset = yes ] || { echo "$out" | tail -3 >&2; exit 1; }'
     )
@@ -325,7 +338,7 @@ def start_vault_side(
     staging = staging_directory(server, stand_in_container)
     vault_errors = tempfile.TemporaryFile()
     source = subprocess.Popen(
-        on_host(environment, remote, vault, recover_stream_command(plan, staging)),
+        on_host(environment, remote, vault, recover_stream_command(plan, staging, not stand_in_container)),
         stdout=subprocess.PIPE,
         stderr=vault_errors,
     )

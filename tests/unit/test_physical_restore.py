@@ -194,6 +194,10 @@ def test_every_recovery_follows_the_newest_timeline_and_the_stream_follows_the_r
     reset = physical_restore.reset_stream_command("db1")
     assert "barman receive-wal --stop db1" in reset and "barman receive-wal --reset db1" in reset
     assert "; systemctl start phoenix-barman-cron.service;" in reset  # the stream is restarted, reset or not
+    # a restore stops the old server's stream once its data are sent; a drill's, restoring beside it, never does
+    restore = physical_restore.recover_stream_command(Plan("db1", "x", DAY1), STAGING, then_stop_stream=True)
+    assert restore.endswith(f"&& ({physical_restore.stop_stream_command('db1')} </dev/null &)")
+    assert "receive-wal" not in newest
 
 
 def test_a_replacement_server_at_a_new_address_is_followed_by_the_vaults_barman(
@@ -307,8 +311,8 @@ def test_a_target_time_after_the_newest_transaction_is_recovered_to_the_end_of_t
     assert f"grep -qF '{physical_restore.NOT_REACHED}'" in timed
     assert "sed -i '/^recovery_target_time *=/d' /var/lib/postgresql/15/main/postgresql.auto.conf" in timed
     assert "[ $again = no ] && again=yes" in timed
-    # whether systemctl start fails at once or PostgreSQL dies while it recovers; back() otherwise
-    assert "systemctl start postgresql@15-main || to_the_end || back;" in timed
+    # whether systemctl start fails or PostgreSQL dies while it recovers; back() otherwise
+    assert "wait $starting || to_the_end || back;" in timed
     assert "systemctl is-active --quiet postgresql@15-main || to_the_end || back;" in timed
     assert "to_the_end() { false; };" in newest and "recovery_target_time" not in newest
 
@@ -331,7 +335,7 @@ def local_stream(write_inventory, monkeypatch, vault_line: str, host_line: str):
     from phoenix.inventory import load_environment
 
     environment = load_environment(write_inventory())
-    monkeypatch.setattr(physical_restore, "recover_stream_command", lambda plan, staging: vault_line)
+    monkeypatch.setattr(physical_restore, "recover_stream_command", lambda plan, staging, stop: vault_line)
     monkeypatch.setattr(physical_restore, "swap_in_command", lambda *arguments: host_line)
     monkeypatch.setattr(physical_restore, "make_holding_backup_lock_command", lambda line, wait, what: line)
 
@@ -393,7 +397,7 @@ def test_the_vault_recovers_before_the_new_host_is_ready_and_its_stream_waits_fo
     monkeypatch.setattr(
         physical_restore,
         "recover_stream_command",
-        lambda plan, staging: f"touch {recovered}; head -c 3000000 /dev/zero",
+        lambda plan, staging, stop: f"touch {recovered}; head -c 3000000 /dev/zero",
     )
     monkeypatch.setattr(physical_restore, "swap_in_command", lambda *arguments: "wc -c")
     monkeypatch.setattr(physical_restore, "make_holding_backup_lock_command", lambda line, wait, what: line)
@@ -410,6 +414,25 @@ def test_the_vault_recovers_before_the_new_host_is_ready_and_its_stream_waits_fo
     assert recovered.exists() and vault_side.source.poll() is None  # its stream waits in the pipe
     streaming = physical_restore.start_stream(environment, vault_side, plan, 15, ["links"], False, local, 60)
     assert physical_restore.finish_stream(streaming) == "3000000"
+
+
+def test_only_a_restore_of_the_server_itself_stops_its_wal_stream_a_drills_never(write_inventory, monkeypatch):
+    # a drill restores a copy while the server runs on: stopping its stream would leave it unarchived for a minute
+    from phoenix.inventory import load_environment
+
+    asked = []
+    monkeypatch.setattr(
+        physical_restore, "recover_stream_command", lambda plan, staging, stop: asked.append(stop) or "true"
+    )
+    environment, plan = load_environment(write_inventory()), Plan("db1", "b1", DAY1)
+
+    def local(*arguments, **options):
+        return ["sh", "-c"]
+
+    for stand_in in ("", "phx-drill-db1"):
+        physical_restore.start_vault_side(environment, "db1", plan, local, stand_in).source.wait()
+
+    assert asked == [True, False]
 
 
 def test_the_vaults_stream_follows_the_restored_server_while_the_app_starts(write_inventory, monkeypatch):
