@@ -257,7 +257,8 @@ def reset_stream_command(server: str) -> str:
     return (
         f"cd /tmp; ! pgrep -f '[r]eceive-wal {server}$' >/dev/null || {stop_stream_command(server)};"
         " reset=no; for try in $(seq 15); do"
-        f" out=$({barman('receive-wal', '--reset', server)} 2>&1) && {{ reset=yes; break; }}; sleep 2; done;"
+        f" out=$({barman('receive-wal', '--reset', server)} 2>&1) && {{ reset=yes; break; }};"
+        f" {stop_stream_command(server)}; sleep 2; done;"  # a stream pgrep missed, or one the cron restarted
         ' systemctl start phoenix-barman-cron.service; [ $reset = yes ] || { echo "$out" | tail -3 >&2; exit 1; }'
     )
 
