@@ -184,12 +184,17 @@ NOT_REACHED = "recovery ended before configured recovery target was reached"
 TO_THE_END = "phoenix: no transaction in the archive after the target: recovered to the end of the archive"
 
 
-def swap_in_command(version: int, databases: list[str], force: bool, target_time: bool = False) -> str:
+def swap_in_command(
+    version: int, databases: list[str], force: bool, target_time: bool = False, reserve_slot: bool = False
+) -> str:
     """Returns the shell line (root, on the new database host) that refuses to replace a database holding
     tables unless `force`, then swaps the (zstd-compressed) tar stream on stdin in as PostgreSQL's data directory,
     starts it, waits until recovery has ended, and prints PostgreSQL's own lines naming where recovery stopped.
     With `target_time`, a recovery whose WAL ends before the target (no transaction after it) is started
-    again without the target, to the end of the WAL, and TO_THE_END is printed."""
+    again without the target, to the end of the WAL, and TO_THE_END is printed. With `reserve_slot` (the server
+    itself, archived again from now on; never a drill's copy), the vault's replication slot is created as soon
+    as recovery has ended: a base backup holds no slot, and without one the WAL written before the vault's
+    stream reconnects (seconds; longer if the vault is unreachable) could be recycled, a gap in the archive."""
     data = data_directory(version)
     service = service_name(version)
     log = log_file(version)
@@ -239,9 +244,22 @@ def swap_in_command(version: int, databases: list[str], force: bool, target_time
         f' for i in $(seq 18000); do {recovered} && break; if [ -n "$starting" ]; then'
         f" kill -0 $starting 2>/dev/null || {{ wait $starting || to_the_end || back; starting=; }};"
         f" else systemctl is-active --quiet {service} || to_the_end || back; fi; sleep 0.2; done; {recovered} || back;"
+        f"{reserve_slot_command(psql) if reserve_slot else ''}"
         f' tail -n +$((mark + 1)) {log} | grep -E "recovery stopping|last completed transaction" || true;'
         f" {delete_in_background_command(data + '.before-restore')}"
     )
+
+
+def reserve_slot_command(psql: str) -> str:
+    """Returns the shell line (root) that creates the vault's replication slot, reserving WAL from now, unless
+    it exists (Barman's receive-wal, `create_slot = auto`, uses it as it finds it)."""
+    slot = archive_plan.SLOT_NAME
+    query = (
+        f"SELECT pg_create_physical_replication_slot('{slot}', true)"
+        f" WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')"
+    )
+    failed = "phoenix: the replication slot could not be reserved; Barman's receive-wal creates it when it connects"
+    return f" {psql} -c {shlex.quote(query)} >/dev/null || echo {shlex.quote(failed)} >&2;"
 
 
 def stop_stream_command(server: str) -> str:
@@ -361,7 +379,7 @@ def start_stream(
     never the environment's host), which swaps it in holding its backup lock (a dump job firing meanwhile waits;
     one running is waited for, at most lock_wait seconds); returns at once: finish_stream() waits for it."""
     host_output, host_errors = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-    swap_in = swap_in_command(version, databases, force, plan.target_time is not None)
+    swap_in = swap_in_command(version, databases, force, plan.target_time is not None, not stand_in_container)
     holding_lock = make_holding_backup_lock_command(swap_in, lock_wait, what="restore.py's archive restore")
     source = vault_side.source
     sink = subprocess.Popen(

@@ -435,6 +435,36 @@ def test_only_a_restore_of_the_server_itself_stops_its_wal_stream_a_drills_never
     assert asked == [True, False]
 
 
+def test_a_restore_of_the_server_itself_reserves_the_vaults_slot_once_recovery_ends_a_drills_copy_never(
+    write_inventory, monkeypatch
+):
+    # a base backup holds no replication slot: until Barman's stream reconnects, WAL could be recycled unarchived
+    from phoenix.inventory import load_environment
+
+    swap_ins = []
+    monkeypatch.setattr(physical_restore, "make_holding_backup_lock_command", lambda line, wait, what: line)
+    monkeypatch.setattr(physical_restore, "recover_stream_command", lambda plan, staging, stop: "true")
+    environment, plan = load_environment(write_inventory()), Plan("db1", "b1", DAY1)
+
+    def local(*arguments, **options):
+        return ["sh", "-c"]
+
+    def receiving(environment, remote, server, line, stand_in_container=""):
+        swap_ins.append(line)
+        return ["true"]
+
+    monkeypatch.setattr(physical_restore, "receiving_argv", receiving)
+    for stand_in in ("", "phx-drill-db1"):
+        vault_side = physical_restore.start_vault_side(environment, "db1", plan, local, stand_in)
+        physical_restore.start_stream(environment, vault_side, plan, 15, ["links"], False, local, 60, stand_in)
+
+    server, copy = swap_ins
+    created = "pg_create_physical_replication_slot('\"'\"'phoenix_barman'\"'\"', true)"
+    assert created in server and created not in copy
+    # after recovery has ended, before the report's lines are read
+    assert server.index("pg_is_in_recovery()") < server.index(created) < server.index("recovery stopping")
+
+
 def test_the_vaults_stream_follows_the_restored_server_while_the_app_starts(write_inventory, monkeypatch):
     # finish() returns once the data are in (the app may start); followed(), before the report, waits for Barman
     import threading
