@@ -13,9 +13,11 @@ database, the health check), and the container is removed: at most one of this b
 It prints the medians and Phoenix's time as a fraction of each Ansible's, with the core count and load at the
 start and the end. The first run makes .venv-ansible (bench/ansible_venv.py has the pinned versions).
 
-Connections: Phoenix runs each command as a `docker exec` (pyinfra's @docker connector); Ansible uses
-community.docker.docker (also `docker exec`, with pipelining), Ansible + mitogen uses mitogen_docker (one
-`docker exec` running a persistent Python interpreter that every task goes through).
+Connections: Phoenix enters the container with nsenter for each command (its @sandbox connector,
+phoenix/sandbox_connector.py; before 2026-12-02 pyinfra's @docker connector, one `docker exec` per command, about
+ten times the CPU); Ansible uses community.docker.docker (`docker exec`, with pipelining), Ansible + mitogen uses
+mitogen_docker (one `docker exec` running a persistent Python interpreter that every task goes through). Real
+servers are reached over SSH by all three; the figures before that date compare like with like.
 
 What the playbook (bench/ansible/playbook.yml) does that deploy.py does differently, or not at all:
 - It deploys the files Phoenix rendered (copy), and does not render the templates itself: nothing of the

@@ -4,7 +4,7 @@
 
 Starts a sandbox of its own (one host with nginx, app and PostgreSQL, from dev.yml), converges
 it twice with `pyinfra -y -vvv`, and counts the commands pyinfra ran on the host (fact
-look-ups and operation commands, each one `docker exec`) and the files it uploaded.
+look-ups and operation commands, each one nsenter into the container) and the files it uploaded.
 """
 
 from __future__ import annotations

@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-# each fact look-up and operation command is one `docker exec`, which pyinfra prints with -vvv
-COMMAND_LINE = re.compile(r">>> sh -c '?docker exec")
+# each fact look-up and operation command enters the container once (phoenix/sandbox_connector.py: nsenter),
+# which pyinfra prints with -vvv
+COMMAND_LINE = re.compile(r">>> sh -c '?nsenter ")
 
 
 @dataclass(frozen=True)
 class Converge:
-    """What one converge took: wall seconds, the control machine's CPU seconds (pyinfra and its `docker exec`
-    children, user + system), and, when run verbose, the remote commands and uploads it made."""
+    """What one converge took: wall seconds, the control machine's CPU seconds (pyinfra and what it ran, user +
+    system: since Phoenix enters the containers with nsenter, that includes the commands it ran in them), and,
+    when run verbose, the remote commands and uploads it made."""
 
     seconds: float
     cpu_seconds: float

@@ -63,8 +63,8 @@ def restore(*data: str) -> tuple[float, float]:
     arguments = [argument for item in data for argument in ("--data", item)]
     started = time.monotonic()
     result = subprocess.run(
-        [str(REPOSITORY / ".venv/bin/pyinfra"), "-y", "--limit", f"@docker/{container('db1')}", *arguments,
-         "inventories/sandbox.py", "restore.py"],
+        [str(REPOSITORY / ".venv/bin/pyinfra"), "-y", "--limit", sandbox_state.pyinfra_host_name(container("db1")),
+         *arguments, "inventories/sandbox.py", "restore.py"],
         cwd=REPOSITORY, capture_output=True, text=True, env=dict(os.environ, PHOENIX_SANDBOX=SANDBOX),
     )  # fmt: skip
     if result.returncode != 0:

@@ -141,7 +141,7 @@ def recover() -> Recovery:
     sandbox.up(SANDBOX, ["web1"])
     create = time.monotonic() - started
     wall = backup_bench.run_pyinfra(
-        "--limit", f"@docker/{web1}",
+        "--limit", sandbox_state.pyinfra_host_name(web1),
         "--data", "snapshot=latest", "--data", f"restore_report={REPORT}", INVENTORY, "restore.py",
     )  # fmt: skip
     report = json.loads(Path(REPORT).read_text())

@@ -6,7 +6,9 @@ For each count N, starts a sandbox of its own with N fresh hosts (host1 .. hostN
 every host gets, the base system and the firewall (roles: []; nginx is left out because the
 schema lets nginx only proxy to an app on the same host, which would make this a bench of app
 installs), converges it cold, then again with nothing to change (no-op), and removes it.
-The control machine's CPU is what pyinfra and its `docker exec` children used (user + system).
+The control machine's CPU is what pyinfra and its children used (user + system): since the sandbox connector
+enters containers with nsenter (phoenix/sandbox_connector.py), the commands it runs in them count too, which
+`docker exec` hid in dockerd and the container.
 Prints one row per count and the no-op ratio of the largest count to one host (goal: <= 2).
 """
 

@@ -40,7 +40,7 @@ def run_sandbox(arguments: argparse.Namespace) -> int:
         hosts = sandbox_hosts_to_start(arguments.name, arguments.hosts, arguments.inventory)
         state = sandbox.up(arguments.name, hosts)
         for host, info in state["hosts"].items():
-            print(f"{host}\t@docker/{info['container']}\t{info['address']}")
+            print(f"{host}\t{sandbox_state.pyinfra_host_name(info['container'])}\t{info['address']}")
         print(f"pyinfra inventory: {sandbox_state.inventory_file(arguments.name)}")
     elif arguments.action == "down":
         removed = sandbox.down(arguments.name)

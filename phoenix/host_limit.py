@@ -1,6 +1,6 @@
 """pyinfra's --limit with the inventory's short host names (`--limit web1`), and no silent no-op.
 
-pyinfra names a sandbox host `@docker/phx-sandbox-web1`, so `--limit web1` matched no host and
+pyinfra names a sandbox host `@sandbox/phx-sandbox-web1`, so `--limit web1` matched no host and
 pyinfra ran nothing and exited 0. pyinfra matches --limit against group names too, so each host
 gets a group named after its short name; a --limit that matches no host is refused.
 """

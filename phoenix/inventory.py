@@ -255,7 +255,7 @@ def archive_servers(environment: Environment, addresses: dict[str, str]) -> list
 
 def _connection_name(environment: Environment, name: str) -> str:
     if environment.connection["type"] == "docker":
-        return f"@docker/{sandbox_state.container_name(environment.sandbox_name, name)}"
+        return sandbox_state.pyinfra_host_name(sandbox_state.container_name(environment.sandbox_name, name))
     return name
 
 

@@ -124,9 +124,9 @@ def promote_at_the_end_command(staging: str) -> str:
     )
 
 
-# the stream passes through the control machine (two SSH links, or two `docker exec`s): zstd at its fastest level
-# shrinks it several times for less CPU than it saves; a vault without zstd yet sends plain tar, which the host's
-# `zstd -dcf` passes through
+# the stream passes through the control machine (two SSH links, or two nsenters into sandbox containers): zstd at
+# its fastest level shrinks it several times for less CPU than it saves; a vault without zstd yet sends plain tar,
+# which the host's `zstd -dcf` passes through
 COMPRESS = "if command -v zstd >/dev/null; then zstd -q -1 -T0 -c; else cat; fi"
 DECOMPRESS = "zstd -q -dcf"
 
@@ -300,7 +300,8 @@ def stream_started_command(wait_seconds: int = STREAM_WAIT_SECONDS) -> str:
 
 
 def on_host(environment: Environment, remote, name: str, line: str, with_stdin: bool = False) -> list[str]:
-    """Returns the argv that runs shell line `line` as root on host `name` (over SSH or docker exec)."""
+    """Returns the argv that runs shell line `line` as root on host `name` (over SSH, or nsenter into a sandbox
+    container)."""
     ssh = environment.over_ssh
     return make_remote_shell_argv(remote(environment, name, with_stdin=with_stdin), line, ssh)
 
@@ -425,7 +426,7 @@ def receiving_argv(environment: Environment, remote, server: str, line: str, sta
     the environment's host of that name, or a drill's stand-in container on this machine."""
     if stand_in_container:
         return make_remote_shell_argv(["docker", "exec", "-i", stand_in_container], line, ssh=False)
-    return on_host(environment, remote, server, line, with_stdin=True)  # docker exec -i: stdin passed on
+    return on_host(environment, remote, server, line, with_stdin=True)
 
 
 def barman_files(environment: Environment, secrets) -> list[tuple[str, str, str, str]]:

@@ -12,6 +12,7 @@ import subprocess
 import time
 
 from phoenix import sandbox_ssh, sandbox_state
+from phoenix.container_shell import enter_argv
 from phoenix.engine import ensure_engine
 from phoenix.errors import PhoenixError
 from phoenix.image import build_image
@@ -72,7 +73,9 @@ def _wait_for_systemd(container: str) -> str:
     deadline = time.monotonic() + BOOT_WAIT_SECONDS
     state = "unknown"
     while time.monotonic() < deadline:
-        result = _docker("exec", container, "systemctl", "is-system-running", check=False)
+        result = subprocess.run(
+            enter_argv(container, ["systemctl", "is-system-running"]), capture_output=True, text=True, check=False
+        )
         state = result.stdout.strip() or "unknown"
         if state in ("running", "degraded"):
             return state

@@ -11,7 +11,7 @@ from phoenix.errors import PhoenixError
 
 SANDBOX_LABEL = "io.phoenix.sandbox"
 HOST_LABEL = "io.phoenix.host"
-# the inventory's connection types whose hosts are a sandbox's containers (docker exec, or SSH to them)
+# the inventory's connection types whose hosts are a sandbox's containers (nsenter into them, or SSH to them)
 SANDBOX_CONNECTIONS = ("docker", "sandbox-ssh")
 
 
@@ -23,6 +23,12 @@ def state_root() -> Path:
 def container_name(sandbox: str, host: str) -> str:
     """Returns the Docker container name of a sandbox host, e.g. phx-sandbox-web1."""
     return f"phx-{sandbox}-{host}"
+
+
+def pyinfra_host_name(container: str) -> str:
+    """Returns the name pyinfra reaches a sandbox container by, through Phoenix's connector
+    (phoenix/sandbox_connector.py, registered as pyinfra's `sandbox` connector)."""
+    return f"@sandbox/{container}"
 
 
 def network_name(sandbox: str) -> str:
@@ -54,7 +60,7 @@ def write(sandbox: str, state: dict) -> Path:
     path = state_file(sandbox)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(state, indent=2) + "\n")
-    hosts = [f"@docker/{info['container']}" for info in state["hosts"].values()]
+    hosts = [pyinfra_host_name(info["container"]) for info in state["hosts"].values()]
     inventory = inventory_file(sandbox)
     inventory.write_text(f'"""Hosts of sandbox {sandbox}, written by `phoenix sandbox up`."""\n\nhosts = {hosts!r}\n')
     return inventory

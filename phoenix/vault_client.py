@@ -1,5 +1,5 @@
 """Reaching the environment's vault from the control machine: `phoenix-vault ARGS` over the inventory's
-own connection (ssh, or docker exec into a sandbox's container).
+own connection (ssh, or nsenter into a sandbox's container: phoenix/container_shell.py).
 
 Every verb that asks the vault something (status, pins, restore planning, backup.py, upgrade.py)
 goes through here; this module knows nothing of those verbs.
@@ -13,16 +13,16 @@ import subprocess
 
 from phoenix import backup_plan, sandbox_state
 from phoenix.commands import make_vault_pin_arguments
+from phoenix.container_shell import enter_argv
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment, ssh_login
 
 
 def remote_command(environment: Environment, name: str, with_stdin: bool = False) -> list[str]:
     """Returns the argv prefix that runs a command as root on host `name` of the environment
-    (`with_stdin`: the command reads what is sent to it)."""
+    (`with_stdin`: the command reads what is sent to it; a sandbox container's command always can)."""
     if environment.connection["type"] == "docker":
-        interactive = ["-i"] if with_stdin else []
-        return ["docker", "exec", *interactive, sandbox_state.container_name(environment.sandbox_name, name)]
+        return enter_argv(sandbox_state.container_name(environment.sandbox_name, name), [])
     ssh = ssh_login(environment, name)
     command = ["ssh", "-p", str(ssh["port"]), "-o", "BatchMode=yes"]
     if ssh["key_file"]:

@@ -1,7 +1,7 @@
 """One round trip for the checks of a converge that finds its host as wanted.
 
-Each fact pyinfra asks is a round trip to the server (a `docker exec`, an SSH channel), and pyinfra asks
-them one at a time, as each operation runs. The Phoenix operations that check files, directories, services
+Each fact pyinfra asks is a round trip to the server (an SSH channel, an nsenter into a sandbox container), and
+pyinfra asks them one at a time, as each operation runs. The Phoenix operations that check files, directories, services
 and packages (roles/operations.py) say at planning what they will check (`reads`); the first of them to run
 on a host reads every one of those at once (HostSnapshot), then each operation takes its answer from there.
 

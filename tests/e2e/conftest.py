@@ -21,8 +21,11 @@ from pathlib import Path
 
 import pytest
 import testinfra
+from testinfra.backend.base import CommandResult
+from testinfra.backend.docker import DockerBackend
 
 from phoenix import sandbox, sandbox_state
+from phoenix.container_shell import enter_argv
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1 ... under pytest-xdist
@@ -188,6 +191,18 @@ def second_converge(first_converge):
     return converge()
 
 
+class EnteredContainer(DockerBackend):
+    """testinfra's docker backend entering the container with nsenter, as Phoenix's pyinfra connector does
+    (phoenix/container_shell.py), instead of `docker exec`."""
+
+    def run(self, command: str, *args: str, **kwargs) -> CommandResult:
+        line = self.get_command(command, *args)
+        argv = enter_argv(self.name, ["/bin/sh", "-c", line])
+        result = self.run_local(" ".join(["%s"] * len(argv)), *argv)
+        result.command = self.encode(line)
+        return result
+
+
 class LiveSandbox(Mapping):
     """The sandbox's hosts as they are now: {host: {"address", "container", "testinfra"}}, read on each
     lookup (a test may have replaced a container since, and its address with it)."""
@@ -197,7 +212,7 @@ class LiveSandbox(Mapping):
         return {
             "address": info["address"],
             "container": info["container"],
-            "testinfra": testinfra.get_host(f"docker://{info['container']}"),
+            "testinfra": testinfra.host.Host(EnteredContainer(info["container"])),
         }
 
     def __iter__(self) -> Iterator[str]:
@@ -229,7 +244,7 @@ def inventory_release() -> str:
 def running_release(name: str) -> str:
     """The release the app on sandbox host `name` reports in its /health answer ("" when it does not answer)."""
     health = subprocess.run(
-        ["docker", "exec", container(name), "curl", "-fsS", "--max-time", "20", "http://127.0.0.1:6543/health"],
+        enter_argv(container(name), ["curl", "-fsS", "--max-time", "20", "http://127.0.0.1:6543/health"]),
         capture_output=True,
         text=True,
     )

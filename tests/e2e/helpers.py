@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import time
 
+from phoenix.container_shell import enter_argv
 from phoenix.drill_checks import SniHTTPSConnection
 from phoenix.remote.backup_host import SETTINGS_PATH
 from tests.e2e.conftest import container
@@ -23,7 +24,7 @@ SERVER_NAME = "links.sandbox.test"
 def sh(host: str, command: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Runs a shell command as root on a sandbox host."""
     return subprocess.run(
-        ["docker", "exec", container(host), "bash", "-c", command],
+        enter_argv(container(host), ["bash", "-c", command]),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -33,7 +34,7 @@ def sh(host: str, command: str, timeout: float = 300) -> subprocess.CompletedPro
 def start(host: str, command: str) -> subprocess.Popen:
     """Starts a shell command on a sandbox host without waiting for it."""
     return subprocess.Popen(
-        ["docker", "exec", container(host), "bash", "-c", command],
+        enter_argv(container(host), ["bash", "-c", command]),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -117,7 +118,8 @@ LOCK_IS_HELD = (
 
 
 def release_table_lock(host: str = "web1") -> None:
-    """Ends the session HOLD_TABLE_LOCK opened (killing `docker exec` would not reach it)."""
+    """Ends the session HOLD_TABLE_LOCK opened (killing the command that started it would not: that runs in a
+    session of its own)."""
     sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()"  # noqa: E501
     sh(host, f'runuser -u postgres -- psql -XtAc "{sql}" links')
 

@@ -86,7 +86,7 @@ def next_run(host: str, timer: str) -> str:
 def test_a_timer_left_without_a_next_run_fails_the_deploy_clearly_and_the_corrected_deploy_restarts_it(
     app_at_inventory_release,
 ):
-    web1 = ("--limit", f"@docker/{container('web1')}")
+    web1 = ("--limit", f"@sandbox/{container('web1')}")
     # a schedule systemd rejects, loaded (as a failed deploy leaves it): the timer is active (elapsed), no next run
     sh("web1", f"mkdir -p {BAD_SCHEDULE.rsplit('/', 1)[0]} && printf '[Timer]\\nOnCalendar=\\nOnCalendar=every night"
                f" at 2\\n' > {BAD_SCHEDULE} && systemctl daemon-reload; systemctl restart {FILES_TIMER}")  # fmt: skip

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from phoenix.container_shell import enter_argv
 from tests.e2e.conftest import container, converge, run_pyinfra
 from tests.e2e.helpers import SERVER_NAME, WORKER_PID, request, sh, wait_for, worker_pid
 
@@ -305,7 +306,7 @@ def test_secrets_never_reach_the_output(
     diff_run = run_pyinfra("--diff", "--limit", "web1", "inventories/sandbox.py", "deploy.py")
     assert diff_run.returncode == 0, diff_run.stderr[-3000:]
     assert "production.ini" in diff_run.stderr  # the file was really re-uploaded
-    assert f"[@docker/{container('web1')}]" in diff_run.stderr  # --limit's short name: web1, and web1 alone
+    assert f"[@sandbox/{container('web1')}]" in diff_run.stderr  # --limit's short name: web1, and web1 alone
     assert not any(container(other) in diff_run.stderr for other in ("web2", "db1", "vault1"))
     secrets = [
         password,
@@ -324,18 +325,18 @@ def test_a_limit_matching_no_host_stops_before_connecting(sandbox_hosts):
     assert result.returncode == 2
     assert "phoenix: inventory not loaded, no host was touched:" in result.stderr
     assert "--limit 'web9' matches no host of inventories/sandbox.py: expected a host's short name" in result.stderr
-    assert "(web1, web2, db1, vault1), a group (@docker, all, sandbox, servers)" in result.stderr
-    assert f"or a pyinfra host name (@docker/{container('web1')}, " in result.stderr
+    assert "(web1, web2, db1, vault1), a group (@sandbox, all, sandbox, servers)" in result.stderr
+    assert f"or a pyinfra host name (@sandbox/{container('web1')}, " in result.stderr
     assert "Connecting to hosts" not in result.stderr
 
 
 def test_a_deploy_over_an_app_that_does_not_answer_fails(app_at_inventory_release):
     # web2's database on db1 is down: nothing in web2's blueprint changes, yet its app answers 503
-    subprocess.run(["docker", "exec", container("db1"), "systemctl", "stop", "postgresql"], check=True)
+    subprocess.run(enter_argv(container("db1"), ["systemctl", "stop", "postgresql"]), check=True)
     try:
         process = run_pyinfra("--limit", "web2", "inventories/sandbox.py", "deploy.py")
     finally:
-        subprocess.run(["docker", "exec", container("db1"), "systemctl", "start", "postgresql"], check=True)
+        subprocess.run(enter_argv(container("db1"), ["systemctl", "start", "postgresql"]), check=True)
     assert process.returncode != 0
     assert "app did not answer http://127.0.0.1:6543/health within 30s" in process.stderr
 

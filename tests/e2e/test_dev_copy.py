@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from phoenix import sandbox, sandbox_state
+from phoenix.container_shell import enter_argv
 from phoenix.drill_checks import Target, https_get
 from tests.e2e.conftest import SANDBOX_NAME, live_host, run_phoenix
 from tests.e2e.helpers import post_json, sh
@@ -46,10 +47,10 @@ def test_up_prints_the_url_and_a_shell_for_each_host(dev_copy):
 
 def test_the_dev_copy_never_backs_up_into_the_sources_repository(dev_copy):
     container = sandbox_state.container_name(DEV_SANDBOX, "web1")
-    run = subprocess.run(["docker", "exec", container, "phoenix-backup", "run", "all"], capture_output=True, text=True)
+    run = subprocess.run(enter_argv(container, ["phoenix-backup", "run", "all"]), capture_output=True, text=True)
     assert run.returncode == 3 and "stands in for sandbox/web1" in run.stderr
     timers = subprocess.run(
-        ["docker", "exec", container, "systemctl", "list-unit-files", "--no-legend", "phoenix-backup-*"],
+        enter_argv(container, ["systemctl", "list-unit-files", "--no-legend", "phoenix-backup-*"]),
         capture_output=True, text=True,
     )  # fmt: skip
     assert timers.stdout.strip() == ""

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from phoenix import sandbox, sandbox_ssh, sandbox_state
+from phoenix.container_shell import enter_argv
 from phoenix.drill import drill_sandbox_name
 from tests.e2e.conftest import REPOSITORY, SANDBOX_NAME, pyinfra_argv, run_phoenix
 
@@ -42,7 +43,7 @@ RESTORE_REPORT = "/tmp/phoenix-e2e-restore-{host}.json"  # restore.py's step tim
 
 def sh(host: str, command: str) -> subprocess.CompletedProcess:
     name = sandbox_state.container_name(KINTO_SANDBOX, host)
-    return subprocess.run(["docker", "exec", name, "bash", "-c", command], capture_output=True, text=True)
+    return subprocess.run(enter_argv(name, ["bash", "-c", command]), capture_output=True, text=True)
 
 
 def kinto(method: str, path: str, document: dict | None = None) -> dict:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from phoenix import runbook, sandbox
+from phoenix.container_shell import enter_argv
 from tests.e2e.conftest import SANDBOX_NAME, container, from_runbook, run_pyinfra
 from tests.e2e.helpers import sh
 
@@ -28,7 +29,7 @@ BARMAN = "cd /tmp && runuser -u barman -- barman"
 
 def restore(*data: str) -> subprocess.CompletedProcess:
     arguments = [argument for item in data for argument in ("--data", item)]
-    return run_pyinfra("--limit", f"@docker/{container('db1')}", *arguments, "inventories/sandbox.py", "restore.py")
+    return run_pyinfra("--limit", f"@sandbox/{container('db1')}", *arguments, "inventories/sandbox.py", "restore.py")
 
 
 def rows() -> list[tuple[int, datetime]]:
@@ -58,7 +59,7 @@ def disaster(converged):
         f'for n in $(seq 1 {WRITES}); do {PSQL} -c "INSERT INTO pitr_rows VALUES ($n, clock_timestamp())";'
         " sleep 1; done"
     )
-    process = subprocess.Popen(["docker", "exec", container("db1"), "bash", "-c", writer], stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(enter_argv(container("db1"), ["bash", "-c", writer]), stdout=subprocess.DEVNULL)
     time.sleep(WRITES - 5)  # the kill comes while the writer is still writing
     before_kill = rows()
     subprocess.run(["docker", "rm", "-f", container("db1")], check=True, capture_output=True)

@@ -177,7 +177,8 @@ def test_a_killed_upgrade_is_finished_by_the_next_run_and_its_data_restores_from
     killed = wait_for_upgrade("web1", process, lambda record: record["phase"] == "upgrading")
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
-    # what the killed run left on the host finishes by itself (docker exec does not pass the kill on)
+    # what the killed run left on the host ends by itself (the kill does not reach it: commands run in a session of
+    # their own, as over SSH; one that writes to the dead pyinfra stops there)
     sh("web1", "for i in $(seq 120); do pgrep -f 'alembic|pip install' >/dev/null || exit 0; sleep 0.5; done")
     assert timer_states("web1", TIMERS["web1"]) == ["inactive"] * 3  # paused, and nobody resumed them
 

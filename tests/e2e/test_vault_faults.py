@@ -198,7 +198,7 @@ def test_a_full_vault_disk_is_named_with_its_free_space_and_the_next_backup_afte
     big = f"{directory.rstrip('/')}/vault-fault-test.bin"
     sh("web1", f"head -c 24M /dev/urandom > {shlex.quote(big)}")  # does not fit in the 4 MiB left
     try:
-        limited = run_pyinfra("--limit", f"@docker/{container('web1')}", "inventories/sandbox.py", "backup.py")
+        limited = run_pyinfra("--limit", f"@sandbox/{container('web1')}", "inventories/sandbox.py", "backup.py")
     finally:
         sh("web1", f"rm -f {shlex.quote(big)}")
 

@@ -12,7 +12,7 @@ from repository_pyinfra import run_pyinfra
 from phoenix import host_limit
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-SANDBOX_NAMES = {"web1": "@docker/phx-sandbox-web1", "db1": "@docker/phx-sandbox-db1"}
+SANDBOX_NAMES = {"web1": "@sandbox/phx-sandbox-web1", "db1": "@sandbox/phx-sandbox-db1"}
 # A throwaway environment over SSH: loading it needs no sandbox, no age identity and no server.
 INVENTORY = """\
 environment: {name: shop, throwaway: true}
@@ -41,13 +41,13 @@ def run_on_inventory(tmp_path: Path, *arguments: str) -> subprocess.CompletedPro
 
 def test_each_host_gets_a_group_named_after_its_short_name():
     assert host_limit.short_name_groups(SANDBOX_NAMES, {"servers", "sandbox"}) == {
-        "web1": ["@docker/phx-sandbox-web1"],
-        "db1": ["@docker/phx-sandbox-db1"],
+        "web1": ["@sandbox/phx-sandbox-web1"],
+        "db1": ["@sandbox/phx-sandbox-db1"],
     }
 
 
 def test_a_short_name_never_replaces_a_group_of_the_inventory_file():
-    assert host_limit.short_name_groups({"servers": "@docker/x", "all": "@docker/y"}, {"servers"}) == {}
+    assert host_limit.short_name_groups({"servers": "@sandbox/x", "all": "@sandbox/y"}, {"servers"}) == {}
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def test_limit_patterns_are_read_from_pyinfras_command_line(argv, patterns):
 def test_limits_matching_a_group_or_a_host_name_pass():
     groups = {"web1", "db1", "servers", "sandbox", "all"}
 
-    for pattern in ("web1", "servers", "@docker/phx-sandbox-*", "@docker/phx-sandbox-db1"):
+    for pattern in ("web1", "servers", "@sandbox/phx-sandbox-*", "@sandbox/phx-sandbox-db1"):
         assert host_limit.unmatched_limit_errors([pattern], SANDBOX_NAMES, groups, "sandbox.py") == []
 
 
@@ -74,7 +74,7 @@ def test_a_limit_matching_no_host_names_the_short_names_groups_and_pyinfra_names
 
     assert host_limit.unmatched_limit_errors(["web9", "web*"], SANDBOX_NAMES, groups, "sandbox.py") == [
         f"--limit {pattern!r} matches no host of sandbox.py: expected a host's short name (web1, db1), a group"
-        " (all, sandbox, servers) or a pyinfra host name (@docker/phx-sandbox-web1, @docker/phx-sandbox-db1)"
+        " (all, sandbox, servers) or a pyinfra host name (@sandbox/phx-sandbox-web1, @sandbox/phx-sandbox-db1)"
         for pattern in ("web9", "web*")
     ]
 
@@ -115,6 +115,6 @@ def test_the_connectors_group_is_a_known_group(tmp_path):
     inventory = tmp_path / "sandbox.py"
     inventory.write_text("servers = []\n")
 
-    groups = host_limit.check_limit(["pyinfra", "--limit", "@docker", "x.py"], str(inventory), SANDBOX_NAMES)
+    groups = host_limit.check_limit(["pyinfra", "--limit", "@sandbox", "x.py"], str(inventory), SANDBOX_NAMES)
 
     assert sorted(groups) == ["db1", "web1"]

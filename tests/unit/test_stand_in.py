@@ -81,8 +81,8 @@ def test_drill_stand_ins_live_in_the_drill_sandbox_and_read_the_real_vault(write
 
     hosts = dict(stand_in.stand_in_hosts(str(path), "", str(path), "drill-shop", ["web1", "db1"]))
 
-    assert sorted(hosts) == ["@docker/phx-drill-shop-db1", "@docker/phx-drill-shop-web1"]
-    web1, db1 = hosts["@docker/phx-drill-shop-web1"], hosts["@docker/phx-drill-shop-db1"]
+    assert sorted(hosts) == ["@sandbox/phx-drill-shop-db1", "@sandbox/phx-drill-shop-web1"]
+    web1, db1 = hosts["@sandbox/phx-drill-shop-web1"], hosts["@sandbox/phx-drill-shop-db1"]
     assert web1["database_address"] == "172.30.0.3"  # the drill's db1, not production's
     assert [client["address"] for client in db1["postgres_clients"]] == ["172.30.0.2"]
     assert web1["backup_target"]["url"] == "rest:https://198.51.100.30:8443/web1/"  # the real vault
@@ -107,7 +107,7 @@ def test_a_stand_in_not_from_the_archive_restores_its_dump_and_never_asks_the_ar
 
     hosts = dict(stand_in.stand_in_hosts(str(path), "", str(path), "drill-shop", ["web1", "db1"]))
 
-    db1 = hosts["@docker/phx-drill-shop-db1"]
+    db1 = hosts["@sandbox/phx-drill-shop-db1"]
     assert source_db1["archive_vault_address"] == "198.51.100.30"
     assert db1["archive_vault_address"] == ""
     restore_flags = run_flags.parse(["restore.py"], [])  # what `pyinfra ... restore.py` gives it
@@ -148,7 +148,7 @@ def test_a_drill_stand_in_of_an_archived_host_recovers_the_archive_into_its_own_
     monkeypatch.setattr(physical_restore.subprocess, "Popen", popen)
 
     hosts = dict(stand_in.stand_in_hosts(str(path), "", str(path), "drill-shop", ["web1", "db1"], from_archive=True))
-    db1 = SimpleNamespace(**{**hosts["@docker/phx-drill-shop-db1"], "run_flags": run_flags.parse(["restore.py"], [])})
+    db1 = SimpleNamespace(**{**hosts["@sandbox/phx-drill-shop-db1"], "run_flags": run_flags.parse(["restore.py"], [])})
     plan = restore_plan.physical_for_host(db1)
     streams, results = {}, {}
     physical_restore.prepare("db1", plan, db1, streams=streams)
@@ -175,7 +175,7 @@ def test_a_dev_copy_gets_its_own_settings_and_borrows_only_the_backup_secrets(
 
     ((name, web1),) = stand_in.stand_in_hosts(str(source), "", str(dev), "dev", ["web1"])
 
-    assert name == "@docker/phx-dev-web1"
+    assert name == "@sandbox/phx-dev-web1"
     assert web1["site"]["server_name"] == "links.dev.test"  # dev's settings
     assert web1["secrets"].get("restic_passwords.web1") == "shop-restic-web1"  # the shop's backups
     assert web1["secrets"].get("vault_credentials.web1") == "shop-vault-web1"
