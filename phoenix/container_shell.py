@@ -85,6 +85,7 @@ def make_enter_argv(container: Container, argv: list[str]) -> list[str]:
         "-i",
         *container.environment,
         "setsid",
+        "--fork",  # nsenter stops itself when its child stops, and only it would wake it: the child is a grandchild
         "--wait",
         *WITH_DOCKERS_UMASK,
         *argv,

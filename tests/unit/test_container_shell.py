@@ -18,9 +18,11 @@ def test_the_command_gets_docker_execs_environment_and_not_the_control_machines(
     assert argv[:4] == ["nsenter", "--target=4186", "--all", "--"]
     assert argv[4:6] == ["env", "-i"]  # nothing of the caller's environment (its PATH, its secrets) goes in
     assert argv[6:10] == list(WEB1.environment)
-    assert argv[10:12] == ["setsid", "--wait"]  # a session of its own; the exit status is bash's
-    assert argv[12:15] == ["sh", "-c", 'umask 022 && exec "$0" "$@"']  # docker exec's umask, not the caller's
-    assert argv[15:] == ["bash", "-c", "id"]
+    # a session of its own, in a process nsenter does not wait for: nsenter stops itself when its child stops
+    # (SIGSTOP), and a command that stops until another one continues it would leave nsenter stopped for good
+    assert argv[10:13] == ["setsid", "--fork", "--wait"]  # the exit status is still bash's
+    assert argv[13:16] == ["sh", "-c", 'umask 022 && exec "$0" "$@"']  # docker exec's umask, not the caller's
+    assert argv[16:] == ["bash", "-c", "id"]
 
 
 def test_an_image_path_is_kept_and_a_hostname_comes_from_the_container():
