@@ -142,7 +142,7 @@ def recover_stream_command(plan: Plan, staging: str, then_stop_stream: bool = Fa
     """Returns the shell line (root, on the vault) that recovers `plan` into the directory `staging` and writes it
     to stdout as one zstd-compressed tar stream, Barman's messages to stderr. With `then_stop_stream` (a restore of
     the server itself, never a drill's), the server's WAL stream is stopped in the background once the stream is
-    sent (Barman's stop lingers a second after it): reset_stream_command() needs it stopped."""
+    sent: reset_stream_command() needs it stopped."""
     # the newest timeline: after an earlier restore the server writes on a later one than its base backup's
     target = ["--target-tli", "latest"]
     if plan.target_time is not None:
@@ -263,21 +263,38 @@ def reserve_slot_command(psql: str) -> str:
 
 
 def stop_stream_command(server: str) -> str:
-    """Returns the shell line (root, on the vault) that stops Barman's WAL stream of `server`, output discarded."""
-    return f"{barman('receive-wal', '--stop', server)} >/dev/null 2>&1"
+    """Returns the shell line (root, on the vault) that stops Barman's WAL stream of `server` as `barman receive-wal
+    --stop` does, with SIGINT to its receive-wal process (which ends its pg_receivewal), but watching it go every
+    50 ms: Barman's own stop looks once a second, so it takes at least a second. A stream still there after 10 s is
+    left to Barman's stop. Output discarded."""
+    stream = shlex.quote(f"[r]eceive-wal {server}$")  # the bracket: pgrep never finds the shell running this line
+    return (
+        f"{{ pkill -INT -f {stream}; for i in $(seq 200); do pgrep -f {stream} >/dev/null || break; sleep 0.05; done;"
+        f" ! pgrep -f {stream} >/dev/null || {barman('receive-wal', '--stop', server)}; }} >/dev/null 2>&1"
+    )
+
+
+def start_stream_command(server: str) -> str:
+    """Returns the shell line (root, on the vault) that starts Barman's WAL stream of `server` now, in a transient
+    systemd service of the barman user, as `barman cron` would start it within the minute (a cron run first checks
+    every server, which costs about half a second before the stream starts)."""
+    description = shlex.quote(f"Barman WAL stream of {server}, restarted by restore.py")
+    return (
+        f"systemd-run --quiet --collect --uid=barman --gid=barman --description={description}"
+        f" barman -q receive-wal {shlex.quote(server)}"
+    )
 
 
 def reset_stream_command(server: str) -> str:
     """Returns the shell line (root, on the vault) that points Barman's WAL stream at the restored server: the
-    old server's stream stopped (unless it is: Barman's stop waits a second even then), its position reset to the
-    new server's (`receive-wal --reset`), restarted."""
-    # exits 1 when no reset succeeded (Barman's last message on stderr); the cron that restarts the stream runs anyway
+    old server's stream stopped, its position reset to the new server's (`receive-wal --reset`), restarted."""
+    # exits 1 when no reset succeeded (Barman's last message on stderr), after starting a cron run all the same
     return (
-        f"cd /tmp; ! pgrep -f '[r]eceive-wal {server}$' >/dev/null || {stop_stream_command(server)};"
-        " reset=no; for try in $(seq 15); do"
+        f"cd /tmp; {stop_stream_command(server)}; reset=no; for try in $(seq 15); do"
         f" out=$({barman('receive-wal', '--reset', server)} 2>&1) && {{ reset=yes; break; }};"
-        f" {stop_stream_command(server)}; sleep 2; done;"  # a stream pgrep missed, or one the cron restarted
-        ' systemctl start phoenix-barman-cron.service; [ $reset = yes ] || { echo "$out" | tail -3 >&2; exit 1; }'
+        f" {stop_stream_command(server)}; sleep 2; done;"  # a stream the cron restarted meanwhile
+        f" if [ $reset = yes ]; then {start_stream_command(server)}; else systemctl start phoenix-barman-cron.service;"
+        ' echo "$out" | tail -3 >&2; exit 1; fi'
     )
 
 
@@ -293,8 +310,8 @@ def stream_started_command(wait_seconds: int = STREAM_WAIT_SECONDS) -> str:
         " WHERE application_name = 'barman_receive_wal' AND state = 'streaming' LIMIT 1"
     )
     return (
-        f"for try in $(seq {wait_seconds * 5}); do"  # five times a second: it streams within a second or two
-        f' [ "$(runuser -u postgres -- psql -X -tA -c {shlex.quote(query)} 2>/dev/null)" = 1 ] && exit 0; sleep 0.2;'
+        f"for try in $(seq {wait_seconds * 10}); do"  # ten times a second: it streams within a second
+        f' [ "$(runuser -u postgres -- psql -X -tA -c {shlex.quote(query)} 2>/dev/null)" = 1 ] && exit 0; sleep 0.1;'
         f" done; echo 'its stream had not started {wait_seconds}s after the reset' >&2; exit 1"
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -192,12 +193,35 @@ def test_every_recovery_follows_the_newest_timeline_and_the_stream_follows_the_r
     timed = physical_restore.recover_stream_command(Plan("db1", "x", DAY1, target_time=at), STAGING)
     assert "recovery.signal" not in timed
     reset = physical_restore.reset_stream_command("db1")
-    assert "barman receive-wal --stop db1" in reset and "barman receive-wal --reset db1" in reset
-    assert "; systemctl start phoenix-barman-cron.service;" in reset  # the stream is restarted, reset or not
+    assert "barman receive-wal --reset db1" in reset
+    assert reset.index(physical_restore.stop_stream_command("db1")) < reset.index("barman receive-wal --reset db1")
+    assert f"then {physical_restore.start_stream_command('db1')};" in reset
+    assert "else systemctl start phoenix-barman-cron.service;" in reset  # a failed reset: the cron runs all the same
     # a restore stops the old server's stream once its data are sent; a drill's, restoring beside it, never does
     restore = physical_restore.recover_stream_command(Plan("db1", "x", DAY1), STAGING, then_stop_stream=True)
     assert restore.endswith(f"&& ({physical_restore.stop_stream_command('db1')} </dev/null &)")
     assert "receive-wal" not in newest
+
+
+def test_stopping_a_stream_ends_that_servers_receive_wal_and_no_other():
+    # stand-ins for Barman's `receive-wal SERVER` processes: SIGINT ends them after a moment, as it ends Barman's
+    server = f"unit-{os.getpid()}"  # a name no real stream on this machine has
+    script = (
+        "import signal, sys, time; signal.signal(signal.SIGINT, lambda *_: (time.sleep(0.2), sys.exit(0)));"
+        " time.sleep(60)"
+    )
+    streams = {
+        name: subprocess.Popen([sys.executable, "-c", script, "receive-wal", name]) for name in (server, f"{server}0")
+    }
+    time.sleep(0.3)  # both have set their handler
+    try:
+        subprocess.run(["bash", "-c", physical_restore.stop_stream_command(server)], check=True, timeout=30)
+        assert streams[server].poll() == 0  # gone, after its own clean exit, when the stop returned
+        assert streams[f"{server}0"].poll() is None
+    finally:
+        for stream in streams.values():
+            stream.kill()
+            stream.wait()
 
 
 def test_a_replacement_server_at_a_new_address_is_followed_by_the_vaults_barman(
@@ -240,7 +264,8 @@ def test_a_barman_file_is_replaced_only_when_its_content_differs(tmp_path):
 
 def fake_vault(tmp_path, reset_works: bool, streams: bool = True):
     """A `remote` whose vault and restored server are this machine, with a fake `runuser` standing in for Barman,
-    systemctl and the server's psql (whose pg_stat_replication shows the stream, or never does)."""
+    systemctl, systemd-run and the server's psql (whose pg_stat_replication shows the stream, or never does); its
+    pgrep and pkill find no process: this machine's own would see the streams of the sandboxes' vaults."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     answer = (
@@ -251,6 +276,9 @@ def fake_vault(tmp_path, reset_works: bool, streams: bool = True):
         f'#!/bin/sh\ncase "$*" in *--reset*) {answer};; *pg_stat_replication*) {streaming};; esac\nexit 0\n'
     )
     (bin_dir / "systemctl").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "systemd-run").write_text("#!/bin/sh\nexit 0\n")
+    for tool in ("pgrep", "pkill"):
+        (bin_dir / tool).write_text("#!/bin/sh\nexit 1\n")
     (bin_dir / "sleep").write_text("#!/bin/sh\nexit 0\n")
     for program in bin_dir.iterdir():
         program.chmod(0o755)
