@@ -109,13 +109,16 @@ def check_repository(restic: Restic) -> None:
     reason = probe(url, restic.cacert) if url else ""
     if reason:
         raise JobError(f"{unreachable(url, reason)}; nothing was written")
+    # unlock opens the repository too: every restic command pays its key derivation, so `cat config` runs only to
+    # tell a repository that cannot be opened (the job fails) from a failed unlock (a warning)
+    unlock = restic.run("unlock", check=False)  # removes only locks whose process is gone
+    if unlock.returncode == 0:
+        return
     result = restic.run("cat", "config", check=False)
     if result.returncode != 0:
         reason = redact(last_lines(result.stderr, 3))
         raise JobError(f"cannot open the repository {redact(restic.repository)}: {reason}")
-    unlock = restic.run("unlock", check=False)  # removes only locks whose process is gone
-    if unlock.returncode != 0:
-        warn(f"restic unlock failed: {redact(last_lines(unlock.stderr, 2))}")
+    warn(f"restic unlock failed: {redact(last_lines(unlock.stderr, 2))}")
 
 
 def abandon(process: subprocess.Popen) -> None:

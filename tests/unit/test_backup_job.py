@@ -1,4 +1,4 @@
-"""phoenix-backup's host-side pieces that need no repository: the one-at-a-time lock and the pings."""
+"""phoenix-backup's host-side pieces: the one-at-a-time lock, the pings, opening the repository (scripted restic)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from phoenix.remote.backup import HostLock
+from phoenix.remote.backup import HostLock, check_repository
 from phoenix.remote.backup_host import ping
 from phoenix.remote.common import JobError
 
@@ -82,3 +82,38 @@ def test_an_unreachable_ping_url_only_warns(capsys):
     ping("http://127.0.0.1:9/ping/abc", "success", timeout=1)
 
     assert "warning: ping success to http://127.0.0.1:9/ping/abc failed" in capsys.readouterr().err
+
+
+class ScriptedRestic:
+    """A restic whose commands answer as scripted ({command: (exit status, stderr)}, 0 otherwise); records them."""
+
+    def __init__(self, answers: dict[str, tuple[int, str]]):
+        self.repository, self.cacert, self.answers, self.commands = "/srv/restic/db1", "", answers, []
+
+    def run(self, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
+        command = " ".join(arguments)
+        self.commands.append(command)
+        status, stderr = self.answers.get(command, (0, ""))
+        return subprocess.CompletedProcess(["restic", *arguments], status, "", stderr)
+
+
+def test_a_backup_opens_a_healthy_repository_once_before_it_backs_up(capsys):
+    restic = ScriptedRestic({})
+    check_repository(restic)
+    assert restic.commands == ["unlock"]  # each restic command derives the key again: no `cat config` as well
+    assert capsys.readouterr().err == ""
+
+
+def test_a_repository_that_cannot_be_opened_fails_the_job_naming_it():
+    wrong = (1, "Fatal: wrong password or no key found")
+    restic = ScriptedRestic({"unlock": wrong, "cat config": wrong})
+    with pytest.raises(JobError) as failed:
+        check_repository(restic)
+    assert str(failed.value) == "cannot open the repository /srv/restic/db1: Fatal: wrong password or no key found"
+
+
+def test_a_failed_unlock_of_a_repository_that_opens_is_a_warning_and_the_backup_goes_on(capsys):
+    restic = ScriptedRestic({"unlock": (1, "Fatal: unable to remove lock: 403 Forbidden")})
+    check_repository(restic)
+    assert restic.commands == ["unlock", "cat config"]
+    assert "restic unlock failed: Fatal: unable to remove lock: 403 Forbidden" in capsys.readouterr().err
