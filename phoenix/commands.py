@@ -75,6 +75,11 @@ def make_vault_pin_arguments(run: str, reason: str, by: str, client: str | None 
     return ["pin", run, *(["--client", client] if client else []), "--reason", reason, "--by", by]
 
 
+BARMAN_CRON_NOW = (
+    "systemctl start phoenix-barman-cron.service"  # a Barman cron run now: it starts any stream not running
+)
+
+
 def barman(*arguments: str) -> str:
     """Given barman's arguments, returns the line that runs it as the barman user (its files stay its own)."""
     return f"runuser -u barman -- barman {shlex.join(arguments)}"
@@ -88,7 +93,7 @@ def make_first_base_backup_command(
     (Barman 3.4's switch-wal wants a superuser; its role may checkpoint and switch), then takes the first
     base backup, and prints `barman check` when that fails. Set-up only: on a user's timeline archive_timeout
     closes the segments."""
-    cron = "systemctl start phoenix-barman-cron.service"
+    cron = BARMAN_CRON_NOW
     switch = (
         f"runuser -u barman -- psql -X -q {shlex.quote(conninfo)} -c CHECKPOINT -c 'SELECT pg_switch_wal()' >/dev/null"
     )

@@ -23,7 +23,13 @@ from datetime import UTC, datetime
 from typing import IO
 
 from phoenix import archive_plan, backup_plan
-from phoenix.commands import REFUSED_STATUS, barman, make_holding_backup_lock_command, make_remote_shell_argv
+from phoenix.commands import (
+    BARMAN_CRON_NOW,
+    REFUSED_STATUS,
+    barman,
+    make_holding_backup_lock_command,
+    make_remote_shell_argv,
+)
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 
@@ -288,12 +294,13 @@ def start_stream_command(server: str) -> str:
 def reset_stream_command(server: str) -> str:
     """Returns the shell line (root, on the vault) that points Barman's WAL stream at the restored server: the
     old server's stream stopped, its position reset to the new server's (`receive-wal --reset`), restarted."""
-    # exits 1 when no reset succeeded (Barman's last message on stderr), after starting a cron run all the same
+    # exits 1 when no reset succeeded (Barman's last message on stderr), after a cron run all the same; a stream
+    # systemd-run cannot start is left to a cron run too
     return (
         f"cd /tmp; {stop_stream_command(server)}; reset=no; for try in $(seq 15); do"
         f" out=$({barman('receive-wal', '--reset', server)} 2>&1) && {{ reset=yes; break; }};"
         f" {stop_stream_command(server)}; sleep 2; done;"  # a stream the cron restarted meanwhile
-        f" if [ $reset = yes ]; then {start_stream_command(server)}; else systemctl start phoenix-barman-cron.service;"
+        f" if [ $reset = yes ]; then {start_stream_command(server)} || {BARMAN_CRON_NOW}; else {BARMAN_CRON_NOW};"
         ' echo "$out" | tail -3 >&2; exit 1; fi'
     )
 
