@@ -75,9 +75,8 @@ def make_vault_pin_arguments(run: str, reason: str, by: str, client: str | None 
     return ["pin", run, *(["--client", client] if client else []), "--reason", reason, "--by", by]
 
 
-BARMAN_CRON_NOW = (
-    "systemctl start phoenix-barman-cron.service"  # a Barman cron run now: it starts any stream not running
-)
+# a Barman cron run now: it starts any stream not running
+BARMAN_CRON_NOW = "systemctl start phoenix-barman-cron.service"
 
 
 def barman(*arguments: str) -> str:
