@@ -210,13 +210,15 @@ def test_stopping_a_stream_ends_that_servers_receive_wal_and_no_other():
     server = f"unit-{os.getpid()}"  # a name no real stream on this machine has
     script = (
         "import signal, sys, time; signal.signal(signal.SIGINT, lambda *_: (time.sleep(0.2), sys.exit(0)));"
-        " time.sleep(60)"
+        " print('ready', flush=True); time.sleep(60)"
     )
     streams = {
-        name: subprocess.Popen([sys.executable, "-c", script, "receive-wal", name]) for name in (server, f"{server}0")
+        name: subprocess.Popen([sys.executable, "-c", script, "receive-wal", name], stdout=subprocess.PIPE, text=True)
+        for name in (server, f"{server}0")
     }
-    time.sleep(0.3)  # both have set their handler
     try:
+        for stream in streams.values():  # each has set its handler, however busy the machine
+            assert stream.stdout.readline().strip() == "ready"
         subprocess.run(["bash", "-c", physical_restore.stop_stream_command(server)], check=True, timeout=30)
         assert streams[server].poll() == 0  # gone, after its own clean exit, when the stop returned
         assert streams[f"{server}0"].poll() is None
