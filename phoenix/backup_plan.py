@@ -130,15 +130,17 @@ def jobs(host: dict, databases: list[str]) -> list[dict]:
         for database in databases
     ]
     paths = list(dict.fromkeys([*settings["files"]["paths"], *_data_dirs(host)]))
-    result.append(
-        {
-            "name": "files",
-            "kind": "files",
-            "paths": paths,
-            "schedule": settings["files"]["schedule"],
-            "ping_url": settings["files"]["ping_url"],
-        }
-    )
+    files_job = {
+        "name": "files",
+        "kind": "files",
+        "paths": paths,
+        "schedule": settings["files"]["schedule"],
+        "ping_url": settings["files"]["ping_url"],
+    }
+    watch_seconds = settings["files"]["watch_seconds"]
+    files_job["watch_seconds"] = watch_seconds if restorable_paths(files_job) else 0
+    files_job["watch_paths"] = restorable_paths(files_job) if watch_seconds else []
+    result.append(files_job)
     return result
 
 

@@ -9,6 +9,8 @@ notes/backups.md). Phoenix decides itself, then forgets by explicit snapshot id:
 - the newest `minimum_verified` verified snapshots are always kept;
 - an unverified snapshot is kept while it is younger than `keep_within` (its check may not
   have run yet) and forgotten after;
+- the files watch's runs (one a look while the data change) are all kept for a day; older, within
+  `keep_within`, only the newest of each hour is (the buckets above still count them);
 - a policy that would keep nothing is refused.
 Each group (host, kind) is decided on its own.
 """
@@ -22,6 +24,7 @@ from datetime import datetime, timedelta
 from phoenix.errors import PhoenixError
 
 PIN_TAG_PREFIX = "pin="
+WATCH_RUNS_ALL_KEPT = timedelta(days=1)  # older watch runs within keep_within: the newest of each hour
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Snapshot:
     group: str = ""
     tags: frozenset[str] = frozenset()
     verified: bool = False
+    watched: bool = False  # the files watch started it (trigger "changed")
 
     @property
     def pin_reason(self) -> str | None:
@@ -109,6 +113,13 @@ def _newest_per_period(snapshots: list[Snapshot], period_of: Callable[[datetime]
     return kept
 
 
+def _thinned_watch_runs(newest_first: list[Snapshot], now: datetime) -> set[str]:
+    """Returns the ids of the watch's runs older than a day that are not the newest watch run of their hour."""
+    older = [snapshot for snapshot in newest_first if snapshot.watched and now - snapshot.time > WATCH_RUNS_ALL_KEPT]
+    hour_newest = {snapshot.id for snapshot in _newest_per_period(older, PERIODS["hourly"], len(older))}
+    return {snapshot.id for snapshot in older} - hour_newest
+
+
 def _decide_group(snapshots: list[Snapshot], policy: Policy, now: datetime, decision: Decision) -> None:
     newest_first = sorted(snapshots, key=lambda snapshot: snapshot.time, reverse=True)
     verified = [snapshot for snapshot in newest_first if snapshot.verified]
@@ -116,10 +127,11 @@ def _decide_group(snapshots: list[Snapshot], policy: Policy, now: datetime, deci
     def keep(snapshot: Snapshot, reason: str) -> None:
         decision.keep.setdefault(snapshot.id, []).append(reason)
 
+    thinned = _thinned_watch_runs(newest_first, now)
     for snapshot in newest_first:
         if snapshot.pin_reason is not None:
             keep(snapshot, f"pinned: {snapshot.pin_reason}")
-        if now - snapshot.time <= policy.keep_within:
+        if now - snapshot.time <= policy.keep_within and snapshot.id not in thinned:
             keep(snapshot, "within keep_within" + ("" if snapshot.verified else " (not verified yet)"))
     for snapshot in verified[: policy.minimum_verified]:
         keep(snapshot, "among the newest verified")

@@ -68,6 +68,24 @@ def unit_name(job: dict) -> str:
     return f"phoenix-backup-{job['name']}"
 
 
+def watch_unit_name(job: dict) -> str:
+    return f"phoenix-backup-{job['name']}-watch"
+
+
+def timer_units(job: dict) -> list[str]:
+    """Returns the job's timer units: its schedule's, and its watch's when it has one."""
+    names = [unit_name(job)] + ([watch_unit_name(job)] if job.get("watch_seconds") else [])
+    return [f"{name}.timer" for name in names]
+
+
+def watch_calendar(seconds: int) -> str:
+    """Returns the OnCalendar expression that elapses every `seconds` (a divisor of 60, or whole minutes
+    dividing 60: the schema's choices)."""
+    if seconds < 60:
+        return f"*:*:0/{seconds}"
+    return f"*:0/{seconds // 60}:00"
+
+
 @deploy("Backups")
 def apply() -> None:
     _tools_and_settings()
@@ -107,7 +125,7 @@ def _schedules() -> None:
         return  # a drill's or dev copy's host restores; it never backs up into the real host's repository
     wanted = set()
     for job in host.data.backup_jobs:
-        wanted.add(unit_name(job))
+        wanted.update(name.removesuffix(".timer") for name in timer_units(job))
         _job_units(job)
     _remove_old_jobs(wanted)
 
@@ -120,6 +138,14 @@ def _job_units(job: dict) -> None:
         schedule=job["schedule"],
         job=job,
     )
+    if job.get("watch_seconds"):
+        timers.scheduled_service(
+            watch_unit_name(job),
+            service_template="templates/backup/etc/systemd/system/phoenix-backup-watch.service.j2",
+            timer_template="templates/backup/etc/systemd/system/phoenix-backup-watch.timer.j2",
+            schedule=watch_calendar(job["watch_seconds"]),
+            job=job,
+        )
 
 
 def _remove_old_jobs(wanted: set[str]) -> None:

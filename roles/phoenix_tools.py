@@ -21,6 +21,7 @@ MODULES = [
     "phoenix/remote/common.py",
     "phoenix/remote/runs.py",
     "phoenix/remote/backup_host.py",
+    "phoenix/remote/file_changes.py",
     "phoenix/remote/backup.py",
     "phoenix/remote/backup_job.py",
     "phoenix/remote/vault_link.py",

@@ -38,7 +38,7 @@ def release_source(data) -> tuple[str, dict]:
 def timer_units(data) -> list[str]:
     """Given a host's pyinfra data, returns its backup timer units and, on an app host, the timers of
     app.periodic (paused too: their commands would meet a stopped app or data being restored)."""
-    units = [f"{backup.unit_name(job)}.timer" for job in data.backup_jobs]
+    units = [unit for job in data.backup_jobs for unit in backup.timer_units(job)]
     if "app" in data.roles:
         units += [f"{workers.unit_name(data.app, entry)}.timer" for entry in data.app["periodic"]]
     return units

@@ -1,7 +1,8 @@
-"""phoenix-backup's backup commands: `run` (a job's data, then its manifest), `status` and `runs`.
+"""phoenix-backup's backup commands: `run` (a job's data, then its manifest), `watch`, `status` and `runs`.
 
 A run writes its data snapshot, then, only if that fully succeeded, a manifest snapshot (row counts
-and checksum, or file count and size).
+and checksum, or file count and size). `watch` runs the files job when its data paths changed since
+the last run began (phoenix/remote/file_changes.py), so an upload reaches the vault within a minute.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from phoenix.remote.common import (
     tag_arguments,
     warn,
 )
-from phoenix.remote.runs import run_tags
+from phoenix.remote.file_changes import fingerprint, read_baseline, write_baseline
+from phoenix.remote.runs import WATCH_TRIGGER, run_tags
 from phoenix.remote.vault_link import Watchdog, disk_full_message, endpoint, probe, refused_storage, unreachable
 
 LOCK_PATH = Path("/run/lock/phoenix-backup.lock")
@@ -227,6 +229,8 @@ def run_job(config: Config, name: str, trigger: str, pin: str, deadline: float) 
     record = {"job": name, "kind": job["kind"], "host": config.host, "trigger": trigger, "run": run_id, "pin": pin}
     record.update(started=now().isoformat(), result="running")
     began = time.monotonic()
+    watched = job.get("watch_paths", [])
+    before = fingerprint(watched) if watched else ""  # under the lock: a restore is not half done
     log(f"[{name}] run {run_id} ({trigger}{', pin asked: ' + pin if pin else ''}): checking the repository")
     check_repository(config.restic)
     with Watchdog(config.restic) as watchdog:
@@ -247,6 +251,8 @@ def run_job(config: Config, name: str, trigger: str, pin: str, deadline: float) 
         bytes_processed=summary.get("total_bytes_processed", 0),
         duration_seconds=round(time.monotonic() - began, 2),
     )
+    if watched:  # what changes after `before` was taken makes the watch run the job again
+        write_baseline(config.state_dir, name, before, f"run {run_id}")
     if job["kind"] == "db":
         what = f"{fields['rows']} rows in {len(fields['tables'])} tables"
     else:
@@ -273,41 +279,58 @@ def _store_run(config: Config, job: dict, trigger: str, run_id: str, pin: str, d
 
 
 def command_run(config: Config, arguments: argparse.Namespace) -> int:
+    names = list(config.jobs) if arguments.job == ["all"] else arguments.job
+    for name in names:
+        config.job(name)
+    return run_jobs(config, names, arguments.trigger, (arguments.pin or "").strip())
+
+
+def command_watch(config: Config, arguments: argparse.Namespace) -> int:
+    """Runs the files job when its data paths changed since its last run began; silent when they did not.
+
+    Without a baseline (a new server, or a restore began since) it records the data as they are and backs
+    nothing up: a replacement server's empty or half-restored directories must never become the newest run.
+    The paths are looked at holding the host's backup lock, so a restore or a backup running now is waited for."""
+    name = arguments.job
+    job = config.job(name)
+    if not job.get("watch_paths"):
+        raise JobError(f"job '{name}' has no data paths to watch (/etc is rebuilt by the blueprint)")
+    refuse_stand_in(config)
+    lock = HostLock(LOCK_PATH, f"{name} (watch)")
+    try:
+        lock.acquire(config.lock_wait_seconds)
+        baseline, current = read_baseline(config.state_dir, name), fingerprint(job["watch_paths"])
+        if not baseline:
+            write_baseline(config.state_dir, name, current, "the watch's first look")
+            log(f"[{name}] watching {', '.join(job['watch_paths'])}: what changes from now on is backed up")
+            return 0
+        if current == baseline:
+            return 0
+        log(f"[{name}] {', '.join(job['watch_paths'])} changed since the last run began: backing up")
+        return run_holding_lock(config, [name], WATCH_TRIGGER, "")
+    except JobError as error:  # the lock was not obtained
+        log(f"[{name}] FAILED: {error}")
+        ping(job.get("ping_url", ""), "failure", str(error), timeout=config.ping_timeout)
+        return 1
+    finally:
+        lock.release()
+
+
+def refuse_stand_in(config: Config) -> None:
     if config.stand_in:
         raise RefusedError(
             f"this host stands in for {config.stand_in} (a drill or a dev copy): it restores from"
             " that host's repository and never backs up into it"
         )
-    names = list(config.jobs) if arguments.job == ["all"] else arguments.job
-    for name in names:
-        config.job(name)
-    pin = (arguments.pin or "").strip()
-    lock = HostLock(LOCK_PATH, f"{'+'.join(names)} ({arguments.trigger})")
-    failures = 0
+
+
+def run_jobs(config: Config, names: list[str], trigger: str, pin: str) -> int:
+    """Runs the jobs under the host's backup lock; returns 1 when any failed or the lock was not obtained."""
+    refuse_stand_in(config)
+    lock = HostLock(LOCK_PATH, f"{'+'.join(names)} ({trigger})")
     try:
         lock.acquire(config.lock_wait_seconds)
-        deadline = time.monotonic() + config.lock_wait_seconds
-        for name in names:
-            job = config.jobs[name]
-            started = now().isoformat()
-            ping(job.get("ping_url", ""), "start", timeout=config.ping_timeout)
-            running = {"job": name, "result": "running", "started": started, "trigger": arguments.trigger}
-            write_status(config, name, running)
-            try:
-                record = run_job(config, name, arguments.trigger, pin, deadline)
-            except JobError as error:
-                failures += 1
-                message = str(error)
-                log(f"[{name}] FAILED: {message}")
-                write_status(
-                    config, name,
-                    {"job": name, "kind": job["kind"], "host": config.host, "trigger": arguments.trigger,
-                     "result": "failed", "error": message, "started": started, "finished": now().isoformat()},
-                )  # fmt: skip
-                ping(job.get("ping_url", ""), "failure", message, timeout=config.ping_timeout)
-                continue
-            write_status(config, name, record)
-            ping(job.get("ping_url", ""), "success", timeout=config.ping_timeout)
+        return run_holding_lock(config, names, trigger, pin)
     except JobError as error:  # the lock was not obtained: every job failed
         for name in names:
             log(f"[{name}] FAILED: {error}")
@@ -315,6 +338,32 @@ def command_run(config: Config, arguments: argparse.Namespace) -> int:
         return 1
     finally:
         lock.release()
+
+
+def run_holding_lock(config: Config, names: list[str], trigger: str, pin: str) -> int:
+    """Runs the jobs one after the other, each with its status record and pings; returns 1 when any failed."""
+    deadline = time.monotonic() + config.lock_wait_seconds
+    failures = 0
+    for name in names:
+        job = config.jobs[name]
+        started = now().isoformat()
+        ping(job.get("ping_url", ""), "start", timeout=config.ping_timeout)
+        write_status(config, name, {"job": name, "result": "running", "started": started, "trigger": trigger})
+        try:
+            record = run_job(config, name, trigger, pin, deadline)
+        except JobError as error:
+            failures += 1
+            message = str(error)
+            log(f"[{name}] FAILED: {message}")
+            write_status(
+                config, name,
+                {"job": name, "kind": job["kind"], "host": config.host, "trigger": trigger,
+                 "result": "failed", "error": message, "started": started, "finished": now().isoformat()},
+            )  # fmt: skip
+            ping(job.get("ping_url", ""), "failure", message, timeout=config.ping_timeout)
+            continue
+        write_status(config, name, record)
+        ping(job.get("ping_url", ""), "success", timeout=config.ping_timeout)
     return 1 if failures else 0
 
 
@@ -329,4 +378,4 @@ def command_runs(config: Config, arguments: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": command_run, "status": command_status, "runs": command_runs}
+COMMANDS = {"run": command_run, "watch": command_watch, "status": command_status, "runs": command_runs}

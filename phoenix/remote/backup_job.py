@@ -3,6 +3,8 @@
     phoenix-backup run JOB|all [--trigger scheduled|manual|pre-upgrade] [--pin REASON]
                                                (--pin only asks: the control machine has the
                                                vault pin the run, see phoenix/pins.py)
+    phoenix-backup watch files                 run the files job if its data paths (all but /etc) changed
+                                               since its last run began (its watch timer, every 30 s)
     phoenix-backup status                      last result of each job (JSON)
     phoenix-backup runs [--job JOB]            the runs in the repository (JSON)
     phoenix-backup verify-restore JOB [--run RUN]
@@ -41,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--pin", default="", help="ask for a pin (a tag): only the vault, asked by the control machine, pins a run"
     )
+    watch = verbs.add_parser("watch", help="run a files job now if its data paths changed since its last run began")
+    watch.add_argument("job")
     verbs.add_parser("status", help="the last result of each job, as JSON")
     runs = verbs.add_parser("runs", help="the runs in the repository, as JSON")
     runs.add_argument("--job", default="")

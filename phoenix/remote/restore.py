@@ -29,6 +29,7 @@ from phoenix.remote.backup_host import (
     row_counts,
 )
 from phoenix.remote.common import JobError, RefusedError, last_lines, now, write_json
+from phoenix.remote.file_changes import remove_baseline
 from phoenix.remote.restore_progress import RestoreProgress
 from phoenix.remote.runs import Run
 
@@ -267,6 +268,7 @@ def command_restore_files(config: Config, arguments: argparse.Namespace) -> int:
         expected = _snapshot_files(config, run, arguments.paths)
         progress(f"[files] restoring {', '.join(arguments.paths)} from run {run.id} ({run.time.isoformat()})")
         steps.step(FILES_STEPS[1])
+        remove_baseline(config.state_dir, "files")  # the watch takes a half-restored tree for no data, not news
         includes = [argument for path in arguments.paths for argument in ("--include", path)]
         config.restic.run("restore", run.data["id"], "--target", "/", *includes)
         steps.step(FILES_STEPS[2])

@@ -19,6 +19,7 @@ from phoenix.remote.common import parse_time
 from phoenix.retention import Snapshot
 
 PIN_PREFIX = "pin="
+WATCH_TRIGGER = "changed"  # the trigger tag of a run the files watch started (phoenix-backup watch)
 
 
 def tag_value(tags, name: str) -> str:
@@ -116,6 +117,7 @@ def as_retention_snapshots(runs: list[Run], verified: set[str]) -> list[Snapshot
             group=run.group,
             tags=frozenset([f"{PIN_PREFIX}{run.pin}"] if run.pin else []),
             verified=run.complete and run.id in verified,
+            watched=run.trigger == WATCH_TRIGGER,
         )
         for run in runs
     ]

@@ -110,6 +110,14 @@ def test_declared_periodic_command_is_scheduled_and_runs_as_the_app_user(converg
     assert sh(name, f"systemctl show -p User --value {unit}.service").stdout.strip() == "links"
 
 
+def test_the_files_watch_runs_on_the_hosts_with_data_paths_and_only_there(converged):
+    for name in WEB_HOSTS:  # the uploads directory
+        assert sh(name, "systemctl is-active phoenix-backup-files-watch.timer").stdout.strip() == "active", name
+        assert sh(name, "systemctl show -p NextElapseUSecRealtime --value phoenix-backup-files-watch.timer").stdout
+    # db1's files job holds /etc alone, which the blueprint rebuilds: nothing to watch
+    assert sh("db1", "systemctl cat phoenix-backup-files-watch.timer").returncode != 0
+
+
 @pytest.mark.parametrize("name", ["web1", "db1"])
 def test_postgres_active_and_enabled(converged, name):
     server = converged[name]["testinfra"]
@@ -270,6 +278,9 @@ MANAGED_FILES = [
     ("web1", "/etc/phoenix/vault.crt", "root root 644"),
     ("web1", "/etc/systemd/system/phoenix-backup-db-links.service", "root root 644"),
     ("web1", "/etc/systemd/system/phoenix-backup-db-links.timer", "root root 644"),
+    ("web1", "/etc/systemd/system/phoenix-backup-files-watch.service", "root root 644"),
+    ("web1", "/etc/systemd/system/phoenix-backup-files-watch.timer", "root root 644"),
+    ("web1", "/usr/local/lib/phoenix/phoenix/remote/file_changes.py", "root root 644"),
     ("web1", "/usr/local/sbin/phoenix-backup", "root root 755"),
     ("web1", "/usr/local/lib/phoenix/phoenix/remote/restore.py", "root root 644"),
     ("web2", "/etc/systemd/system/links.service", "root root 644"),

@@ -1,35 +1,62 @@
 """Continuous archiving and point-in-time recovery: db1 is archived by vault1's Barman (pulled over a TLS
 replication connection; db1 holds no credential for the vault).
 
-A writer (the user's app) inserts a row with its own timestamp every second for two minutes; db1's
-container is then removed without warning, and restore.py brings it back from the archive. No check,
-no WAL switch, no backup is run between the writes and the kill: archive_timeout and the stream ship
-the WAL. Replaces db1's container (like test_recovery.py replaces web1's).
+A writer (the user's app) inserts a row with its own timestamp every second for two minutes while users
+upload files to web2 (whose database is db1); db1's and web2's containers are then removed at once without
+warning, the whole site lost, and restore.py brings db1 back from the archive and web2's uploads from its
+newest files run. No check, no WAL switch, no backup is run between the writes and the kill: archive_timeout
+and the stream ship the WAL, the files job's watch the uploads. Replaces db1's and web2's containers (like
+test_recovery.py replaces web1's).
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from phoenix import runbook, sandbox
 from phoenix.container_shell import enter_argv
-from tests.e2e.conftest import SANDBOX_NAME, container, from_runbook, run_pyinfra
-from tests.e2e.helpers import sh
+from tests.e2e.conftest import SANDBOX_NAME, container, from_runbook, live_host, run_pyinfra
+from tests.e2e.helpers import post_json, request, sh, upload
 
 REPORT = "/tmp/phoenix-e2e-restore-db1.json"
+WEB2_REPORT = "/tmp/phoenix-e2e-restore-web2.json"
+UPLOAD_EVERY_SECONDS = 3
 WRITES = 120
 PSQL = "runuser -u postgres -- psql -X -tA -d links"
 BARMAN = "cd /tmp && runuser -u barman -- barman"
 
 
-def restore(*data: str) -> subprocess.CompletedProcess:
+def restore(*data: str, host: str = "db1") -> subprocess.CompletedProcess:
     arguments = [argument for item in data for argument in ("--data", item)]
-    return run_pyinfra("--limit", f"@sandbox/{container('db1')}", *arguments, "inventories/sandbox.py", "restore.py")
+    return run_pyinfra("--limit", f"@sandbox/{container(host)}", *arguments, "inventories/sandbox.py", "restore.py")
+
+
+class Uploader(threading.Thread):
+    """Web2's users: a record and its upload every few seconds over HTTPS, until stopped or web2 is gone.
+    `written` holds (link id, content, the moment its upload was answered 201) of each one."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.host, self.written, self.stopping = live_host("web2"), [], threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                note = f"pitr-upload-{uuid.uuid4()}"
+                link = post_json(self.host, "/api/links", {"url": f"https://example.org/{note}", "note": note})
+                content = f"{note} ".encode() * 512
+                upload(self.host, link["id"], content)
+            except Exception:  # web2, or db1 behind it, removed mid-request: whatever breaks, the users stop
+                return
+            self.written.append((link["id"], content, time.time()))
+            self.stopping.wait(UPLOAD_EVERY_SECONDS)
 
 
 def rows() -> list[tuple[int, datetime]]:
@@ -60,19 +87,27 @@ def disaster(converged):
         " sleep 1; done"
     )
     process = subprocess.Popen(enter_argv(container("db1"), ["bash", "-c", writer]), stdout=subprocess.DEVNULL)
-    time.sleep(WRITES - 5)  # the kill comes while the writer is still writing
+    uploader = Uploader()
+    uploader.start()
+    time.sleep(WRITES - 5)  # the kill comes while the writers are still writing
     before_kill = rows()
-    subprocess.run(["docker", "rm", "-f", container("db1")], check=True, capture_output=True)
+    subprocess.run(["docker", "rm", "-f", container("db1"), container("web2")], check=True, capture_output=True)
     killed_at = datetime.now().astimezone()
+    uploader.stopping.set()
+    uploader.join(timeout=60)
     process.wait(timeout=30)
-    sandbox.up(SANDBOX_NAME, ["db1"])
+    sandbox.up(SANDBOX_NAME, ["db1", "web2"])
     started = time.monotonic()
     result = restore(f"restore_report={REPORT}")
+    seconds = time.monotonic() - started
+    web2 = restore(f"restore_report={WEB2_REPORT}", host="web2")  # its app needs db1 back first
     return {
         "process": result,
-        "seconds": time.monotonic() - started,
+        "seconds": seconds,
         "killed_at": killed_at,
         "before_kill": before_kill,
+        "uploads": uploader.written,
+        "web2": web2,
     }
 
 
@@ -91,6 +126,25 @@ def test_restore_brings_back_all_but_the_last_minute_after_an_unannounced_kill(d
     assert report["target"] == "the newest point the archive holds"
     assert report["newest_transaction"], report
     assert "recovered from the vault's archive" in process.stderr and "newest transaction restored:" in process.stderr
+
+
+def test_the_uploads_come_back_all_but_the_last_minutes_without_any_backup_run_by_hand(disaster):
+    """The files job's watch backed the uploads up as they came (its nightly schedule never ran): web2 serves
+    every upload its restored run began after, byte for byte, and that run began less than a minute before the
+    kill."""
+    process = disaster["web2"]
+    assert process.returncode == 0, process.stderr[-5000:]
+    files = json.loads(open(WEB2_REPORT).read())["restored"]["files"]
+    assert files["ok"] and files["trigger"] == "changed", files  # a run of the watch, not the nightly
+    run_began = datetime.fromisoformat(files["snapshot_time"]).timestamp()
+    killed_at = disaster["killed_at"].timestamp()
+    assert killed_at - run_began <= 60, (files["snapshot_time"], disaster["killed_at"])
+    before_run = [(link, content) for link, content, answered in disaster["uploads"] if answered < run_began]
+    assert len(before_run) >= 5, disaster["uploads"]  # a minute of uploads at least, however slow the machine
+    host = live_host("web2")
+    for link, content in before_run:
+        status, _, served = request(host, "GET", f"/api/links/{link}/file")
+        assert status == 200 and served == content, (link, status)
 
 
 def test_point_in_time_recovery_returns_exactly_the_rows_committed_before_the_target(disaster):

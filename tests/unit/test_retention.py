@@ -115,3 +115,48 @@ def test_every_snapshot_is_either_kept_or_forgotten_and_pins_always_kept():
             verified = [snapshot for snapshot in snapshots if snapshot.group == group and snapshot.verified]
             newest = sorted(verified, key=lambda snapshot: snapshot.time, reverse=True)[: policy.minimum_verified]
             assert all(snapshot.id in decision.keep for snapshot in newest)
+
+
+def watch_runs(hours: range, every_minutes: int = 10) -> list[Snapshot]:
+    """The files watch's runs (trigger changed), one every `every_minutes` over `hours` after START, verified."""
+    return [
+        Snapshot(
+            id=f"watch-{hour:03d}-{minute:02d}",
+            time=START + timedelta(hours=hour, minutes=minute),
+            group="web1/files",
+            tags=frozenset({"trigger=changed"}),
+            verified=True,
+            watched=True,
+        )
+        for hour in hours
+        for minute in range(0, 60, every_minutes)
+    ]
+
+
+def test_the_watch_runs_of_the_last_day_are_all_kept_older_ones_the_newest_of_each_hour():
+    runs = watch_runs(range(72))  # three days of uploads, a run every 10 minutes
+    now = START + timedelta(hours=72)
+    decision = select(runs, Policy(keep_within=timedelta(days=7), daily=0, weekly=0, monthly=0), now=now)
+
+    kept = {snapshot.id for snapshot in runs if snapshot.id in decision.keep}
+    last_day = {snapshot.id for snapshot in runs if now - snapshot.time <= timedelta(days=1)}
+    older_hours = {f"watch-{hour:03d}-50" for hour in range(72) if now - START - timedelta(hours=hour, minutes=50)
+                   > timedelta(days=1)}  # fmt: skip
+    assert kept == last_day | older_hours
+    assert decision.reasons("watch-010-50") == ["within keep_within"]
+    assert "watch-010-40" not in decision.keep
+
+
+def test_thinning_the_watch_runs_leaves_pins_buckets_and_the_other_runs_alone():
+    runs = watch_runs(range(48))
+    pinned = Snapshot(
+        id="watch-pinned", time=START + timedelta(hours=3, minutes=5), group="web1/files",
+        tags=frozenset({"trigger=changed", "pin=before the import"}), verified=True, watched=True,
+    )  # fmt: skip
+    nightly_run = Snapshot(id="nightly", time=START + timedelta(hours=2, minutes=45), group="web1/files", verified=True)
+    decision = select([*runs, pinned, nightly_run], Policy(keep_within=timedelta(days=7), daily=7), now=START +
+                      timedelta(hours=48))  # fmt: skip
+
+    assert decision.reasons("watch-pinned") == ["pinned: before the import"]
+    assert decision.reasons("nightly") == ["within keep_within"]  # a scheduled run is not thinned
+    assert "daily" in decision.reasons("watch-023-50")  # the newest verified run of its day, as before
