@@ -4,7 +4,9 @@ A fingerprint hashes every entry under the paths (path, type, size, mtime, ctime
 added, removed, renamed, written or chmod-ed changes it; reading does not. The baseline is the fingerprint of the
 data as the last successful files run found them when it began (or as the watch first found them), kept in
 STATE_DIR/file-watch/JOB.json. restore-files removes it before it writes anything: a half-restored tree must never
-look like the data to back up.
+look like the data to back up. Once the restored tree matched its run, it writes RESTORED instead, which no tree
+matches: the next look backs up what the host now holds (after a restore to an older moment, the newest run must
+be that moment's data, not the newer data it replaced).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import stat
 from pathlib import Path
 
 from phoenix.remote.common import now, read_json, write_json
+
+RESTORED = "restored: back up at the next look"
 
 
 def fingerprint(paths: list[str]) -> str:

@@ -29,7 +29,7 @@ from phoenix.remote.backup_host import (
     row_counts,
 )
 from phoenix.remote.common import JobError, RefusedError, last_lines, now, write_json
-from phoenix.remote.file_changes import remove_baseline
+from phoenix.remote.file_changes import RESTORED, remove_baseline, write_baseline
 from phoenix.remote.restore_progress import RestoreProgress
 from phoenix.remote.runs import Run
 
@@ -287,6 +287,8 @@ def command_restore_files(config: Config, arguments: argparse.Namespace) -> int:
             "ok": not missing,
             "previous_restore": steps.previous_outcome(),
         }
+        if report["ok"]:
+            write_baseline(config.state_dir, "files", RESTORED, f"restore of run {run.id}")
         return finish(report, began, "files")
 
 

@@ -16,7 +16,14 @@ import pytest
 import yaml
 
 from phoenix.remote import backup, restore
-from phoenix.remote.file_changes import baseline_path, fingerprint, read_baseline, remove_baseline, write_baseline
+from phoenix.remote.file_changes import (
+    RESTORED,
+    baseline_path,
+    fingerprint,
+    read_baseline,
+    remove_baseline,
+    write_baseline,
+)
 from phoenix.remote.restore_progress import RestoreProgress
 from roles.backup import watch_calendar
 from roles.upgrade_plan import timer_units
@@ -209,8 +216,9 @@ def test_an_upgrade_pauses_the_watch_with_the_files_jobs_schedule():
     ]  # fmt: skip
 
 
-def test_a_files_restore_removes_the_baseline_before_restic_writes_a_file(tmp_path, monkeypatch):
-    """So that the watch, once it has the lock, takes a restore that broke off half-way for no data, not news."""
+def restore_files(tmp_path, monkeypatch, listed: dict[str, int]) -> list[str]:
+    """Runs restore-files with restic standing off (the run's listing is `listed`); returns the baseline restic
+    found when it restored."""
     state = tmp_path / "state"
     write_baseline(state, "files", "the tree before the loss", "run 20261203T101500Z-abcdef")
     baseline_when_restic_restored = []
@@ -225,11 +233,27 @@ def test_a_files_restore_removes_the_baseline_before_restic_writes_a_file(tmp_pa
     run.trigger = "changed"
     monkeypatch.setattr(restore, "list_runs", lambda config, job: [run])
     monkeypatch.setattr(restore, "choose_run", lambda runs, wanted: run)
-    monkeypatch.setattr(restore, "_snapshot_files", lambda config, run, paths: {})
+    monkeypatch.setattr(restore, "_snapshot_files", lambda config, run, paths: listed)
     monkeypatch.setattr(restore, "RestoreProgress", partial(RestoreProgress, directory=tmp_path / "progress"))
-    monkeypatch.setattr(restore, "finish", lambda report, began, name: 0)
+    monkeypatch.setattr(restore, "finish", lambda report, began, name: 0 if report["ok"] else 1)
     config = SimpleNamespace(state_dir=state, restic=Restic())
-
     restore.command_restore_files(config, argparse.Namespace(run=run.id, paths=[str(tmp_path / "up")], owner=""))
+    return baseline_when_restic_restored
 
-    assert baseline_when_restic_restored == [""]
+
+def test_a_files_restore_removes_the_baseline_before_restic_writes_then_has_the_next_look_back_up(
+    tmp_path, uploads, monkeypatch, watch
+):
+    """A restore broken off half-way leaves no baseline (the watch takes the tree for no data, not news); one that
+    matched its run leaves RESTORED, so that the newest run becomes what the host now holds (after a restore to an
+    older moment, that moment's data, not the newer data it replaced)."""
+    assert restore_files(tmp_path, monkeypatch, listed={}) == [""]
+    assert read_baseline(tmp_path / "state", "files") == RESTORED
+    look, runs = watch
+    assert look() == 0
+    assert runs == [(["files"], "changed")]
+
+
+def test_a_files_restore_that_does_not_match_its_run_leaves_no_baseline(tmp_path, monkeypatch):
+    restore_files(tmp_path, monkeypatch, listed={str(tmp_path / "up" / "lost.pdf"): 5})
+    assert read_baseline(tmp_path / "state", "files") == ""
