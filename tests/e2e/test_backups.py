@@ -62,7 +62,12 @@ def postgres_running_afterwards():
 
 
 def test_every_job_has_an_enabled_timer_with_its_schedule(converged):
-    expected = {"web1": ["db-links", "files"], "web2": ["files"], "db1": ["db-links", "files"]}
+    # the files job's watch where it has data paths (the uploads), not on db1, whose files job holds /etc alone
+    expected = {
+        "web1": ["db-links", "files", "files-watch"],
+        "web2": ["files", "files-watch"],
+        "db1": ["db-links", "files"],
+    }
     for host, jobs in expected.items():
         listed = sh(host, "systemctl list-timers --all --no-legend 'phoenix-backup-*'").stdout
         assert sorted(line.split()[-2].removeprefix("phoenix-backup-").removesuffix(".timer")
