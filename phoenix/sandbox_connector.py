@@ -42,7 +42,11 @@ class SandboxConnector(DockerConnector):
             self.container_id = container_shell.running(name).id
         except PhoenixError as error:
             raise ConnectError(str(error)) from error
-        self.no_stop = True  # disconnect() leaves the container as it is
+
+    @override
+    def disconnect(self) -> None:
+        """Leaves the container as it is, silently: pyinfra's docker connector says "docker build complete,
+        container left running" here, which a converge of a sandbox did not do."""
 
     @override
     def run_shell_command(

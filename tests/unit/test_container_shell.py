@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from phoenix import container_shell
@@ -75,6 +77,15 @@ def test_pyinfra_reaches_a_sandbox_container_through_phoenixs_connector():
         (name, {"docker_identifier": "phx-s-web1"}, ["@sandbox"])
     ]
     assert name == "@sandbox/phx-s-web1"
+
+
+def test_the_end_of_a_converge_leaves_the_container_alone_and_says_nothing_of_a_docker_build(caplog):
+    from phoenix.sandbox_connector import SandboxConnector
+
+    connector = SimpleNamespace(container_id="c0ffee", no_stop=False, host=SimpleNamespace(print_prefix="[web1] "))
+    SandboxConnector.disconnect(connector)  # pyinfra's own would stop and commit the container, or log a build
+
+    assert caplog.records == []
 
 
 def test_a_user_who_is_not_root_gets_docker_exec(monkeypatch):
