@@ -2,7 +2,7 @@
 the WAL stream, and restore time of a generated database, physical (Barman) against the dump (pg_restore).
 
     PHOENIX_SANDBOX=NAME .venv/bin/python bench/pitr.py [--kills 3] [--scale 20] [--seconds 30] [--pairs 3]
-        [--parts rpo,tps,restore] [--commit-timestamp-pairs 3]
+        [--parts rpo,tps,restore] [--commit-timestamp-pairs 3] [--uploads 10]
 
 Runs against a converged sandbox of inventories/sandbox.py (`phoenix sandbox up NAME` and a deploy, or an
 e2e sandbox kept with PHOENIX_E2E_KEEP=1); it replaces db1's container and its data. Prints:
@@ -17,6 +17,10 @@ e2e sandbox kept with PHOENIX_E2E_KEEP=1); it replaces db1's container and its d
     a fresh base backup (physical) and from a fresh dump (`--data snapshot=RUN`, pg_restore), the
     tables vacuumed first (WAL written after a base backup is replayed on top of it, which this leaves
     out): the whole run and its "restore data" step, as restore.py reports it;
+  - uploads (a part of its own, not run by default): --uploads files written into web2's uploads directory at
+    random moments 5-40 s apart, each followed until web2's files job has a successful run that began after it
+    (its watch, every backup.files.watch_seconds): how long an upload waits before it is safe on the vault,
+    median and max, i.e. what a loss at the worst moment would cost of the uploads;
   - commit-timestamps (a part of its own, not run by default): what track_commit_timestamp (on where the vault
     archives, for the drill's real RPO) costs: pgbench TPS with it on and off, the stream on, in
     --commit-timestamp-pairs pairs whose order alternates; each pair and the median ratio;
@@ -94,6 +98,23 @@ def one_kill() -> float:
     return max(0.0, acknowledged[-1] - newest)
 
 
+def upload_lag() -> float:
+    """Writes a file into web2's uploads at a random moment; returns the seconds until a successful files run that
+    began after the write had finished (the watch's, or any other) has finished."""
+    time.sleep(random.uniform(5, 40))
+    path = f"/var/lib/links/uploads/bench-{time.time_ns()}.bin"
+    sh("web2", f"head -c 65536 /dev/urandom > {path} && chown links:links {path}")
+    written = time.time()
+    while True:
+        status = json.loads(sh("web2", "cat /var/lib/phoenix/backup/status/files.json 2>/dev/null || echo {}"))
+        started = datetime.fromisoformat(status["started"]).timestamp() if status.get("started") else 0.0
+        if status.get("result") == "ok" and started >= written:
+            return datetime.fromisoformat(status["finished"]).timestamp() - written
+        if time.time() - written > 600:
+            raise SystemExit(f"web2: no files run backed {path} up within 600 s (status: {status})")
+        time.sleep(0.5)
+
+
 def tps(seconds: int) -> float:
     output = sh("db1", f"runuser -u postgres -- pgbench -T {seconds} -c 4 -j 2 links 2>&1")
     return float(next(line for line in output.splitlines() if line.startswith("tps")).split()[2])
@@ -155,6 +176,9 @@ def commit_timestamp_ratios(pairs: int, seconds: int) -> list[tuple[float, float
     return measured
 
 
+PARTS = ("rpo", "tps", "commit-timestamps", "restore", "uploads")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
@@ -164,19 +188,28 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--commit-timestamp-pairs", type=int, default=3)
-    parser.add_argument("--parts", default="rpo,tps,restore", help="of rpo, tps, commit-timestamps, restore")
+    parser.add_argument("--uploads", type=int, default=10)
+    parser.add_argument("--parts", default="rpo,tps,restore", help=f"of {', '.join(PARTS)}")
     options = parser.parse_args()
     parts = set(options.parts.split(","))
-    unknown = parts - {"rpo", "tps", "commit-timestamps", "restore"}
+    unknown = parts - set(PARTS)
     if unknown:
-        parser.error(f"--parts: no part {', '.join(sorted(unknown))} (parts: rpo, tps, commit-timestamps, restore)")
+        parser.error(f"--parts: no part {', '.join(sorted(unknown))} (parts: {', '.join(PARTS)})")
     print(machine_line("at the start"))
+
+    if "uploads" in parts:
+        lags = [upload_lag() for _ in range(options.uploads)]
+        print(
+            f"uploads on the vault after: median {statistics.median(lags):.1f}s, max {max(lags):.1f}s"
+            f" ({len(lags)} files written at random moments)"
+        )
 
     if "rpo" in parts:
         rpos = [one_kill() for _ in range(options.kills)]
         print(f"RPO over {len(rpos)} unannounced kills: median {statistics.median(rpos):.1f}s, max {max(rpos):.1f}s")
 
-    sh("db1", f"runuser -u postgres -- pgbench -i -q -s {options.scale} links 2>&1")
+    if parts & {"tps", "commit-timestamps", "restore"}:
+        sh("db1", f"runuser -u postgres -- pgbench -i -q -s {options.scale} links 2>&1")
     if "tps" in parts:
         print_pairs("pgbench TPS with the WAL stream / without", tps_ratios(options.pairs, options.seconds))
     if "commit-timestamps" in parts:
