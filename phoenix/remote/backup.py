@@ -230,7 +230,7 @@ def run_job(config: Config, name: str, trigger: str, pin: str, deadline: float) 
     record.update(started=now().isoformat(), result="running")
     began = time.monotonic()
     watched = job.get("watch_paths", [])
-    before = fingerprint(watched) if watched else ""  # under the lock: a restore is not half done
+    before = fingerprint(watched) if watched else ""  # under the lock: no restore is writing them now
     log(f"[{name}] run {run_id} ({trigger}{', pin asked: ' + pin if pin else ''}): checking the repository")
     check_repository(config.restic)
     with Watchdog(config.restic) as watchdog:

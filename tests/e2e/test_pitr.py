@@ -128,10 +128,10 @@ def test_restore_brings_back_all_but_the_last_minute_after_an_unannounced_kill(d
     assert "recovered from the vault's archive" in process.stderr and "newest transaction restored:" in process.stderr
 
 
-def test_the_uploads_come_back_all_but_the_last_minutes_without_any_backup_run_by_hand(disaster):
+def test_the_uploads_come_back_all_but_the_last_minute_without_any_backup_run_by_hand(disaster):
     """The files job's watch backed the uploads up as they came (its nightly schedule never ran): web2 serves
-    every upload its restored run began after, byte for byte, and that run began less than a minute before the
-    kill."""
+    every upload made before the restored run began, byte for byte, and that run began less than a minute
+    before the kill."""
     process = disaster["web2"]
     assert process.returncode == 0, process.stderr[-5000:]
     files = json.loads(open(WEB2_REPORT).read())["restored"]["files"]
