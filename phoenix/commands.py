@@ -130,6 +130,12 @@ def make_newest_commit_query_command() -> str:
     return f"cd /tmp && runuser -u postgres -- psql -X -v ON_ERROR_STOP=1 -tA -c {shlex.quote(sql)}"
 
 
+def make_files_watch_state_command(job: str = "files") -> str:
+    """Returns the line (root, on a data host) that prints, as JSON, whether the files job's data paths are as its
+    last successful run found them when it began ({"job", "baseline": what took it, "unchanged"})."""
+    return f"phoenix-backup watch-state {shlex.quote(job)}"
+
+
 def make_barman_keep_command(server: str, backup: str = "latest") -> str:
     """Given an archived host and a base backup id (latest: the newest), returns the line (root, on the vault) that
     keeps that base backup and the WAL that makes it consistent whatever the retention window says, and prints

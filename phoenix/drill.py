@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from phoenix import archive_plan, archive_rpo, sandbox, sandbox_state, stand_in
+from phoenix import archive_plan, archive_rpo, files_rpo, sandbox, sandbox_state, stand_in
 from phoenix.dashboard import write_drill_page
 from phoenix.drill_report import HISTORY_FILE, history_line, render_markdown, report_dir, write_report
 from phoenix.errors import PhoenixError
@@ -108,6 +108,10 @@ def _run_locked(source: Environment, names: list[str], keep: bool, given_report_
     if not dumps and archived:
         say(f"asking {', '.join(archived)} for their newest commit (the RPO's reference)")
         report["source_newest_commits"] = archive_rpo.source_newest_commits(source, archived, remote_command)
+    watched = files_rpo.watched_hosts(source.hosts, names)
+    if watched:
+        say(f"asking {', '.join(watched)} whether their files changed since their last files run (the RPO's reference)")
+        report["source_file_states"] = files_rpo.source_file_states(source, watched, remote_command)
     ping(source.drill["ping_url"], "start")
     try:
         _drill(source, names, directory / f"{source.name}-{stamp}", keep, report)
@@ -169,7 +173,8 @@ def _drill(source: Environment, names: list[str], base: Path, keep: bool, report
             sandbox.down(drill_sandbox)
         report["rto_seconds"] = round(sum(steps.values()), 1)
         restored = report["restore"]["hosts"]
-        report["data"] = _restored_data(restored, datetime.fromisoformat(report["started"]))
+        started = datetime.fromisoformat(report["started"])
+        report["data"] = _restored_data(restored, started, report.get("source_file_states", {}))
         report["data"] += _recovered_data(restored, report.get("source_newest_commits", {}))
         # an archived host whose stand-in restored its dump: --dumps, or no base backup in the archive yet
         report["archive_not_drilled"] = [
@@ -218,13 +223,16 @@ def _read_restore_reports(pattern: Path, names: list[str]) -> dict[str, dict]:
     return reports
 
 
-def _restored_data(hosts: dict[str, dict], at: datetime) -> list[dict]:
-    """Returns, per restored job, its run, snapshot, the age of its data at drill time and whether the
-    vault had verified the run when restore.py chose it."""
+def _restored_data(hosts: dict[str, dict], at: datetime, file_states: dict[str, dict]) -> list[dict]:
+    """Returns, per restored job, its run, snapshot, the data it lost at drill time (a dump's age; for the files,
+    0 when the source's files had not changed since the run, files_rpo) and whether the vault had verified the
+    run when restore.py chose it."""
     entries = []
     for name, host in sorted(hosts.items()):
         for job, restored in sorted(host.get("restored", {}).items()):
             taken = datetime.fromisoformat(restored["snapshot_time"])
+            age = round((at - taken).total_seconds())
+            lost, why = files_rpo.real_age(restored["run"], age, file_states.get(name)) if job == "files" else (age, "")
             entries.append(
                 {
                     "host": name,
@@ -232,7 +240,9 @@ def _restored_data(hosts: dict[str, dict], at: datetime) -> list[dict]:
                     "run": restored["run"],
                     "snapshot": restored["snapshot"],
                     "snapshot_time": restored["snapshot_time"],
-                    "age_seconds": round((at - taken).total_seconds()),
+                    "run_age_seconds": age,
+                    "age_seconds": lost,
+                    "age_because": why,
                     "bytes": restored.get("bytes", 0),
                     "restore_seconds": restored.get("seconds"),
                     "verified": bool(host.get("chosen", {}).get(job, {}).get("verified")),

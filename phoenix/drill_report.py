@@ -32,14 +32,15 @@ def render_markdown(report: dict) -> str:
         f"- started: {report['started']}",
         f"- hosts: {', '.join(report['hosts'])}",
         f"- RTO: {duration(report['rto_seconds'])} ({step_durations(report['steps'])})",
-        f"- RPO: {duration(report['rpo_seconds'])} (the most data lost: a backup run's age at drill time; for a"
-        " database recovered from the archive, how much later the source's newest commit at drill start was)",
+        f"- RPO: {duration(report['rpo_seconds'])} (the most data lost: a dump's age at drill time; for the files,"
+        " 0 when the source's had not changed since the restored run began, else its age; for a database recovered"
+        " from the archive, how much later the source's newest commit at drill start was)",
         *archive_line(report.get("archive_not_drilled", [])),
         *unknown_rpo_lines(report["data"]),
         "",
         "## Restored",
         "",
-        "| host | job | run | verified | snapshot | taken | age | bytes | restore |",
+        "| host | job | run | verified | snapshot | taken | lost | bytes | restore |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in report["data"]:

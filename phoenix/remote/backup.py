@@ -45,7 +45,7 @@ from phoenix.remote.common import (
     tag_arguments,
     warn,
 )
-from phoenix.remote.file_changes import fingerprint, read_baseline, write_baseline
+from phoenix.remote.file_changes import baseline_path, fingerprint, read_baseline, write_baseline
 from phoenix.remote.runs import WATCH_TRIGGER, run_tags
 from phoenix.remote.vault_link import Watchdog, disk_full_message, endpoint, probe, refused_storage, unreachable
 
@@ -316,6 +316,17 @@ def command_watch(config: Config, arguments: argparse.Namespace) -> int:
         lock.release()
 
 
+def command_watch_state(config: Config, arguments: argparse.Namespace) -> int:
+    """Prints, as JSON, whether a files job's data paths are as its last successful run found them when it began
+    (the drill's real RPO of the files: nothing lost when they are and that run is the one restored)."""
+    job = config.job(arguments.job)
+    record = read_json(baseline_path(config.state_dir, arguments.job), {})
+    watched = job.get("watch_paths", [])
+    unchanged = bool(watched) and record.get("fingerprint") == fingerprint(watched)
+    print(json.dumps({"job": arguments.job, "baseline": record.get("source", ""), "unchanged": unchanged}))
+    return 0
+
+
 def refuse_stand_in(config: Config) -> None:
     if config.stand_in:
         raise RefusedError(
@@ -378,4 +389,10 @@ def command_runs(config: Config, arguments: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": command_run, "watch": command_watch, "status": command_status, "runs": command_runs}
+COMMANDS = {
+    "run": command_run,
+    "watch": command_watch,
+    "watch-state": command_watch_state,
+    "status": command_status,
+    "runs": command_runs,
+}

@@ -5,6 +5,8 @@
                                                vault pin the run, see phoenix/pins.py)
     phoenix-backup watch files                 run the files job if its data paths (all but /etc) changed
                                                since its last run began (its watch timer, every 30 s)
+    phoenix-backup watch-state files           whether its data paths are as its last run found them (JSON;
+                                               the drill's real RPO of the files)
     phoenix-backup status                      last result of each job (JSON)
     phoenix-backup runs [--job JOB]            the runs in the repository (JSON)
     phoenix-backup verify-restore JOB [--run RUN]
@@ -45,6 +47,8 @@ def parser() -> argparse.ArgumentParser:
     )
     watch = verbs.add_parser("watch", help="run a files job now if its data paths changed since its last run began")
     watch.add_argument("job")
+    watch_state = verbs.add_parser("watch-state", help="whether a files job's data are as its last run found them")
+    watch_state.add_argument("job")
     verbs.add_parser("status", help="the last result of each job, as JSON")
     runs = verbs.add_parser("runs", help="the runs in the repository, as JSON")
     runs.add_argument("--job", default="")
