@@ -288,7 +288,8 @@ def command_run(config: Config, arguments: argparse.Namespace) -> int:
 def command_watch(config: Config, arguments: argparse.Namespace) -> int:
     """Runs the files job when its data paths changed since its last run began; silent when they did not.
 
-    Without a baseline (a new server, or a restore began since) it records the data as they are and backs
+    Without a baseline (a new server, or a restore began since) it backs up only when the repository holds no
+    complete run of the job yet (a new server's first backup); otherwise it records the data as they are and backs
     nothing up: a replacement server's empty or half-restored directories must never become the newest run.
     The paths are looked at holding the host's backup lock, so a restore or a backup running now is waited for."""
     name = arguments.job
@@ -300,20 +301,30 @@ def command_watch(config: Config, arguments: argparse.Namespace) -> int:
     try:
         lock.acquire(config.lock_wait_seconds)
         baseline, current = read_baseline(config.state_dir, name), fingerprint(job["watch_paths"])
-        if not baseline:
+        if not baseline and has_complete_run(config, name):
             write_baseline(config.state_dir, name, current, "the watch's first look")
             log(f"[{name}] watching {', '.join(job['watch_paths'])}: what changes from now on is backed up")
             return 0
-        if current == baseline:
+        if not baseline:
+            log(f"[{name}] no run of this job in the repository yet: backing up {', '.join(job['watch_paths'])}")
+        elif current == baseline:
             return 0
-        log(f"[{name}] {', '.join(job['watch_paths'])} changed since the last run began: backing up")
+        else:
+            log(f"[{name}] {', '.join(job['watch_paths'])} changed since the last run began: backing up")
         return run_holding_lock(config, [name], WATCH_TRIGGER, "")
-    except JobError as error:  # the lock was not obtained
+    except JobError as error:  # the lock was not obtained, or the repository could not be asked for its runs
         log(f"[{name}] FAILED: {error}")
         ping(job.get("ping_url", ""), "failure", str(error), timeout=config.ping_timeout)
         return 1
     finally:
         lock.release()
+
+
+def has_complete_run(config: Config, job: str) -> bool:
+    """Returns whether the repository holds a complete run of the job from this host; raises JobError when it
+    cannot be asked (the vault probed first: restic 0.14 would retry an unreachable one for minutes)."""
+    check_repository(config.restic)
+    return any(run.complete for run in list_runs(config, job))
 
 
 def command_watch_state(config: Config, arguments: argparse.Namespace) -> int:

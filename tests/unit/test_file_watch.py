@@ -96,10 +96,33 @@ def watch(tmp_path, uploads, monkeypatch):
         return 0
 
     monkeypatch.setattr(backup, "run_holding_lock", run_holding_lock)
+    monkeypatch.setattr(backup, "has_complete_run", lambda config, job: True)  # a server whose job has backed up
     return (lambda: backup.command_watch(config, argparse.Namespace(job="files"))), runs
 
 
-def test_the_first_look_records_the_data_and_backs_nothing_up(watch, tmp_path, capsys):
+def test_a_new_servers_first_look_backs_up_at_once_when_the_repository_holds_no_run_of_the_job(
+    watch, monkeypatch, tmp_path
+):
+    look, runs = watch
+    monkeypatch.setattr(backup, "has_complete_run", lambda config, job: False)
+    assert look() == 0
+    assert runs == [(["files"], "changed")]
+    assert look() == 0  # and then as any other server
+    assert len(runs) == 1
+
+
+def test_a_first_look_that_cannot_ask_the_repository_records_nothing_and_tries_again(watch, monkeypatch, tmp_path):
+    look, runs = watch
+
+    def unreachable(config, job):
+        raise backup.JobError("vault unreachable: https://vault1:8443/web1/ (timed out); nothing was written")
+
+    monkeypatch.setattr(backup, "has_complete_run", unreachable)
+    assert look() == 1
+    assert runs == [] and read_baseline(tmp_path / "state", "files") == ""
+
+
+def test_the_first_look_where_the_job_has_runs_records_the_data_and_backs_nothing_up(watch, tmp_path, capsys):
     look, runs = watch
     assert look() == 0
     assert runs == []
