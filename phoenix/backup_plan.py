@@ -137,9 +137,9 @@ def jobs(host: dict, databases: list[str]) -> list[dict]:
         "schedule": settings["files"]["schedule"],
         "ping_url": settings["files"]["ping_url"],
     }
-    watch_seconds = settings["files"]["watch_seconds"]
-    files_job["watch_seconds"] = watch_seconds if restorable_paths(files_job) else 0
-    files_job["watch_paths"] = restorable_paths(files_job) if watch_seconds else []
+    watched = restorable_paths(files_job)  # /etc alone (a database host): nothing to watch
+    files_job["watch_seconds"] = settings["files"]["watch_seconds"] if watched else 0
+    files_job["watch_paths"] = watched if files_job["watch_seconds"] else []
     result.append(files_job)
     return result
 

@@ -72,10 +72,14 @@ def watch_unit_name(job: dict) -> str:
     return f"phoenix-backup-{job['name']}-watch"
 
 
+def unit_names(job: dict) -> list[str]:
+    """Returns the names of the job's service and timer pairs: its schedule's, and its watch's when it has one."""
+    return [unit_name(job)] + ([watch_unit_name(job)] if job.get("watch_seconds") else [])
+
+
 def timer_units(job: dict) -> list[str]:
-    """Returns the job's timer units: its schedule's, and its watch's when it has one."""
-    names = [unit_name(job)] + ([watch_unit_name(job)] if job.get("watch_seconds") else [])
-    return [f"{name}.timer" for name in names]
+    """Returns the job's timer units (upgrade.py pauses them)."""
+    return [f"{name}.timer" for name in unit_names(job)]
 
 
 def watch_calendar(seconds: int) -> str:
@@ -125,7 +129,7 @@ def _schedules() -> None:
         return  # a drill's or dev copy's host restores; it never backs up into the real host's repository
     wanted = set()
     for job in host.data.backup_jobs:
-        wanted.update(name.removesuffix(".timer") for name in timer_units(job))
+        wanted.update(unit_names(job))
         _job_units(job)
     _remove_old_jobs(wanted)
 

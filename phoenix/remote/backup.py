@@ -45,7 +45,7 @@ from phoenix.remote.common import (
     tag_arguments,
     warn,
 )
-from phoenix.remote.file_changes import baseline_path, fingerprint, read_baseline, write_baseline
+from phoenix.remote.file_changes import fingerprint, read_baseline, read_baseline_record, write_baseline
 from phoenix.remote.runs import WATCH_TRIGGER, run_tags
 from phoenix.remote.vault_link import Watchdog, disk_full_message, endpoint, probe, refused_storage, unreachable
 
@@ -222,15 +222,16 @@ def write_manifest(config: Config, manifest: dict, tags: list[str]) -> str:
     return summary_of(result.stdout)["snapshot_id"]
 
 
-def run_job(config: Config, name: str, trigger: str, pin: str, deadline: float) -> dict:
-    """Runs one job; returns its status record (result ok). Raises JobError when it fails."""
+def run_job(config: Config, name: str, trigger: str, pin: str, deadline: float, before: str = "") -> dict:
+    """Runs one job; returns its status record (result ok). Raises JobError when it fails. `before`: the watched
+    paths' fingerprint already taken under this lock hold (the watch's look), else it is taken here."""
     job = config.job(name)
     run_id = new_run_id()
     record = {"job": name, "kind": job["kind"], "host": config.host, "trigger": trigger, "run": run_id, "pin": pin}
     record.update(started=now().isoformat(), result="running")
     began = time.monotonic()
     watched = job.get("watch_paths", [])
-    before = fingerprint(watched) if watched else ""  # under the lock: no restore is writing them now
+    before = before or (fingerprint(watched) if watched else "")  # under the lock: no restore is writing them now
     log(f"[{name}] run {run_id} ({trigger}{', pin asked: ' + pin if pin else ''}): checking the repository")
     check_repository(config.restic)
     with Watchdog(config.restic) as watchdog:
@@ -311,7 +312,7 @@ def command_watch(config: Config, arguments: argparse.Namespace) -> int:
             return 0
         else:
             log(f"[{name}] {', '.join(job['watch_paths'])} changed since the last run began: backing up")
-        return run_holding_lock(config, [name], WATCH_TRIGGER, "")
+        return run_holding_lock(config, [name], WATCH_TRIGGER, "", before=current)
     except JobError as error:  # the lock was not obtained, or the repository could not be asked for its runs
         log(f"[{name}] FAILED: {error}")
         ping(job.get("ping_url", ""), "failure", str(error), timeout=config.ping_timeout)
@@ -331,7 +332,7 @@ def command_watch_state(config: Config, arguments: argparse.Namespace) -> int:
     """Prints, as JSON, whether a files job's data paths are as its last successful run found them when it began
     (the drill's real RPO of the files: nothing lost when they are and that run is the one restored)."""
     job = config.job(arguments.job)
-    record = read_json(baseline_path(config.state_dir, arguments.job), {})
+    record = read_baseline_record(config.state_dir, arguments.job)
     watched = job.get("watch_paths", [])
     unchanged = bool(watched) and record.get("fingerprint") == fingerprint(watched)
     print(json.dumps({"job": arguments.job, "baseline": record.get("source", ""), "unchanged": unchanged}))
@@ -362,8 +363,9 @@ def run_jobs(config: Config, names: list[str], trigger: str, pin: str) -> int:
         lock.release()
 
 
-def run_holding_lock(config: Config, names: list[str], trigger: str, pin: str) -> int:
-    """Runs the jobs one after the other, each with its status record and pings; returns 1 when any failed."""
+def run_holding_lock(config: Config, names: list[str], trigger: str, pin: str, before: str = "") -> int:
+    """Runs the jobs one after the other, each with its status record and pings; returns 1 when any failed.
+    `before`: the fingerprint run_job would take (a single watched job's, taken by the watch's look)."""
     deadline = time.monotonic() + config.lock_wait_seconds
     failures = 0
     for name in names:
@@ -372,7 +374,7 @@ def run_holding_lock(config: Config, names: list[str], trigger: str, pin: str) -
         ping(job.get("ping_url", ""), "start", timeout=config.ping_timeout)
         write_status(config, name, {"job": name, "result": "running", "started": started, "trigger": trigger})
         try:
-            record = run_job(config, name, trigger, pin, deadline)
+            record = run_job(config, name, trigger, pin, deadline, before)
         except JobError as error:
             failures += 1
             message = str(error)

@@ -56,9 +56,14 @@ def baseline_path(state_dir: Path, job: str) -> Path:
     return state_dir / "file-watch" / f"{job}.json"
 
 
+def read_baseline_record(state_dir: Path, job: str) -> dict:
+    """Returns the job's baseline as recorded ({"fingerprint", "source", "recorded"}), or {} when it has none."""
+    return read_json(baseline_path(state_dir, job), {})
+
+
 def read_baseline(state_dir: Path, job: str) -> str:
     """Returns the job's baseline fingerprint, or "" when it has none."""
-    return read_json(baseline_path(state_dir, job), {}).get("fingerprint", "")
+    return read_baseline_record(state_dir, job).get("fingerprint", "")
 
 
 def write_baseline(state_dir: Path, job: str, value: str, source: str) -> None:

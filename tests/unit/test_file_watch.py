@@ -90,7 +90,7 @@ def watch(tmp_path, uploads, monkeypatch):
     runs = []
     config = FakeConfig(tmp_path / "state", uploads)
 
-    def run_holding_lock(config, names, trigger, pin):
+    def run_holding_lock(config, names, trigger, pin, before=""):
         runs.append((names, trigger))
         write_baseline(config.state_dir, "files", fingerprint([str(uploads)]), "run")  # as run_job does
         return 0
@@ -163,7 +163,9 @@ def test_a_failed_run_leaves_the_baseline_so_the_next_look_tries_again(watch, up
     look, runs = watch
     look()
     attempts = []
-    monkeypatch.setattr(backup, "run_holding_lock", lambda config, names, trigger, pin: attempts.append(names) or 1)
+    monkeypatch.setattr(
+        backup, "run_holding_lock", lambda config, names, trigger, pin, before: attempts.append(names) or 1
+    )
     (uploads / "8" / "photo.jpg").write_bytes(b"jpeg")
     assert look() == 1
     assert look() == 1
@@ -280,3 +282,23 @@ def test_a_files_restore_removes_the_baseline_before_restic_writes_then_has_the_
 def test_a_files_restore_that_does_not_match_its_run_leaves_no_baseline(tmp_path, monkeypatch):
     restore_files(tmp_path, monkeypatch, listed={str(tmp_path / "up" / "lost.pdf"): 5})
     assert read_baseline(tmp_path / "state", "files") == ""
+
+
+def test_a_look_that_backs_up_walks_the_tree_once_and_hands_its_fingerprint_to_the_run(tmp_path, uploads, monkeypatch):
+    """A million files cost 10 s a walk: the run begins from the look's fingerprint instead of walking again."""
+    monkeypatch.setattr(backup, "LOCK_PATH", tmp_path / "backup.lock")
+    monkeypatch.setattr(backup, "ping", lambda *arguments, **options: None)
+    config = FakeConfig(tmp_path / "state", uploads)
+    write_baseline(config.state_dir, "files", "the tree before the upload", "run 20261203T101500Z-abcdef")
+    walks, handed = [], []
+    monkeypatch.setattr(backup, "fingerprint", lambda paths: walks.append(paths) or "the tree now")
+
+    def run_job(config, name, trigger, pin, deadline, before):
+        handed.append(before)
+        return {"result": "ok", "run": "r", "finished": "now", "snapshot": "s", "trigger": trigger}
+
+    monkeypatch.setattr(backup, "run_job", run_job)
+
+    assert backup.command_watch(config, argparse.Namespace(job="files")) == 0
+
+    assert walks == [[str(uploads)]] and handed == ["the tree now"]
