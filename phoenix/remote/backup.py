@@ -105,12 +105,17 @@ def new_run_id() -> str:
     return now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
-def check_repository(restic: Restic) -> None:
-    """Fails fast and clearly when the repository cannot be reached or opened; clears stale locks."""
+def probe_repository(restic: Restic) -> None:
+    """Fails fast and clearly when the vault does not answer (restic 0.14 would retry for minutes)."""
     url = endpoint(restic.repository)
     reason = probe(url, restic.cacert) if url else ""
     if reason:
         raise JobError(f"{unreachable(url, reason)}; nothing was written")
+
+
+def check_repository(restic: Restic) -> None:
+    """Fails fast and clearly when the repository cannot be reached or opened; clears stale locks."""
+    probe_repository(restic)
     # unlock opens the repository too: every restic command pays its key derivation, so `cat config` runs only to
     # tell a repository that cannot be opened (the job fails) from a failed unlock (a warning)
     unlock = restic.run("unlock", check=False)  # removes only locks whose process is gone
@@ -323,9 +328,9 @@ def command_watch(config: Config, arguments: argparse.Namespace) -> int:
 
 def has_complete_run(config: Config, job: str) -> bool:
     """Returns whether the repository holds a complete run of the job from this host; raises JobError when it
-    cannot be asked (the vault probed first: restic 0.14 would retry an unreachable one for minutes)."""
-    check_repository(config.restic)
-    return any(run.complete for run in list_runs(config, job))
+    cannot be asked. Only asks: no lock taken, no stale lock cleared (the run that may follow does that)."""
+    probe_repository(config.restic)
+    return any(run.complete for run in list_runs(config, job, lock=False))
 
 
 def command_watch_state(config: Config, arguments: argparse.Namespace) -> int:

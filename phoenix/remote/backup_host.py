@@ -150,8 +150,10 @@ def relay(source: subprocess.Popen, sink: subprocess.Popen) -> tuple[str, int]:
 # --- the runs in the repository ----------------------------------------------------------
 
 
-def list_runs(config: Config, job: str = "") -> list[Run]:
+def list_runs(config: Config, job: str = "", lock: bool = True) -> list[Run]:
+    """Returns the host's runs (of `job`, when given); without `lock`, restic lists without writing a lock."""
     arguments = ["snapshots", "--host", config.host] + (["--tag", f"job={job}"] if job else [])
+    arguments += [] if lock else ["--no-lock"]
     return runs_from_listing(config.restic.json(*arguments))
 
 

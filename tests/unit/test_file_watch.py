@@ -302,3 +302,31 @@ def test_a_look_that_backs_up_walks_the_tree_once_and_hands_its_fingerprint_to_t
     assert backup.command_watch(config, argparse.Namespace(job="files")) == 0
 
     assert walks == [[str(uploads)]] and handed == ["the tree now"]
+
+
+def test_a_first_look_only_asks_the_repository_and_leaves_a_killed_jobs_stale_lock_to_the_next_run(
+    tmp_path, uploads, monkeypatch
+):
+    """Clearing stale locks is a run's work (check_repository): the look lists without a lock and unlocks nothing."""
+    commands = []
+
+    class Restic:
+        repository, cacert = "rest:https://web1:secret@vault1:8443/web1/", ""
+
+        def json(self, *arguments):
+            commands.append(arguments)
+            return [
+                {"id": "d1", "time": "2026-12-03T10:15:00Z", "tags": ["job=files", "run=r1", "part=data"]},
+                {"id": "m1", "time": "2026-12-03T10:15:03Z", "tags": ["job=files", "run=r1", "part=manifest"]},
+            ]
+
+        def run(self, *arguments, **options):
+            commands.append(arguments)
+            return subprocess.CompletedProcess(["restic", *arguments], 0, "", "")
+
+    monkeypatch.setattr(backup, "probe", lambda url, cacert: "")
+    config = FakeConfig(tmp_path / "state", uploads)
+    config.restic = Restic()
+
+    assert backup.has_complete_run(config, "files") is True
+    assert commands == [("snapshots", "--host", "web1", "--tag", "job=files", "--no-lock")]
