@@ -8,10 +8,9 @@ vault knows.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
-from phoenix.commands import BACKUP_STATUS_COMMAND
+from phoenix.commands import split_run_records
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 from phoenix.remote.vault_link import DISK_FULL
@@ -23,21 +22,20 @@ Shell = Callable[[str], tuple[bool, str, str]]
 
 
 def back_up_now(shell: Shell, command: str, environment: Environment, client: str, pin: str, by: str) -> list[str]:
-    """Runs `command` (phoenix-backup run all ...) on the host `client`, then pins each run it made
+    """Runs `command` (phoenix-backup run all ... --records) on the host `client`, then pins each run it made
     on the vault when `pin` is set; returns the lines to print. Raises PhoenixError naming every
-    failed job (with the vault's free space when it refused the data)."""
+    failed job (with the vault's free space when it refused the data). The runs' own records are read from
+    the command's output: the host's status file may already be the next run's (the files watch's)."""
     succeeded, stdout, stderr = shell(command)
-    listed, status_text, _ = shell(BACKUP_STATUS_COMMAND)
-    statuses = json.loads(status_text) if listed else {}
-    lines = [line for line in stdout.splitlines() if line.strip()]  # each job's report
-    for job, entry in sorted(statuses.items()):
+    lines, records = split_run_records(stdout)  # each job's report, then its final record
+    for job, entry in sorted(records.items()):
         if pin and entry.get("result") == "ok" and entry.get("pin") == pin:
             pinned = pin_run(environment, client, entry["run"], pin, by)
             lines.append(f"{client}/{job}: run {pinned['run']} pinned on the vault: {pinned['pin']}")
     if succeeded:
         return lines
-    failures = [f"{client}/{job}: {entry['error']}" for job, entry in sorted(statuses.items()) if entry.get("error")]
-    if not failures or not any(entry.get("result") == "failed" for entry in statuses.values()):
+    failures = [f"{client}/{job}: {entry['error']}" for job, entry in sorted(records.items()) if entry.get("error")]
+    if not failures:
         failures = [f"{client}: {(stderr.strip() or stdout.strip())[-800:]}"]
     if any(DISK_FULL in failure for failure in failures):
         failures.append(vault_space_line(environment, client))

@@ -8,26 +8,39 @@ letters, digits and `@%+=:,./-_` (run ids, job names, paths, SHA-256 sums) is se
 
 from __future__ import annotations
 
+import json
 import posixpath
 import shlex
 from collections.abc import Sequence
 
 from phoenix.remote.backup import LOCK_PATH
 
-BACKUP_STATUS_COMMAND = "phoenix-backup status"  # the last result of each job, as JSON
 BACKUP_LOCK = str(LOCK_PATH)  # one backup or data restore at a time
 REFUSED_STATUS = 3  # a restore line's exit status when it refused before changing anything
 
 
-def make_backup_run_command(trigger: str | None = None, pin: str = "") -> str:
-    """Given a trigger (scheduled, manual, pre-upgrade; None: the program's default) and a pin reason
-    (blank: no pin), returns the line that runs every backup job of a host now."""
+def make_backup_run_command(trigger: str | None = None, pin: str = "", records: bool = False) -> str:
+    """Given a trigger (scheduled, manual, pre-upgrade; None: the program's default), a pin reason (blank: no pin)
+    and whether the output ends with the runs' status records (read them with split_run_records), returns the
+    line that runs every backup job of a host now."""
     line = "phoenix-backup run all"
     if trigger is not None:
         line += f" --trigger {shlex.quote(trigger)}"
     if pin.strip():
         line += f" --pin {shlex.quote(pin)}"
-    return line
+    return line + (" --records" if records else "")
+
+
+def split_run_records(stdout: str) -> tuple[list[str], dict[str, dict]]:
+    """Given the output of a `--records` backup run, returns its report lines and each job's final status record
+    (none when the program stopped before its last line)."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    if lines and lines[-1].startswith("{"):
+        try:
+            return lines[:-1], json.loads(lines[-1])
+        except json.JSONDecodeError:
+            pass
+    return lines, {}
 
 
 def make_restore_db_command(job: str, run: str, force: bool) -> str:

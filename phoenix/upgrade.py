@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from phoenix.commands import (
-    BACKUP_STATUS_COMMAND,
     make_backup_run_command,
     make_marker_write_command,
     make_private_file_write_command,
@@ -37,6 +36,7 @@ from phoenix.commands import (
     make_restore_point_command,
     make_vault_pin_arguments,
     restore_point_name,
+    split_run_records,
 )
 from phoenix.errors import PhoenixError
 from phoenix.inventory import environment_of
@@ -244,9 +244,10 @@ class Upgrade:
         self.record["pin"] = pin
         for name in self.plan.timers:
             shell = self.shells[name]
-            shell.run(make_backup_run_command("pre-upgrade", pin), timeout=7200)
-            status = json.loads(shell.run(BACKUP_STATUS_COMMAND))
-            for job, entry in status.items():
+            _, records = split_run_records(shell.run(make_backup_run_command("pre-upgrade", pin, records=True), 7200))
+            if not records:
+                raise StepFailed(f"{name}: the pre-upgrade backup said nothing of its runs")
+            for job, entry in records.items():
                 if entry.get("result") != "ok" or entry.get("pin") != pin:
                     raise StepFailed(f"{name}/{job}: the pre-upgrade backup did not finish ({entry.get('result')})")
                 # the vault records the pin: the server's own --pin only tags its snapshots

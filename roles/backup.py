@@ -60,7 +60,7 @@ def now_command(trigger: str, pin: str) -> str:
     return (
         "command -v phoenix-backup >/dev/null"
         " || { echo 'phoenix-backup is not installed here: run deploy.py first' >&2; exit 2; };"
-        f" {make_backup_run_command(trigger, pin)}"
+        f" {make_backup_run_command(trigger, pin, records=True)}"
     )
 
 

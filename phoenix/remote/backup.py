@@ -285,10 +285,20 @@ def _store_run(config: Config, job: dict, trigger: str, run_id: str, pin: str, d
 
 
 def command_run(config: Config, arguments: argparse.Namespace) -> int:
+    """Runs the jobs; with --records, ends its output with their final status records (one JSON line): what these
+    runs did, which the status file stops saying as soon as the next run (the watch's) begins."""
     names = list(config.jobs) if arguments.job == ["all"] else arguments.job
     for name in names:
         config.job(name)
-    return run_jobs(config, names, arguments.trigger, (arguments.pin or "").strip())
+    records = run_jobs(config, names, arguments.trigger, (arguments.pin or "").strip())
+    if arguments.records:
+        print(json.dumps(records, sort_keys=True), flush=True)
+    return exit_status(records)
+
+
+def exit_status(records: dict[str, dict]) -> int:
+    """1 when any job failed, else 0."""
+    return 1 if any(record["result"] == "failed" for record in records.values()) else 0
 
 
 def command_watch(config: Config, arguments: argparse.Namespace) -> int:
@@ -317,7 +327,7 @@ def command_watch(config: Config, arguments: argparse.Namespace) -> int:
             return 0
         else:
             log(f"[{name}] {', '.join(job['watch_paths'])} changed since the last run began: backing up")
-        return run_holding_lock(config, [name], WATCH_TRIGGER, "", before=current)
+        return exit_status(run_holding_lock(config, [name], WATCH_TRIGGER, "", before=current))
     except JobError as error:  # the lock was not obtained, or the repository could not be asked for its runs
         log(f"[{name}] FAILED: {error}")
         ping(job.get("ping_url", ""), "failure", str(error), timeout=config.ping_timeout)
@@ -352,48 +362,55 @@ def refuse_stand_in(config: Config) -> None:
         )
 
 
-def run_jobs(config: Config, names: list[str], trigger: str, pin: str) -> int:
-    """Runs the jobs under the host's backup lock; returns 1 when any failed or the lock was not obtained."""
+def run_jobs(config: Config, names: list[str], trigger: str, pin: str) -> dict[str, dict]:
+    """Runs the jobs under the host's backup lock; returns each one's final status record (every job failed
+    when the lock was not obtained)."""
     refuse_stand_in(config)
     lock = HostLock(LOCK_PATH, f"{'+'.join(names)} ({trigger})")
+    started = now().isoformat()
     try:
         lock.acquire(config.lock_wait_seconds)
         return run_holding_lock(config, names, trigger, pin)
     except JobError as error:  # the lock was not obtained: every job failed
+        records = {}
         for name in names:
             log(f"[{name}] FAILED: {error}")
             ping(config.jobs[name].get("ping_url", ""), "failure", str(error), timeout=config.ping_timeout)
-        return 1
+            records[name] = failed_record(config, name, trigger, started, str(error))
+        return records
     finally:
         lock.release()
 
 
-def run_holding_lock(config: Config, names: list[str], trigger: str, pin: str, before: str = "") -> int:
-    """Runs the jobs one after the other, each with its status record and pings; returns 1 when any failed.
+def failed_record(config: Config, name: str, trigger: str, started: str, message: str) -> dict:
+    return {
+        "job": name, "kind": config.jobs[name]["kind"], "host": config.host, "trigger": trigger,
+        "result": "failed", "error": message, "started": started, "finished": now().isoformat(),
+    }  # fmt: skip
+
+
+def run_holding_lock(config: Config, names: list[str], trigger: str, pin: str, before: str = "") -> dict[str, dict]:
+    """Runs the jobs one after the other, each with its status record and pings; returns each one's final record.
     `before`: the fingerprint run_job would take (a single watched job's, taken by the watch's look)."""
     deadline = time.monotonic() + config.lock_wait_seconds
-    failures = 0
+    records = {}
     for name in names:
         job = config.jobs[name]
         started = now().isoformat()
         ping(job.get("ping_url", ""), "start", timeout=config.ping_timeout)
         write_status(config, name, {"job": name, "result": "running", "started": started, "trigger": trigger})
         try:
-            record = run_job(config, name, trigger, pin, deadline, before)
+            records[name] = run_job(config, name, trigger, pin, deadline, before)
         except JobError as error:
-            failures += 1
             message = str(error)
             log(f"[{name}] FAILED: {message}")
-            write_status(
-                config, name,
-                {"job": name, "kind": job["kind"], "host": config.host, "trigger": trigger,
-                 "result": "failed", "error": message, "started": started, "finished": now().isoformat()},
-            )  # fmt: skip
+            records[name] = failed_record(config, name, trigger, started, message)
+            write_status(config, name, records[name])
             ping(job.get("ping_url", ""), "failure", message, timeout=config.ping_timeout)
             continue
-        write_status(config, name, record)
+        write_status(config, name, records[name])
         ping(job.get("ping_url", ""), "success", timeout=config.ping_timeout)
-    return 1 if failures else 0
+    return records
 
 
 def command_status(config: Config, arguments: argparse.Namespace) -> int:

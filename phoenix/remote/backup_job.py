@@ -1,8 +1,9 @@
 """phoenix-backup: a data host's backup jobs (run by systemd timers, backup.py, or by hand).
 
-    phoenix-backup run JOB|all [--trigger scheduled|manual|pre-upgrade] [--pin REASON]
+    phoenix-backup run JOB|all [--trigger scheduled|manual|pre-upgrade] [--pin REASON] [--records]
                                                (--pin only asks: the control machine has the
-                                               vault pin the run, see phoenix/pins.py)
+                                               vault pin the run, see phoenix/pins.py; --records
+                                               ends the output with the runs' status records, JSON)
     phoenix-backup watch files                 run the files job if its data paths (all but /etc) changed
                                                since its last run began (its watch timer, every 30 s)
     phoenix-backup watch-state files           whether its data paths are as its last run found them (JSON;
@@ -44,6 +45,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--trigger", choices=TRIGGERS, default="manual")
     run.add_argument(
         "--pin", default="", help="ask for a pin (a tag): only the vault, asked by the control machine, pins a run"
+    )
+    run.add_argument(
+        "--records", action="store_true", help="end the output with each job's final status record (one JSON line)"
     )
     watch = verbs.add_parser("watch", help="run a files job now if its data paths changed since its last run began")
     watch.add_argument("job")

@@ -135,6 +135,14 @@ def complete(host: str, job: str) -> list[dict]:
     return [run for run in runs(host, job) if run["complete"]]
 
 
+def backed_up(host: str, job: str, trigger: str = "scheduled") -> dict:
+    """Runs one backup job on the host now (as its timer would, by default); returns the run's final status
+    record, from the run's own output: the status file may already be the next run's (the files watch's)."""
+    result = sh(host, f"phoenix-backup run {job} --trigger {trigger} --records", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout.splitlines()[-1])[job]
+
+
 def vault_runs(client: str) -> list[dict]:
     """The client's runs as the vault lists them (oldest first), pins as the vault records them."""
     result = sh("vault1", f"phoenix-vault runs --client {client}")

@@ -10,7 +10,7 @@ import socket
 
 from phoenix import runbook
 from tests.e2e.conftest import from_runbook, run_phoenix
-from tests.e2e.helpers import sh
+from tests.e2e.helpers import backed_up, sh
 
 
 def pinned_runs() -> dict[str, str]:
@@ -19,8 +19,7 @@ def pinned_runs() -> dict[str, str]:
 
 
 def test_a_pin_is_listed_and_released_only_with_a_reason_which_the_vault_logs(converged):
-    assert sh("web2", "phoenix-backup run files").returncode == 0
-    run = json.loads(sh("web2", "cat /var/lib/phoenix/backup/status/files.json").stdout)["run"]
+    run = backed_up("web2", "files", "manual")["run"]
     pinned = run_phoenix("pin", "inventories/sandbox.py", run, "--reason", "e2e: before the schema change")
     assert pinned.returncode == 0, pinned.stderr
     assert pinned_runs()[run] == "e2e: before the schema change"

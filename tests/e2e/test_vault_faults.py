@@ -23,6 +23,7 @@ from tests.e2e.conftest import container, run_phoenix, run_pyinfra
 from tests.e2e.helpers import (
     HOLD_TABLE_LOCK,
     LOCK_IS_HELD,
+    backed_up,
     complete,
     release_table_lock,
     restic_as_client,
@@ -44,20 +45,13 @@ def vault_runs_by_id(client: str) -> dict[str, dict]:
     return {run["run"]: run for run in vault_runs(client)}
 
 
-def backed_up(host: str, job: str) -> str:
-    """Runs one backup job on the host, as its timer would; returns the new run's id."""
-    result = sh(host, f"phoenix-backup run {job} --trigger scheduled", timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(sh(host, f"cat /var/lib/phoenix/backup/status/{job}.json").stdout)["run"]
-
-
 def checks_clean(client: str) -> None:
     check = sh("vault1", f"phoenix-vault check --client {client}", timeout=300)
     assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_a_pin_tag_a_server_writes_into_its_own_snapshot_is_no_pin(converged):
-    target = backed_up("web1", "files")
+    target = backed_up("web1", "files")["run"]
     backed_up("web1", "files")  # a newer run: retention has no other reason to keep the target
     snapshot = next(run for run in complete("web1", "files") if run["run"] == target)["snapshots"][0]
 
@@ -85,7 +79,7 @@ def quarantine_reviewed():
 
 
 def test_a_garbage_snapshot_a_server_posts_is_quarantined_and_the_rest_still_verified(converged, quarantine_reviewed):
-    fresh = backed_up("web1", "files")  # not yet verified: the check below must still get to it
+    fresh = backed_up("web1", "files")["run"]  # not yet verified: the check below must still get to it
     curl = f"curl -s -o /dev/null -w '%{{http_code}}' --cacert /etc/phoenix/vault.crt -u {CLIENT_LOGIN}"
     posted = sh(
         "web1", f"head -c 512 /dev/urandom | {curl} --data-binary @- https://vault1:8443/web1/snapshots/{GARBAGE}"
@@ -155,7 +149,7 @@ def test_a_vault_that_stops_answering_mid_backup_is_named_within_seconds_and_not
     status = json.loads(sh("web1", "cat /var/lib/phoenix/backup/status/db-links.json").stdout)
     assert status["result"] == "failed" and status["error"].startswith("vault unreachable: https://vault1:8443/web1/")
     wait_for("web1", "curl -s -o /dev/null --cacert /etc/phoenix/vault.crt https://vault1:8443/")
-    after = backed_up("web1", "db-links")
+    after = backed_up("web1", "db-links")["run"]
     assert before <= {run["run"] for run in complete("web1", "db-links")}
     checks_clean("web1")
     assert vault_runs_by_id("web1")[after]["verified"]
@@ -164,6 +158,12 @@ def test_a_vault_that_stops_answering_mid_backup_is_named_within_seconds_and_not
 def restart_the_vault() -> str:
     """Restarts the vault's server, so that it sees a mount made since (it has its own mount namespace)."""
     return "systemctl restart phoenix-vault && until curl -sk -o /dev/null https://127.0.0.1:8443/; do sleep 0.2; done"
+
+
+def moved_with_the_vault_stopped(moves: str) -> str:
+    """Runs the shell line moving a repository with the vault stopped: a backup the files watch starts meanwhile
+    fails cleanly (vault unreachable) instead of writing into a copy half made."""
+    return f"systemctl stop phoenix-vault && {moves} && {restart_the_vault()}"
 
 
 @pytest.fixture
@@ -175,18 +175,23 @@ def small_vault_disk():
     mount = (
         f"mkdir -p {saved} && cp -a {repository}/. {saved}/ && mount -t tmpfs -o size={used_kib + 4096}k,mode=0750"
         f",uid=$(id -u phoenix-vault),gid=$(id -g phoenix-vault) tmpfs {repository} && cp -a {saved}/. {repository}/"
-        f" && {restart_the_vault()}"
     )
-    mounted = sh("vault1", mount, timeout=120)
+    mounted = sh("vault1", moved_with_the_vault_stopped(mount), timeout=120)
     assert mounted.returncode == 0, mounted.stderr
     yield lambda: sh("vault1", f"mount -o remount,size={used_kib + 262144}k {repository}")
-    restored = sh(
-        "vault1",
-        f"cp -a {repository}/. {saved}/ && umount {repository} && cp -a {saved}/. {repository}/ && rm -rf {saved}"
-        f" && {restart_the_vault()}",
-        timeout=120,
-    )
+    back = f"cp -a {repository}/. {saved}/ && umount {repository} && cp -a {saved}/. {repository}/ && rm -rf {saved}"
+    restored = sh("vault1", moved_with_the_vault_stopped(back), timeout=120)
     assert restored.returncode == 0, restored.stderr
+
+
+def settled_status(host: str, job: str, seconds: float = 180) -> dict:
+    """The job's status record once no run of it is under way (the files watch may have begun one)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        status = json.loads(sh(host, f"cat /var/lib/phoenix/backup/status/{job}.json").stdout)
+        if status["result"] != "running" or time.monotonic() > deadline:
+            return status
+        time.sleep(1)
 
 
 def test_a_full_vault_disk_is_named_with_its_free_space_and_the_next_backup_after_room_is_made_succeeds(
@@ -199,20 +204,21 @@ def test_a_full_vault_disk_is_named_with_its_free_space_and_the_next_backup_afte
     sh("web1", f"head -c 24M /dev/urandom > {shlex.quote(big)}")  # does not fit in the 4 MiB left
     try:
         limited = run_pyinfra("--limit", f"@sandbox/{container('web1')}", "inventories/sandbox.py", "backup.py")
+
+        assert limited.returncode != 0
+        # the host's own words (what its status file and failure ping carry), then the vault's free space
+        said = "web1/files: vault disk full: the vault refused to store this run's data (HTTP 403 Forbidden on saving"
+        assert said in limited.stderr, limited.stderr[-3000:]
+        assert "\nvault disk full: " in limited.stderr and " free of " in limited.stderr, limited.stderr[-3000:]
+        assert "on the vault's /var/lib/phoenix-vault/repos/web1" in limited.stderr
+        # the watch retries the changed uploads: each of its runs fails the same way until there is room
+        status = settled_status("web1", "files")
+        assert status["result"] == "failed" and status["error"].startswith("vault disk full: "), status
+
+        small_vault_disk()  # the admin makes room
+        after = backed_up("web1", "files")
+        assert before <= {run["run"] for run in complete("web1", "files")}
+        checks_clean("web1")
+        assert vault_runs_by_id("web1")[after["run"]]["verified"]
     finally:
         sh("web1", f"rm -f {shlex.quote(big)}")
-
-    assert limited.returncode != 0
-    # the host's own words (what its status file and failure ping carry), then the vault's free space
-    said = "web1/files: vault disk full: the vault refused to store this run's data (HTTP 403 Forbidden on saving data/"
-    assert said in limited.stderr, limited.stderr[-3000:]
-    assert "\nvault disk full: " in limited.stderr and " free of " in limited.stderr, limited.stderr[-3000:]
-    assert "on the vault's /var/lib/phoenix-vault/repos/web1" in limited.stderr
-    status = json.loads(sh("web1", "cat /var/lib/phoenix/backup/status/files.json").stdout)
-    assert status["result"] == "failed" and status["error"].startswith("vault disk full: ")
-
-    small_vault_disk()  # the admin makes room
-    after = backed_up("web1", "files")
-    assert before <= {run["run"] for run in complete("web1", "files")}
-    checks_clean("web1")
-    assert vault_runs_by_id("web1")[after]["verified"]

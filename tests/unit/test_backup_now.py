@@ -9,17 +9,15 @@ import pytest
 from phoenix import backup_now, vault_client
 from phoenix.errors import PhoenixError
 
-COMMAND = "phoenix-backup run all --trigger manual --pin 'before 2.0'"
+COMMAND = "phoenix-backup run all --trigger manual --pin 'before 2.0' --records"
 
 
 def host_shell(result: bool, statuses: dict):
-    """A data host whose `phoenix-backup run` succeeds or not and leaves these status records."""
+    """A data host whose `phoenix-backup run` succeeds or not and ends its output with these runs' records."""
 
     def shell(command: str) -> tuple[bool, str, str]:
-        if command == "phoenix-backup status":
-            return True, json.dumps(statuses), ""
         assert command == COMMAND
-        report = "[files] done: snapshot 3e64c922 + manifest 51dea9c7\n"
+        report = "[files] done: snapshot 3e64c922 + manifest 51dea9c7\n" + json.dumps(statuses) + "\n"
         return result, report, "" if result else "phoenix-backup: failed"
 
     return shell

@@ -118,7 +118,8 @@ def test_the_vault_port_is_open_to_all_or_to_the_listed_addresses(write_inventor
 def test_backup_now_quotes_the_pin_and_refuses_an_unknown_trigger():
     command = backup.now_command("manual", "before 'v2'; rm -rf /")
 
-    assert command.endswith("phoenix-backup run all --trigger manual --pin 'before '\"'\"'v2'\"'\"'; rm -rf /'")
+    quoted_pin = "'before '\"'\"'v2'\"'\"'; rm -rf /'"
+    assert command.endswith(f"phoenix-backup run all --trigger manual --pin {quoted_pin} --records")
     with pytest.raises(PhoenixError, match="backup_trigger='nightly': expected one of scheduled, manual, pre-upgrade"):
         backup.now_command("nightly", "")
 

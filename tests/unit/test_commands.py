@@ -11,7 +11,6 @@ import pytest
 
 from phoenix.commands import (
     BACKGROUND_RESTORE_UNIT,
-    BACKUP_STATUS_COMMAND,
     REFUSED_STATUS,
     make_all_at_once_command,
     make_background_restore_command,
@@ -26,6 +25,7 @@ from phoenix.commands import (
     make_restore_files_command,
     make_service_restart_command,
     make_vault_pin_arguments,
+    split_run_records,
 )
 from phoenix.remote.backup import HostLock
 from phoenix.remote.common import JobError
@@ -42,7 +42,18 @@ def test_backup_run_lines_name_the_trigger_and_quote_the_pin():
     assert make_backup_run_command("manual", "it's; rm -rf /") == (
         "phoenix-backup run all --trigger manual --pin 'it'\"'\"'s; rm -rf /'"
     )
-    assert BACKUP_STATUS_COMMAND == "phoenix-backup status"
+    assert (
+        make_backup_run_command("manual", "x", records=True)
+        == "phoenix-backup run all --trigger manual --pin x --records"
+    )
+
+
+def test_a_runs_records_are_its_last_line_and_a_run_that_stopped_early_has_none():
+    output = '[files] done: snapshot 3e64c922\n\n{"files": {"result": "ok", "run": "r2"}}\n'
+    assert split_run_records(output) == (["[files] done: snapshot 3e64c922"], {"files": {"result": "ok", "run": "r2"}})
+    assert split_run_records("[files] checking the repository\n") == (["[files] checking the repository"], {})
+    assert split_run_records("{ torn\n") == (["{ torn"], {})
+    assert split_run_records("") == ([], {})
 
 
 def test_restore_db_line_forces_only_when_asked():

@@ -93,7 +93,7 @@ def watch(tmp_path, uploads, monkeypatch):
     def run_holding_lock(config, names, trigger, pin, before=""):
         runs.append((names, trigger))
         write_baseline(config.state_dir, "files", fingerprint([str(uploads)]), "run")  # as run_job does
-        return 0
+        return {"files": {"result": "ok"}}
 
     monkeypatch.setattr(backup, "run_holding_lock", run_holding_lock)
     monkeypatch.setattr(backup, "has_complete_run", lambda config, job: True)  # a server whose job has backed up
@@ -164,7 +164,9 @@ def test_a_failed_run_leaves_the_baseline_so_the_next_look_tries_again(watch, up
     look()
     attempts = []
     monkeypatch.setattr(
-        backup, "run_holding_lock", lambda config, names, trigger, pin, before: attempts.append(names) or 1
+        backup,
+        "run_holding_lock",
+        lambda config, names, trigger, pin, before: attempts.append(names) or {"files": {"result": "failed"}},
     )
     (uploads / "8" / "photo.jpg").write_bytes(b"jpeg")
     assert look() == 1

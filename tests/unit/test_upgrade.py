@@ -18,7 +18,7 @@ NEW_WHEEL = "/srv/links/releases/phoenix_links-2.0.0-py3-none-any.whl"
 
 class FakeHost:
     """A host that answers like a real one: the installed release's version in its health answer, the pin
-    it was asked for in its backup status. `rules` (by how a command starts) override that."""
+    it was asked for in its backup run's records. `rules` (by how a command starts) override that."""
 
     def __init__(self, name: str, jobs: list[str], vault: FakeVault, rules: dict | None = None):
         self.name, self.jobs, self.vault = name, jobs, vault
@@ -37,9 +37,11 @@ class FakeHost:
         if command.startswith("pip install"):
             self.version = command.split("phoenix_links-")[1].split("-")[0]
         if command.startswith("phoenix-backup run all"):
-            self.vault.backed_up(self.name, self.jobs, shlex.split(command)[-1])
-        if command == "phoenix-backup status":
-            return json.dumps({job: self.vault.status(self.name, job) for job in self.jobs})
+            words = shlex.split(command)
+            assert words[-1] == "--records"
+            self.vault.backed_up(self.name, self.jobs, words[words.index("--pin") + 1])
+            records = {job: self.vault.status(self.name, job) for job in self.jobs}
+            return "[job] done\n" + json.dumps(records) + "\n"
         if command == "curl health":
             return json.dumps({"status": "ok", "version": self.version, "schema_version": "0002"})
         if command.startswith(f"cat {IN_PROGRESS}"):
