@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from phoenix.remote.backup import LOCK_PATH
 
+BACKUP_STATUS_COMMAND = "phoenix-backup status"  # the newest result of each job, as JSON
 BACKUP_LOCK = str(LOCK_PATH)  # one backup or data restore at a time
 REFUSED_STATUS = 3  # a restore line's exit status when it refused before changing anything
 

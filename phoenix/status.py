@@ -2,9 +2,11 @@
 
 Asks the vault (phoenix-vault status, over the inventory's own connection) for every job's
 latest complete and latest verified run, pins and the last integrity check, then flags what is
-older than the host's backup.max_age_hours, missing, or failed. The GAP column is how long the
-runs newer than the latest verified one have waited for the vault's verify ("-": none waits);
-longer than the vault's verify_alert_hours is flagged, and so is a run the vault found bad.
+older than the host's backup.max_age_hours, missing, or failed. Each backed-up host is asked too:
+a job whose newest run failed there is flagged at once (phoenix/host_backup_status.py). The GAP
+column is how long the runs newer than the latest verified one have waited for the vault's
+verify ("-": none waits); longer than the vault's verify_alert_hours is flagged, and so is a run
+the vault found bad.
 Exit status 1 when anything is flagged, so a cron job or monitoring can run it.
 """
 
@@ -14,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from phoenix import archive_status, backup_plan, drill_report
+from phoenix import archive_status, backup_plan, drill_report, host_backup_status
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 from phoenix.units import age, duration, human_bytes
@@ -166,6 +168,8 @@ class Status:
     drill_flags: list[str]
     archive: list[dict] = field(default_factory=list)  # archive_status.report's entry per archived host
     archive_flags: list[str] = field(default_factory=list)  # "archive of db1: ..." one line each
+    hosts: dict[str, dict] = field(default_factory=dict)  # host_backup_status.ask's answer per backed-up host
+    host_flags: list[str] = field(default_factory=list)  # "web1/files: its newest run FAILED ..." one line each
 
     @property
     def now(self) -> datetime:
@@ -173,26 +177,26 @@ class Status:
 
     @property
     def flags(self) -> list[str]:
-        """Every flag, one line each: the vault's, each job's ("web1/files: ..."), the drill's ("drill: ..."),
-        the archive's ("archive of db1: ...")."""
+        """Every flag, one line each: the vault's, each job's ("web1/files: ..."), the hosts' own ("web1/files:
+        its newest run FAILED ..."), the drill's ("drill: ..."), the archive's ("archive of db1: ...")."""
         flags = self.vault_flags + [f"{row.host}/{row.job}: {flag}" for row in self.rows for flag in row.flags]
-        return flags + [f"drill: {flag}" for flag in self.drill_flags] + self.archive_flags
+        return flags + self.host_flags + [f"drill: {flag}" for flag in self.drill_flags] + self.archive_flags
 
     @property
     def failing(self) -> bool:
-        """True when `phoenix status` exits 1: a job flagged, a check failed, an object quarantined, a drill flag,
-        an archive flag."""
+        """True when `phoenix status` exits 1: a job flagged, a check failed, an object quarantined, a host's newest
+        run failed or the host could not be asked, a drill flag, an archive flag."""
         failing = ("FAILED", "QUARANTINED")
         vault_failing = any(word in flag for flag in self.vault_flags for word in failing)
         flagged = any(row.flags for row in self.rows) or vault_failing or bool(self.drill_flags)
-        return flagged or bool(self.archive_flags)
+        return flagged or bool(self.host_flags) or bool(self.archive_flags)
 
 
 def gather(environment: Environment, given_report_dir: str = "") -> Status:
     """Given an environment, asks its vault for the backups' status and the shared drill history, merged
     with this machine's (drills/history.jsonl, the cache); returns the Status. Raises PhoenixError when
     the vault cannot be asked or the local history is damaged. Asks the vault's Barman about every archived
-    host too (one remote command each)."""
+    host too (one remote command each), and every backed-up host for its own newest results (one each)."""
     report = vault_report(environment)
     rows, vault_flags = evaluate(environment, report)
     now = datetime.fromisoformat(report["now"])
@@ -209,12 +213,21 @@ def gather(environment: Environment, given_report_dir: str = "") -> Status:
     archive_flags = [
         f"archive of {entry['server']}: {flag}" for entry in archive for flag in archive_status.flags(entry, max_lag)
     ]
-    return Status(report, rows, vault_flags, drills, drill_line, drill_flags, archive, archive_flags)
+    hosts = host_report(environment)
+    return Status(
+        report, rows, vault_flags, drills, drill_line, drill_flags, archive, archive_flags,
+        hosts, host_backup_status.flags(hosts),
+    )  # fmt: skip
 
 
 def archive_report(environment: Environment) -> list[dict]:
     """Asks the environment's vault about every archived host's WAL archive (archive_status.report)."""
     return archive_status.report(environment, remote_command)
+
+
+def host_report(environment: Environment) -> dict[str, dict]:
+    """Asks every backed-up host of the environment for its jobs' newest results (host_backup_status.ask)."""
+    return host_backup_status.ask(environment, remote_command)
 
 
 def run(inventory: str, as_json: bool) -> int:
@@ -223,9 +236,11 @@ def run(inventory: str, as_json: bool) -> int:
     status = gather(load_environment(inventory))
     if as_json:
         document = {"report": status.report, "drill": status.drill_line, "archive": status.archive}
-        print(json.dumps(document | {"flags": status.flags}))
+        print(json.dumps(document | {"hosts": status.hosts, "flags": status.flags}))
     else:
         print(render(status.rows, status.vault_flags, status.report))
+        if status.host_flags:
+            print("\n".join(f"!! {flag}" for flag in status.host_flags))
         lines = [archive_status.line(entry) for entry in status.archive]
         if lines or status.archive_flags:
             print("\n".join(lines + [f"!! {flag}" for flag in status.archive_flags]))

@@ -81,11 +81,17 @@ def status_path(config: Config, job: str) -> Path:
 
 
 def write_status(config: Config, job: str, record: dict) -> None:
+    """Writes the job's newest record, keeping its last success and, while a run is under way, the failure of the
+    run before it (the files watch retries a failed run within a minute: the failure must stay in sight)."""
     previous = read_json(status_path(config, job), {})
     if record["result"] == "ok":
         record["last_success"] = {key: record[key] for key in ("run", "finished", "snapshot", "trigger")}
     elif previous.get("last_success"):
         record["last_success"] = previous["last_success"]
+    if record["result"] == "failed":
+        record["last_failure"] = {key: record[key] for key in ("finished", "trigger", "error")}
+    elif record["result"] == "running" and previous.get("last_failure"):
+        record["last_failure"] = previous["last_failure"]
     write_json(status_path(config, job), record)
 
 

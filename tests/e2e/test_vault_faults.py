@@ -7,12 +7,14 @@
 - the vault stops answering during a backup: "vault unreachable" within seconds, the next
   backup succeeds, every earlier run is still there and checks clean;
 - the vault's disk fills during a backup: "vault disk full" (backup.py adds the free space),
-  and once there is room the next backup succeeds and everything checks clean.
+  `phoenix status` flags the failed run at once, and once there is room the next backup
+  succeeds and everything checks clean.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import time
@@ -214,9 +216,15 @@ def test_a_full_vault_disk_is_named_with_its_free_space_and_the_next_backup_afte
         # the watch retries the changed uploads: each of its runs fails the same way until there is room
         status = settled_status("web1", "files")
         assert status["result"] == "failed" and status["error"].startswith("vault disk full: "), status
+        # the admin's monitoring says so now, not once the last good run is a day old
+        flagged = run_phoenix("status", "inventories/sandbox.py", timeout=120)
+        assert flagged.returncode == 1
+        failed_line = r"^!! web1/files: its (newest|last finished) run FAILED at .*: vault disk full: "
+        assert re.search(failed_line, flagged.stdout, re.M), flagged.stdout
 
         small_vault_disk()  # the admin makes room
         after = backed_up("web1", "files")
+        assert not re.search(failed_line, run_phoenix("status", "inventories/sandbox.py").stdout, re.M)
         assert before <= {run["run"] for run in complete("web1", "files")}
         checks_clean("web1")
         assert vault_runs_by_id("web1")[after["run"]]["verified"]
