@@ -36,20 +36,23 @@ def fingerprint(paths: list[str]) -> str:
 
 def _entries(root: str):
     """Yields (path, lstat) of `root` and everything under it, depth first in name order; nothing when it is
-    absent. An entry removed while it is walked is left out: the next fingerprint sees the tree as it settled."""
-    try:
-        status = os.lstat(root)
-    except FileNotFoundError:
-        return
-    yield root, status
-    if not stat.S_ISDIR(status.st_mode):
-        return
-    try:
-        names = sorted(os.listdir(root))
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for name in names:
-        yield from _entries(os.path.join(root, name))
+    absent. An entry removed while it is walked is left out: the next fingerprint sees the tree as it settled.
+    The walk keeps its own stack: a tree nested deeper than Python's recursion limit is walked all the same."""
+    pending = [root]
+    while pending:
+        path = pending.pop()
+        try:
+            status = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        yield path, status
+        if not stat.S_ISDIR(status.st_mode):
+            continue
+        try:
+            names = sorted(os.listdir(path), reverse=True)  # popped from the end: first name first
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        pending += [os.path.join(path, name) for name in names]
 
 
 def baseline_path(state_dir: Path, job: str) -> Path:

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from phoenix.remote import backup, restore
+from phoenix.remote import backup, file_changes, restore
 from phoenix.remote.file_changes import (
     RESTORED,
     baseline_path,
@@ -68,6 +68,24 @@ def test_an_absent_path_is_no_error_and_its_appearance_is_a_change(tmp_path):
     assert fingerprint([str(tmp_path / "absent")]) == before
     (tmp_path / "absent").mkdir()
     assert fingerprint([str(tmp_path / "absent")]) != before
+
+
+def test_a_tree_nested_deeper_than_pythons_recursion_limit_is_fingerprinted_and_its_deepest_change_seen(tmp_path):
+    deepest = tmp_path / "uploads"
+    deepest.mkdir()
+    for _ in range(1200):  # an archive unpacked by the app, say (os.makedirs itself would overflow here)
+        deepest = deepest / "a"
+        deepest.mkdir()
+    before = fingerprint([str(tmp_path / "uploads")])
+    (deepest / "photo.jpg").write_bytes(b"jpeg")
+    assert fingerprint([str(tmp_path / "uploads")]) != before
+
+
+def test_the_walk_order_is_depth_first_by_name_so_a_baseline_taken_before_stays_valid(uploads):
+    (uploads / "7" / "a").mkdir()
+    (uploads / "10").mkdir()
+    walked = [path.removeprefix(str(uploads)) for path, _ in file_changes._entries(str(uploads))]
+    assert walked == ["", "/10", "/7", "/7/a", "/7/report.pdf", "/8"]
 
 
 class FakeConfig:
