@@ -71,14 +71,20 @@ def test_an_absent_path_is_no_error_and_its_appearance_is_a_change(tmp_path):
 
 
 def test_a_tree_nested_deeper_than_pythons_recursion_limit_is_fingerprinted_and_its_deepest_change_seen(tmp_path):
-    deepest = tmp_path / "uploads"
-    deepest.mkdir()
+    levels = [tmp_path / "uploads"]
     for _ in range(1200):  # an archive unpacked by the app, say (os.makedirs itself would overflow here)
-        deepest = deepest / "a"
-        deepest.mkdir()
-    before = fingerprint([str(tmp_path / "uploads")])
-    (deepest / "photo.jpg").write_bytes(b"jpeg")
-    assert fingerprint([str(tmp_path / "uploads")]) != before
+        levels.append(levels[-1] / "a")
+    try:
+        for level in levels:
+            level.mkdir()
+        before = fingerprint([str(levels[0])])
+        (levels[-1] / "photo.jpg").write_bytes(b"jpeg")
+        assert fingerprint([str(levels[0])]) != before
+    finally:  # bottom up: pytest's own clean-up (shutil.rmtree) would overflow too
+        (levels[-1] / "photo.jpg").unlink(missing_ok=True)
+        for level in reversed(levels):
+            if level.exists():
+                level.rmdir()
 
 
 def test_the_walk_order_is_depth_first_by_name_so_a_baseline_taken_before_stays_valid(uploads):
