@@ -131,3 +131,15 @@ def test_a_failure_stays_in_sight_while_the_next_run_is_under_way_and_goes_with_
     write_status(config, "files", {"job": "files", "result": "running", "trigger": "changed"})
     assert "last_failure" not in read()
     assert host_backup_status.flags({"web1": {"jobs": {"files": read()}}}) == []
+
+
+def test_the_hosts_are_asked_at_once_so_lost_hosts_cost_one_timeout_not_one_each(hosts_answering, tmp_path):
+    answering, remote = hosts_answering
+    # each host answers only once the other has been asked too: asked one after the other, the first never would
+    waits = {
+        name: f"touch {tmp_path}/{name}.asked; for _ in $(seq 200); do [ -e {tmp_path}/{other}.asked ] && break;"
+        f" sleep 0.1; done; [ -e {tmp_path}/{other}.asked ] && echo '{{}}'"
+        for name, other in (("web1", "db1"), ("db1", "web1"))
+    }
+    answers = host_backup_status.ask(answering(waits), remote)
+    assert answers == {"web1": {"jobs": {}}, "db1": {"jobs": {}}}
