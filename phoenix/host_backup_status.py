@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from phoenix import backup_plan
 from phoenix.commands import BACKUP_STATUS_COMMAND, make_remote_shell_argv
+from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 
 ASK_TIMEOUT_SECONDS = 30
@@ -54,7 +55,10 @@ def ask(environment: Environment, remote) -> dict[str, dict]:
 
 def ask_host(environment: Environment, remote, name: str) -> dict:
     """Asks one host for its jobs' newest results; returns parse()'s answer, or {"error": ...}."""
-    argv = make_remote_shell_argv(remote(environment, name), BACKUP_STATUS_COMMAND, environment.over_ssh)
+    try:
+        argv = make_remote_shell_argv(remote(environment, name), BACKUP_STATUS_COMMAND, environment.over_ssh)
+    except PhoenixError as error:  # a sandbox's container that is gone
+        return {"error": shown(error)}
     try:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=ASK_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:

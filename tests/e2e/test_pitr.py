@@ -22,7 +22,7 @@ import pytest
 
 from phoenix import runbook, sandbox
 from phoenix.container_shell import enter_argv
-from tests.e2e.conftest import SANDBOX_NAME, container, from_runbook, live_host, run_pyinfra
+from tests.e2e.conftest import SANDBOX_NAME, container, from_runbook, live_host, run_phoenix, run_pyinfra
 from tests.e2e.helpers import post_json, request, sh, upload
 
 REPORT = "/tmp/phoenix-e2e-restore-db1.json"
@@ -96,6 +96,7 @@ def disaster(converged):
     uploader.stopping.set()
     uploader.join(timeout=60)
     process.wait(timeout=30)
+    noticed = run_phoenix("status", "inventories/sandbox.py", "--json", timeout=300)  # the admin's monitoring
     sandbox.up(SANDBOX_NAME, ["db1", "web2"])
     started = time.monotonic()
     result = restore(f"restore_report={REPORT}")
@@ -108,7 +109,17 @@ def disaster(converged):
         "before_kill": before_kill,
         "uploads": uploader.written,
         "web2": web2,
+        "noticed": noticed,
     }
+
+
+def test_phoenix_status_names_both_lost_hosts_before_anyone_restores(disaster):
+    noticed = disaster["noticed"]
+    assert noticed.returncode == 1
+    flags = json.loads(noticed.stdout)["flags"]
+    for lost in ("db1", "web2"):
+        assert any(flag.startswith(f"{lost}: its own backup status could not be read (") for flag in flags), flags
+    assert not any(flag.startswith("web1: its own backup status") for flag in flags), flags  # still there
 
 
 def test_restore_brings_back_all_but_the_last_minute_after_an_unannounced_kill(disaster):

@@ -11,6 +11,7 @@ import pytest
 
 from phoenix import host_backup_status
 from phoenix import status as status_verb
+from phoenix.errors import PhoenixError
 from phoenix.inventory import load_environment
 from phoenix.remote.backup_host import status_path, write_status
 
@@ -74,6 +75,17 @@ def test_a_host_that_fails_says_nonsense_or_does_not_answer_is_flagged_with_why(
     answers = host_backup_status.ask(environment, remote)
     assert host_backup_status.flags(answers) == [
         "db1: its own backup status could not be read (no answer within 1s)",
+        "web1: its own backup status could not be read (phoenix-backup: run it as root)",
+    ]
+
+    def gone(environment, name):  # a sandbox host whose container was removed
+        if name == "db1":
+            raise PhoenixError("container phx-shop-db1 not found: Error: No such container: phx-shop-db1")
+        return remote(environment, name)
+
+    assert host_backup_status.flags(host_backup_status.ask(environment, gone)) == [
+        "db1: its own backup status could not be read (container phx-shop-db1 not found: Error: No such container:"
+        " phx-shop-db1)",
         "web1: its own backup status could not be read (phoenix-backup: run it as root)",
     ]
     environment = answering({"web1": "echo '<html>proxy error'", "db1": "echo '[1, 2]'"})
