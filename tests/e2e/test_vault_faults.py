@@ -209,7 +209,10 @@ def test_a_full_vault_disk_is_named_with_its_free_space_and_the_next_backup_afte
 
         assert limited.returncode != 0
         # the host's own words (what its status file and failure ping carry), then the vault's free space
-        said = "web1/files: vault disk full: the vault refused to store this run's data (HTTP 403 Forbidden on saving"
+        said = (
+            "web1/files: vault disk full: the vault refused to store this run's data (HTTP 403 Forbidden on saving"
+            " data/"
+        )
         assert said in limited.stderr, limited.stderr[-3000:]
         assert "\nvault disk full: " in limited.stderr and " free of " in limited.stderr, limited.stderr[-3000:]
         assert "on the vault's /var/lib/phoenix-vault/repos/web1" in limited.stderr
