@@ -70,8 +70,8 @@ def ask_host(environment: Environment, remote, name: str) -> dict:
 
 
 def flags(answers: dict[str, dict]) -> list[str]:
-    """Given ask()'s answers, returns a line per job whose newest run failed and per host that could not be
-    asked."""
+    """Given ask()'s answers, returns a line per job whose newest run failed or was interrupted and per host that
+    could not be asked."""
     problems = []
     for host, answer in sorted(answers.items()):
         if "error" in answer:
@@ -82,7 +82,14 @@ def flags(answers: dict[str, dict]) -> list[str]:
 
 
 def failure_flag(where: str, record: dict) -> str:
-    """Given a job's status record, returns its flag when its newest finished run failed, else ""."""
+    """Given a job's status record, returns its flag when its newest finished run failed or its newest run was
+    interrupted (`phoenix-backup status` says so of a run recorded as running that no process runs), else ""."""
+    if record.get("result") == "interrupted":
+        when = shown(record.get("started", "?"))[:16].replace("T", " ")
+        return (
+            f"{where}: its newest run, begun at {when} ({shown(record.get('trigger', '?'))}), was INTERRUPTED:"
+            f" {shown(record.get('error', 'no reason given'))}"
+        )
     if record.get("result") == "failed":
         failure, newest, under_way = record, "newest", ""
     elif record.get("result") == "running" and isinstance(record.get("last_failure"), dict):

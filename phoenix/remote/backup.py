@@ -413,10 +413,35 @@ def run_holding_lock(config: Config, names: list[str], trigger: str, pin: str, b
     return records
 
 
+INTERRUPTED = "it stopped before it finished (killed, or the host went down); the next run starts afresh"
+
+
 def command_status(config: Config, arguments: argparse.Namespace) -> int:
-    records = {name: read_json(status_path(config, name), {"result": "never run"}) for name in config.jobs}
-    print(json.dumps(records, indent=2, sort_keys=True))
+    """Prints each job's newest record; a run recorded as running that no process runs any more (killed: a reboot,
+    the OOM killer) is shown as interrupted. Writes nothing."""
+    print(json.dumps(read_statuses(config, LOCK_PATH), indent=2, sort_keys=True))
     return 0
+
+
+def read_statuses(config: Config, lock_path: Path) -> dict[str, dict]:
+    """Returns each job's newest record. Read while holding the host's backup lock for a moment, when it is free: a run
+    writes its last record before it lets the lock go, so a record still "running" then is a run that was killed. When
+    the lock is held (a run, a restore, a watch's look), records are returned as they are."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _statuses(config)
+        records = _statuses(config)  # the kernel drops the lock when the file closes
+    for record in records.values():
+        if record.get("result") == "running":
+            record.update(result="interrupted", error=INTERRUPTED)
+    return records
+
+
+def _statuses(config: Config) -> dict[str, dict]:
+    return {name: read_json(status_path(config, name), {"result": "never run"}) for name in config.jobs}
 
 
 def command_runs(config: Config, arguments: argparse.Namespace) -> int:

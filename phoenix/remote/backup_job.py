@@ -8,7 +8,8 @@
                                                since its last run began (its watch timer, every 30 s)
     phoenix-backup watch-state files           whether its data paths are as its last run found them (JSON;
                                                the drill's real RPO of the files)
-    phoenix-backup status                      last result of each job (JSON)
+    phoenix-backup status                      newest result of each job (JSON; a run recorded as running
+                                               that no process runs is shown interrupted)
     phoenix-backup runs [--job JOB]            the runs in the repository (JSON)
     phoenix-backup verify-restore JOB [--run RUN]
                                                restore a database run into a scratch database

@@ -13,6 +13,7 @@ from phoenix import host_backup_status
 from phoenix import status as status_verb
 from phoenix.errors import PhoenixError
 from phoenix.inventory import load_environment
+from phoenix.remote import backup
 from phoenix.remote.backup_host import status_path, write_status
 
 FAILED = {
@@ -155,3 +156,33 @@ def test_the_hosts_are_asked_at_once_so_lost_hosts_cost_one_timeout_not_one_each
     }
     answers = host_backup_status.ask(answering(waits), remote)
     assert answers == {"web1": {"jobs": {}}, "db1": {"jobs": {}}}
+
+
+def test_a_run_recorded_as_running_that_no_process_runs_is_shown_interrupted_and_flagged(tmp_path):
+    config = SimpleNamespace(state_dir=tmp_path, jobs={"db-shop": {}, "files": {}})
+    lock = tmp_path / "lock" / "phoenix-backup.lock"
+    killed = {"job": "db-shop", "result": "running", "started": "2026-11-20T02:15:07+00:00", "trigger": "scheduled"}
+    write_status(config, "db-shop", dict(killed))
+    write_status(config, "files", {"job": "files", "result": "running", "trigger": "changed"})
+
+    statuses = backup.read_statuses(config, lock)  # nobody holds the lock: neither run is running
+
+    assert statuses["db-shop"]["result"] == "interrupted" and statuses["files"]["result"] == "interrupted"
+    assert json.loads(status_path(config, "db-shop").read_text())["result"] == "running"  # only read, never written
+    assert host_backup_status.flags({"db1": {"jobs": {"db-shop": statuses["db-shop"]}}}) == [
+        "db1/db-shop: its newest run, begun at 2026-11-20 02:15 (scheduled), was INTERRUPTED: it stopped before it"
+        " finished (killed, or the host went down); the next run starts afresh"
+    ]
+
+
+def test_a_run_holding_the_lock_is_still_running(tmp_path):
+    config = SimpleNamespace(state_dir=tmp_path, jobs={"files": {}})
+    lock_path = tmp_path / "phoenix-backup.lock"
+    write_status(config, "files", {"job": "files", "result": "running", "trigger": "changed"})
+    holder = backup.HostLock(lock_path, "files (changed)")
+    holder.acquire(0)
+    try:
+        assert backup.read_statuses(config, lock_path)["files"]["result"] == "running"
+    finally:
+        holder.release()
+    assert backup.read_statuses(config, lock_path)["files"]["result"] == "interrupted"
