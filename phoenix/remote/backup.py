@@ -65,29 +65,34 @@ class HostLock:
         self.handle = None
 
     def acquire(self, wait_seconds: float) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = self.path.open("a+")
         deadline = time.monotonic() + wait_seconds
         told = False
-        while True:
-            try:
-                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = self.holder()
-                if time.monotonic() >= deadline:
-                    raise JobError(
-                        f"another backup still holds {self.path} after {wait_seconds:.0f}s ({holder}); giving up,"
-                        " nothing was written"
-                    ) from None
-                if not told:
-                    log(f"waiting for the backup lock, held by {holder} (at most {wait_seconds:.0f}s)")
-                    told = True
-                time.sleep(0.5)
+        while not self.acquire_if_free():
+            holder = self.holder()
+            if time.monotonic() >= deadline:
+                raise JobError(
+                    f"another backup still holds {self.path} after {wait_seconds:.0f}s ({holder}); giving up,"
+                    " nothing was written"
+                )
+            if not told:
+                log(f"waiting for the backup lock, held by {holder} (at most {wait_seconds:.0f}s)")
+                told = True
+            time.sleep(0.5)
         self.handle.seek(0)
         self.handle.truncate()
         self.handle.write(f"{self.description}, pid {os.getpid()}, since {now().isoformat(timespec='seconds')}\n")
         self.handle.flush()
+
+    def acquire_if_free(self) -> bool:
+        """Takes the lock when nothing holds it, without waiting or writing a holder; returns whether it did."""
+        if self.handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = self.path.open("a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
     def holder(self) -> str:
         self.handle.seek(0)
@@ -96,6 +101,7 @@ class HostLock:
     def release(self) -> None:
         if self.handle:
             self.handle.close()
+            self.handle = None
 
 
 # --- the jobs ----------------------------------------------------------------------------
@@ -427,13 +433,13 @@ def read_statuses(config: Config, lock_path: Path) -> dict[str, dict]:
     """Returns each job's newest record. Read while holding the host's backup lock for a moment, when it is free: a run
     writes its last record before it lets the lock go, so a record still "running" then is a run that was killed. When
     the lock is held (a run, a restore, a watch's look), records are returned as they are."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    lock = HostLock(lock_path, "phoenix-backup status")
+    try:
+        if not lock.acquire_if_free():
             return _statuses(config)
-        records = _statuses(config)  # the kernel drops the lock when the file closes
+        records = _statuses(config)
+    finally:
+        lock.release()
     for record in records.values():
         if record.get("result") == "running":
             record.update(result="interrupted", error=INTERRUPTED)
