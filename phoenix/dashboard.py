@@ -24,7 +24,7 @@ from phoenix import archive_status, drill_report
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 from phoenix.status import Row, Status, vault_lines, when
-from phoenix.units import age, duration, step_durations
+from phoenix.units import age, duration, minute, step_durations
 
 TEMPLATE = "dashboard.html.j2"
 
@@ -106,7 +106,7 @@ def drill_view(drill: dict, now: datetime) -> dict:
     checks = drill_checks(drill)
     return {
         "passed": drill["passed"],
-        "started": drill["started"][:16].replace("T", " "),
+        "started": minute(drill["started"]),
         "age": age(drill["started"], now),
         "hosts": ", ".join(drill.get("hosts", [])) or "every data host",
         "rto": duration(drill["rto_seconds"]),

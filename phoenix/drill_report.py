@@ -13,7 +13,7 @@ from pathlib import Path
 
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
-from phoenix.units import age, duration, step_durations
+from phoenix.units import age, duration, minute, step_durations
 
 HISTORY_FILE = "history.jsonl"
 
@@ -166,7 +166,7 @@ def last_drill(environment: Environment, entries: list[dict], now: datetime) -> 
     age_days = (now - datetime.fromisoformat(last["started"])).total_seconds() / 86400
     result = "passed" if last["passed"] else "FAILED"
     line = (
-        f"last drill: {last['started'][:16].replace('T', ' ')} ({age(last['started'], now)} ago) {result},"
+        f"last drill: {minute(last['started'])} ({age(last['started'], now)} ago) {result},"
         f" RTO {duration(last['rto_seconds'])}, RPO {duration(last['rpo_seconds'])}"
     )
     flags = []

@@ -19,6 +19,7 @@ from phoenix import backup_plan
 from phoenix.commands import BACKUP_STATUS_COMMAND, make_remote_shell_argv
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
+from phoenix.units import minute
 
 ASK_TIMEOUT_SECONDS = 30
 MOST_SHOWN = 300  # characters of a host's own words
@@ -85,7 +86,7 @@ def failure_flag(where: str, record: dict) -> str:
     """Given a job's status record, returns its flag when its newest finished run failed or its newest run was
     interrupted (`phoenix-backup status` says so of a run recorded as running that no process runs), else ""."""
     if record.get("result") == "interrupted":
-        when = shown(record.get("started", "?"))[:16].replace("T", " ")
+        when = minute(shown(record.get("started", "?")))
         return (
             f"{where}: its newest run, begun at {when} ({shown(record.get('trigger', '?'))}), was INTERRUPTED:"
             f" {shown(record.get('error', 'no reason given'))}"
@@ -96,7 +97,7 @@ def failure_flag(where: str, record: dict) -> str:
         failure, newest, under_way = record["last_failure"], "last finished", "; a new run is under way"
     else:
         return ""
-    when = shown(failure.get("finished", "?"))[:16].replace("T", " ")
+    when = minute(shown(failure.get("finished", "?")))
     return (
         f"{where}: its {newest} run FAILED at {when} ({shown(failure.get('trigger', '?'))}):"
         f" {shown(failure.get('error', 'no reason given'))}{under_way}"

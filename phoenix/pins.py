@@ -19,7 +19,7 @@ from phoenix import archive_plan, backup_plan
 from phoenix.commands import make_barman_keep_command, make_remote_shell_argv, make_vault_pin_arguments
 from phoenix.errors import PhoenixError
 from phoenix.inventory import load_environment
-from phoenix.units import age
+from phoenix.units import age, minute
 from phoenix.vault_client import ask_vault, remote_command
 
 
@@ -30,7 +30,7 @@ def render(document: dict) -> str:
     now = datetime.fromisoformat(document["now"])
     lines = [f"{'HOST':8} {'JOB':14} {'RUN':26} {'TAKEN':17} {'AGE':>8}  REASON"]
     for pin in document["pins"]:
-        taken = pin["time"][:16].replace("T", " ")
+        taken = minute(pin["time"])
         lines.append(
             f"{pin['client']:8} {pin['job']:14} {pin['run']:26} {taken:17} {age(pin['time'], now):>8}  {pin['pin']}"
         )

@@ -19,7 +19,7 @@ from datetime import datetime
 from phoenix import archive_status, backup_plan, drill_report, host_backup_status
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
-from phoenix.units import age, duration, human_bytes
+from phoenix.units import age, duration, human_bytes, minute
 from phoenix.vault_client import remote_command, vault_drills, vault_report
 
 
@@ -84,20 +84,16 @@ def evaluate(environment: Environment, report: dict) -> tuple[list[Row], list[st
                     )
             failed = found.get("latest_failed")
             if failed:
-                when = _time(failed["time"])
+                when = minute(failed["time"])
                 row.flags.append(f"run {failed['run']} ({when}) failed the vault's check: {failed['problem']}")
             rows.append(row)
     return rows, vault_flags
 
 
-def _time(text: str) -> str:
-    return text[:16].replace("T", " ")
-
-
 def quarantine_flag(client: str, entry: dict) -> str:
     """Returns the flag for one object the vault's check moved out of a client's repository."""
     return (
-        f"{client}: QUARANTINED {entry['object']} at {entry['time'][:16].replace('T', ' ')}: the check could"
+        f"{client}: QUARANTINED {entry['object']} at {minute(entry['time'])}: the check could"
         f" not read it ({entry['problem']}); the rest was checked. It is kept on the vault as {entry['path']}:"
         " delete it there once reviewed"
     )
@@ -117,7 +113,7 @@ def when(entry: dict | None, now: datetime) -> str:
     """Given a run (or pin) and the clock, returns "2026-11-30 10:59 (12m ago)", or "none"."""
     if not entry:
         return "none"
-    return f"{_time(entry['time'])} ({age(entry['time'], now)} ago)"
+    return f"{minute(entry['time'])} ({age(entry['time'], now)} ago)"
 
 
 def render(rows: list[Row], vault_flags: list[str], report: dict) -> str:
@@ -125,7 +121,7 @@ def render(rows: list[Row], vault_flags: list[str], report: dict) -> str:
     now = datetime.fromisoformat(report["now"])
     lines = [f"{'HOST':8} {'JOB':14} {'LATEST':28} {'LATEST VERIFIED':28} {'GAP':6} PINS / FLAGS"]
     for row in rows:
-        pins = [f"pin '{pin['reason']}' {pin['time'][:16].replace('T', ' ')}" for pin in row.pins]
+        pins = [f"pin '{pin['reason']}' {minute(pin['time'])}" for pin in row.pins]
         notes = pins + [f"!! {flag}" for flag in row.flags]
         if row.incomplete:
             notes.append(f"{row.incomplete} incomplete run(s), never counted as good")
@@ -147,7 +143,7 @@ def vault_lines(report: dict) -> list[str]:
         check = entry.get("last_check")
         if check:
             result = "passed" if check["ok"] and not check.get("problems") else "FAILED"
-            lines.append(f"check of {client}'s repository: {result} at {_time(check['time'])}")
+            lines.append(f"check of {client}'s repository: {result} at {minute(check['time'])}")
     disk = report.get("disk")
     if disk:
         lines.append(f"vault disk: {human_bytes(disk['free_bytes'])} free of {human_bytes(disk['total_bytes'])}")

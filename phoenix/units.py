@@ -1,5 +1,6 @@
 """Quantities as people read them, in one format for every report: durations and ages ("0.6s", "45s",
-"12m", "3.4h", "2.1d"), step timings and byte counts ("512 B", "1.5 MiB")."""
+"12m", "3.4h", "2.1d"), moments to the minute ("2026-11-30 10:59"), step timings and byte counts
+("512 B", "1.5 MiB")."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ def duration(seconds: float | None) -> str:
 def age(time: str, now: datetime) -> str:
     """Given an ISO 8601 time and the clock to measure it by, returns how long ago it was, as duration() says it."""
     return duration((now - datetime.fromisoformat(time)).total_seconds())
+
+
+def minute(time: str) -> str:
+    """Given an ISO 8601 time, returns it to the minute as every Phoenix report prints a moment: "2026-11-30 10:59"."""
+    return time[:16].replace("T", " ")
 
 
 def step_durations(steps: dict[str, float]) -> str:

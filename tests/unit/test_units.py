@@ -51,3 +51,7 @@ def test_step_timings_keep_their_order_on_one_line():
 def test_byte_counts_are_said_in_binary_units():
     assert units.human_bytes(512) == "512 B"
     assert units.human_bytes(1.5 * 1024 * 1024) == "1.5 MiB"
+
+
+def test_a_moment_is_said_to_the_minute_in_every_report():
+    assert units.minute("2026-11-30T10:59:30.123456+01:00") == "2026-11-30 10:59"
