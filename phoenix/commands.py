@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 import shlex
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from phoenix.remote.backup import LOCK_PATH
 
@@ -127,6 +129,13 @@ def restore_point_name(host: str, started: str) -> str:
     """Given the upgraded host and the upgrade's start (ISO time), returns the name of its restore point."""
     stamp = "".join(character for character in started[:19] if character.isalnum())
     return f"pre-upgrade-{host}-{stamp}Z"
+
+
+def restore_point_moment(name: str) -> datetime | None:
+    """Given a restore point's name, returns the moment restore_point_name() wrote into it (UTC), or None for a
+    name of another making."""
+    match = re.fullmatch(r"pre-upgrade-.+-(\d{8}T\d{6})Z", name)
+    return datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=UTC) if match else None
 
 
 def make_restore_point_command(name: str) -> str:

@@ -12,7 +12,6 @@ Barman is left pointing at the source host.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import subprocess
@@ -22,18 +21,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
-from phoenix import archive_plan, backup_plan
+from phoenix import archive_plan, backup_plan, barman_catalogue
+from phoenix.barman_catalogue import BARMAN_HOME, streaming_directory
 from phoenix.commands import (
     BARMAN_CRON_NOW,
     REFUSED_STATUS,
     barman,
     make_holding_backup_lock_command,
     make_remote_shell_argv,
+    restore_point_moment,
 )
 from phoenix.errors import PhoenixError
 from phoenix.inventory import Environment
 
-BARMAN_HOME = "/var/lib/barman"
 RECOVERY_LINE = re.compile(
     r"(recovery stopping (?:before|after|at) [^,]*, time (?P<stop>[^\n]+))"
     r"|(last completed transaction was at log time (?P<last>[^\n]+))"
@@ -67,9 +67,10 @@ def choose(
     restore_point: str = "",
     now: datetime | None = None,
 ) -> Plan | None:
-    """Given Barman's base backups of a host (`barman -f json list-backups`), returns the Plan, or None when
-    Barman holds no finished base backup (the dump is restored then); raises PhoenixError, in one line, for a
-    target outside the archive's window."""
+    """Given Barman's base backups of a host (`barman -f json list-backups`, with barman_catalogue's
+    `on_current_history`), returns the Plan, or None when Barman holds no finished base backup (the dump is
+    restored then); raises PhoenixError, in one line, for a target outside the archive's window, or when every
+    base backup lies on a history a point-in-time recovery has left."""
     done = sorted(
         (backup for backup in backups if backup.get("status") == "DONE"),
         key=lambda backup: int(backup["end_time_timestamp"]),
@@ -78,18 +79,46 @@ def choose(
         return None
     if at is not None and restore_point:
         raise PhoenixError("--data at and --data restore_point: give one target, not both")
+    usable = [backup for backup in done if backup.get("on_current_history", True)]
+    if not usable:
+        raise PhoenixError(
+            f"{server}: every base backup in the vault's archive was taken on a timeline a point-in-time recovery"
+            f" has left since (the newest: {done[-1]['backup_id']}); none can recover {server}'s current history."
+            f" Take one on the vault (barman backup {server}), then run again"
+        )
+    if restore_point:
+        return _to_restore_point(server, usable, restore_point)
     if at is None:
-        newest = done[-1]
-        return Plan(server, newest["backup_id"], _end(newest), restore_point=restore_point)
-    before = [backup for backup in done if _end(backup) <= at]
+        newest = usable[-1]
+        return Plan(server, newest["backup_id"], _end(newest))
+    before = [backup for backup in usable if _end(backup) <= at]
     if not before:
-        oldest = _end(done[0])
+        oldest = _end(usable[0])
         now = now or datetime.now(UTC)
         raise PhoenixError(
             f"--data at={at.isoformat(sep=' ')}: outside {server}'s point-in-time window: the archive reaches back"
             f" to {oldest:%Y-%m-%d %H:%M:%S} UTC (its oldest base backup; window {window_days} days), nothing earlier"
         )
     return Plan(server, before[-1]["backup_id"], _end(before[-1]), target_time=at)
+
+
+def _to_restore_point(server: str, usable: list[dict], restore_point: str) -> Plan:
+    """The recovery to a named restore point starts from the newest base backup that ended before the point was
+    made (upgrade.py's names say when: restore_point_moment), else from the oldest one: recovery replays forward
+    only, so a base backup taken after the point never reaches it."""
+    made = restore_point_moment(restore_point)
+    if made is None:
+        chosen = usable[0]
+    else:
+        before = [backup for backup in usable if _end(backup) <= made]
+        if not before:
+            raise PhoenixError(
+                f"--data restore_point={restore_point}: made at {made:%Y-%m-%d %H:%M:%S} UTC, before {server}'s"
+                f" oldest base backup in the vault's archive ({_end(usable[0]):%Y-%m-%d %H:%M:%S} UTC): it is"
+                " outside the point-in-time window"
+            )
+        chosen = before[-1]
+    return Plan(server, chosen["backup_id"], _end(chosen), restore_point=restore_point)
 
 
 def _end(backup: dict) -> datetime:
@@ -102,20 +131,35 @@ def staging_directory(server: str, stand_in_container: str = "") -> str:
     return f"{BARMAN_HOME}/recover/{stand_in_container or server}"
 
 
-def streaming_directory(server: str) -> str:
-    """Given an archived host, returns the vault's directory of its WAL streamed but not archived yet."""
-    return f"{BARMAN_HOME}/{server}/streaming"
+def held_wal_directory(staging: str) -> str:
+    """Given a recovery's directory on the vault, returns where the streamed WAL waits while Barman recovers."""
+    return f"{staging}.streamed"
 
 
-def copy_streamed_wal_command(server: str, staging: str) -> str:
-    """Returns the shell loop (root, on the vault) that adds the WAL segments Barman streamed from `server` but has
-    not archived yet, the one being streamed (.partial) too, to the recovered data directory `staging`'s pg_wal:
-    PostgreSQL reads them after the archive's, so the seconds before the disaster come back (Barman archives a
-    finished segment only once the next one has begun)."""
+def hold_streamed_wal_command(server: str, held: str) -> str:
+    """Returns the shell loop (root, on the vault) that copies the WAL segments Barman streamed from `server` but has
+    not archived yet, the one being streamed (.partial) too, into the directory `held`, before `barman recover`
+    reads the archive's catalogue: a segment `barman cron` archives meanwhile is then in the one or the other.
+    Copied after the recovery, such a segment was in neither, a gap in the WAL; when it was the first segment of a
+    new timeline, PostgreSQL read the parent timeline's segment of that number instead and replayed the history a
+    point-in-time recovery had left. A segment closed (renamed) while it is copied is copied again, by its new name."""
     streaming = streaming_directory(server)
+    failed = f"phoenix: could not copy the WAL streamed from {server} into {held}"
     return (
-        f'for segment in {streaming}/0*; do [ -e "$segment" ] || continue;'
-        f' wal={staging}/pg_wal/$(basename "$segment" .partial); [ -e "$wal" ] || cp "$segment" "$wal"; done'
+        f"{{ rm -rf {held} && install -d -m 0700 {held} && for try in 1 2 3 4 5; do copied=yes;"
+        f' for segment in {streaming}/0*; do [ -e "$segment" ] || continue;'
+        f' cp "$segment" "{held}/$(basename "$segment" .partial)" 2>/dev/null || copied=no; done;'
+        f" [ $copied = no ] || break; done && [ $copied = yes ] || {{ echo {shlex.quote(failed)} >&2; false; }}; }}"
+    )
+
+
+def add_held_wal_command(held: str, staging: str) -> str:
+    """Returns the shell loop (root, on the vault) that moves the WAL hold_streamed_wal_command() kept in `held`
+    into the recovered data directory `staging`'s pg_wal: PostgreSQL reads it after the archive's, so the seconds
+    before the disaster come back (Barman archives a finished segment only once the next one has begun)."""
+    return (
+        f'for wal in {held}/0*; do [ -e "$wal" ] || continue; into={staging}/pg_wal/$(basename "$wal");'
+        f' [ -e "$into" ] || mv "$wal" "$into"; done; rm -rf {held}'
     )
 
 
@@ -157,12 +201,14 @@ def recover_stream_command(plan: Plan, staging: str, then_stop_stream: bool = Fa
         target += ["--target-name", plan.restore_point, "--target-action", "promote"]
     # Barman configures a target's recovery itself (and may do so for a later timeline): left as it is
     newest = "" if plan.target_time is not None or plan.restore_point else f" && {promote_at_the_end_command(staging)}"
+    held = held_wal_directory(staging)
     return (
         # the parent is Barman's too: the runbook's by-hand `barman recover` makes its directory there
         f"set -o pipefail; cd /tmp && rm -rf {staging} && install -d -o barman -g barman -m 0700"
         f" {BARMAN_HOME}/recover {staging} && {barman('-q', 'archive-wal', plan.server)} >&2"
+        f" && {hold_streamed_wal_command(plan.server, held)}"
         f" && {barman('recover', *target, plan.server, plan.backup_id, staging)} >&2"
-        f" && {copy_streamed_wal_command(plan.server, staging)}{newest}"
+        f" && {add_held_wal_command(held, staging)}{newest}"
         f" && tar -C {staging} -cf - . | {{ {COMPRESS}; }} && {delete_in_background_command(staging)}"
         + (f" && ({stop_stream_command(plan.server)} </dev/null &)" if then_stop_stream else "")
     )
@@ -228,9 +274,11 @@ def swap_in_command(
         if target_time
         else "to_the_end() { false; };"
     )
-    # PostgreSQL did not come out of recovery: the previous data directory goes back, the failed one is kept
+    # PostgreSQL did not come out of recovery: its server's reasons (FATAL, PANIC; not those it gave clients while
+    # starting) and last lines are shown, the previous data directory goes back, the failed one is kept
     back = (
-        f"back() {{ tail -n +$((mark + 1)) {log} | tail -5 >&2; systemctl stop {service} || true;"
+        f"back() {{ {{ tail -n +$((mark + 1)) {log} | grep -E '\\] (FATAL|PANIC): ' | tail -3;"
+        f" tail -n +$((mark + 1)) {log} | tail -3; }} >&2; systemctl stop {service} || true;"
         f" rm -rf {data}.failed-restore; mv {data} {data}.failed-restore; mv {data}.before-restore {data};"
         f" systemctl start {service} || true; echo 'PostgreSQL did not finish the recovery; the previous data are"
         f" back, the recovered copy is kept in {data}.failed-restore' >&2; exit 1; }};"
@@ -341,14 +389,12 @@ def recovered_to(output: str) -> str:
 
 def list_backups(environment: Environment, server: str, remote) -> list[dict]:
     """Returns Barman's base backups of `server` on the environment's vault, as `barman -f json list-backups`
-    gives them; raises PhoenixError when the vault cannot say."""
+    gives them, each with `on_current_history` (barman_catalogue.parse); raises PhoenixError when the vault
+    cannot say."""
     vault = backup_plan.vault_host(environment.hosts)
-    command = barman("-f", "json", "list-backups", server) + " 2>/dev/null || echo '{}'"
+    command = barman_catalogue.catalogue_command(server)
     result = subprocess.run(on_host(environment, remote, vault, command), capture_output=True, text=True)
-    try:
-        return json.loads(result.stdout or "{}").get(server, [])
-    except json.JSONDecodeError as error:
-        raise PhoenixError(f"{vault}: barman list-backups {server} answered no JSON: {result.stdout[:200]}") from error
+    return barman_catalogue.parse(server, vault, result.stdout)
 
 
 @dataclass

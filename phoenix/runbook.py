@@ -115,7 +115,9 @@ def manual_archive_restore(environment: Environment, server: str, moment: str = 
             barman("recover", *target, server, "latest", staging),
             f"recover the newest base backup into {staging}, to replay the WAL up to the moment (with its"
             " zone), then promote; if Barman answers that the target time is before the backup end time,"
-            " put the id of the newest backup that ended before the moment (step 1) in place of latest",
+            " put the id of the newest backup that ended before the moment (step 1) in place of latest;"
+            " so too if PostgreSQL later says the timeline is not a child of this server's history (a base backup"
+            " taken before an earlier point-in-time recovery, on the timeline it left)",
         )
     else:
         # without a target Barman leaves a crash recovery on the base backup's timeline, which would write again
@@ -124,14 +126,21 @@ def manual_archive_restore(environment: Environment, server: str, moment: str = 
             vault,
             f"{barman('recover', *target, server, 'latest', staging)}"
             f" && {physical_restore.promote_at_the_end_command(staging)}",
-            f"recover the newest base backup into {staging}, to replay all the WAL, then promote",
+            f"recover the newest base backup into {staging}, to replay all the WAL, then promote (if PostgreSQL"
+            " later says the timeline is not a child of this server's history, that base backup was taken before"
+            " an earlier point-in-time recovery, on the timeline it left: put the id of the newest one that ended"
+            " before that recovery's target in place of latest)",
         )
+    held = physical_restore.held_wal_directory(staging)
     return [
         Step(vault, barman("list-backups", server), f"list {server}'s base backups (newest first)"),
+        Step(vault, physical_restore.hold_streamed_wal_command(server, held),
+             f"copy the WAL Barman has streamed but not archived yet (its newest segments, and the one being"
+             f" written, .partial) into {held}, before the recovery: a segment barman cron archives meanwhile is"
+             " then in the one or the other"),
         recover,
-        Step(vault, physical_restore.copy_streamed_wal_command(server, staging),
-             "add the WAL Barman has streamed but not archived yet (its newest segments, and the one being"
-             " written, .partial): PostgreSQL replays it after the archive's"),
+        Step(vault, physical_restore.add_held_wal_command(held, staging),
+             f"move that WAL into {staging}/pg_wal: PostgreSQL replays it after the archive's"),
         Step(vault, f"tar -C {staging} -cf {archive} . && rm -rf {staging}",
              f"pack the recovered data directory, then copy {archive} from {vault} to {server} (scp)"),
         Step(server, f"systemctl stop {service} && mv {data} {data}.before-recovery-$(date +%Y%m%d%H%M%S)",

@@ -162,6 +162,9 @@ def test_point_in_time_recovery_returns_exactly_the_rows_committed_before_the_ta
     restored = rows()
     (n, first), (_, second) = restored[30], restored[31]
     target = first + (second - first) / 2  # between two known rows: the first committed before it, the second after
+    # the vault's nightly base backup ran since those rows: the recovery goes back to before it, so that base
+    # backup is left on the old timeline (the next test's restore must not start from it)
+    assert sh("vault1", f"{BARMAN} backup --wait --wait-timeout 300 db1").returncode == 0
 
     # the runbook's "restore to a moment" (it adds force_restore: db1 holds data again)
     command = from_runbook(runbook.PYINFRA, runbook.restore_to_moment, "db1", target.isoformat(sep=" "))
@@ -174,7 +177,9 @@ def test_point_in_time_recovery_returns_exactly_the_rows_committed_before_the_ta
 
 def test_a_moment_after_the_newest_transaction_restores_everything_up_to_it(disaster):
     """The user asks for a moment shortly after the last write (the database was idle since): PostgreSQL alone
-    refuses to promote when the WAL ends before the target; the archive's end is that moment's state."""
+    refuses to promote when the WAL ends before the target; the archive's end is that moment's state. The newest
+    base backup lies on the timeline the previous test's recovery left: PostgreSQL cannot start from it."""
+    newest_backup = sh("vault1", f"{BARMAN} list-backups --minimal db1").stdout.split()[0]
     assert sh("db1", f"{PSQL} -c 'INSERT INTO pitr_rows VALUES (1001, clock_timestamp())'").returncode == 0
     expected = [n for n, _ in rows()]
     time.sleep(2)  # the moment asked for must lie in the past (restore.py refuses a future one)
@@ -185,8 +190,9 @@ def test_a_moment_after_the_newest_transaction_restores_everything_up_to_it(disa
 
     assert process.returncode == 0, process.stderr[-5000:]
     assert [n for n, _ in rows()] == expected  # the last write included
-    target = json.loads(open(REPORT).read())["recovered"]["target"]
-    assert target.endswith("(no transaction in the archive after it: recovered to the archive's end)"), target
+    recovered = json.loads(open(REPORT).read())["recovered"]
+    assert recovered["target"].endswith("(no transaction in the archive after it: recovered to the archive's end)")
+    assert recovered["backup"] != newest_backup, recovered
 
 
 def test_a_target_outside_the_window_is_refused_before_any_host_is_touched(disaster):

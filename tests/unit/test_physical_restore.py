@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from phoenix import archive_plan, physical_restore, restore_report
-from phoenix.commands import BARMAN_CRON_NOW
+from phoenix import archive_plan, barman_catalogue, physical_restore, restore_report
+from phoenix.commands import BARMAN_CRON_NOW, restore_point_name
 from phoenix.errors import PhoenixError
 from phoenix.physical_restore import Plan
 from phoenix.restore_report import summary
@@ -66,6 +66,43 @@ def test_two_targets_are_refused():
         physical_restore.choose("db1", BACKUPS, 7, at=DAY1 + timedelta(days=1), restore_point="pre-upgrade")
 
 
+def test_a_base_backup_a_point_in_time_recovery_has_left_behind_is_never_chosen():
+    # a recovery went back to day 2, before day 3's base backup: that one lies on the history left behind
+    left_behind = [BACKUPS[0], BACKUPS[1], {**BACKUPS[2], "on_current_history": False}]
+
+    assert physical_restore.choose("db1", left_behind, 7).backup_id == "20261123T013000"
+    at = DAY1 + timedelta(days=3)
+    assert physical_restore.choose("db1", left_behind, 7, at=at).backup_id == "20261123T013000"
+
+
+def test_with_every_base_backup_left_behind_restore_stops_and_says_how_to_make_one():
+    left_behind = [{**backup, "on_current_history": False} for backup in BACKUPS]
+
+    with pytest.raises(PhoenixError) as caught:
+        physical_restore.choose("db1", left_behind, 7)
+
+    assert str(caught.value) == (
+        "db1: every base backup in the vault's archive was taken on a timeline a point-in-time recovery has left"
+        " since (the newest: 20261125T013000); none can recover db1's current history. Take one on the vault"
+        " (barman backup db1), then run again"
+    )
+
+
+def test_a_restore_point_starts_from_a_base_backup_made_before_it():
+    # upgrade.py's restore point says when it was made: the newest base backup before it; recovery replays
+    # forward only, and day 3's base backup, after the point, would never reach it
+    made = restore_point_name("web1", (DAY1 + timedelta(days=1, hours=10)).isoformat(timespec="seconds"))
+    plan = physical_restore.choose("db1", BACKUPS, 7, restore_point=made)
+    assert plan.backup_id == "20261123T013000" and plan.restore_point == made
+    later = restore_point_name("web1", (DAY1 + timedelta(days=2, hours=10)).isoformat(timespec="seconds"))
+    assert physical_restore.choose("db1", BACKUPS, 7, restore_point=later).backup_id == "20261125T013000"
+    # a name of another making says nothing of when: the oldest base backup is the one sure to lie before it
+    assert physical_restore.choose("db1", BACKUPS, 7, restore_point="before-migration").backup_id == "20261123T013000"
+    older = restore_point_name("web1", (DAY1 - timedelta(hours=1)).isoformat(timespec="seconds"))
+    with pytest.raises(PhoenixError, match=f"--data restore_point={older}: made at 2026-11-23 00:30:40 UTC, before"):
+        physical_restore.choose("db1", BACKUPS, 7, restore_point=older)
+
+
 def test_recovery_to_a_time_promotes_at_the_target_and_ships_the_streamed_segments():
     at = datetime(2026, 11, 24, 10, 59, 30, tzinfo=UTC)
     line = physical_restore.recover_stream_command(Plan("db1", "20261123T013000", DAY1, target_time=at), STAGING)
@@ -81,6 +118,34 @@ def test_recovery_to_a_time_promotes_at_the_target_and_ships_the_streamed_segmen
         f"tar -C /var/lib/barman/recover/db1 -cf - . | {{ {physical_restore.COMPRESS}; }}"
         f" && {physical_restore.delete_in_background_command('/var/lib/barman/recover/db1')}"
     )
+
+
+def test_a_segment_barman_cron_archives_while_barman_recovers_still_reaches_pg_wal(tmp_path, monkeypatch):
+    """The minutely `barman cron` moves a closed segment from the stream's directory into the archive whenever it
+    runs. Copied only after `barman recover` had read the archive's catalogue, a segment moved in between was in
+    neither copy: a gap, and when it was a new timeline's first segment PostgreSQL replayed the parent timeline's
+    segment of that number instead (CI's restore right after a point-in-time recovery failed so)."""
+    monkeypatch.setattr(barman_catalogue, "BARMAN_HOME", str(tmp_path))
+    streaming, archive = tmp_path / "db1" / "streaming", tmp_path / "db1" / "wals"
+    streaming.mkdir(parents=True), archive.mkdir()
+    (streaming / "000000030000000000000007").write_bytes(b"closed, not archived yet")
+    (streaming / "000000030000000000000008.partial").write_bytes(b"being streamed")
+    staging = tmp_path / "recover" / "db1"
+    held = physical_restore.held_wal_directory(str(staging))
+    hold = physical_restore.hold_streamed_wal_command("db1", held)
+    add = physical_restore.add_held_wal_command(held, str(staging))
+    line = physical_restore.recover_stream_command(Plan("db1", "20261123T013000", DAY1), str(staging))
+    assert line.index(hold) < line.index("barman recover") < line.index(add)
+
+    assert subprocess.run(["bash", "-c", hold]).returncode == 0
+    (streaming / "000000030000000000000007").rename(archive / "000000030000000000000007")  # barman cron, meanwhile
+    (staging / "pg_wal").mkdir(parents=True)  # barman recover's copy of the base backup, without that segment
+    assert subprocess.run(["bash", "-c", add]).returncode == 0
+
+    pg_wal = staging / "pg_wal"
+    assert sorted(path.name for path in pg_wal.iterdir()) == ["000000030000000000000007", "000000030000000000000008"]
+    assert (pg_wal / "000000030000000000000007").read_bytes() == b"closed, not archived yet"
+    assert not os.path.exists(held)
 
 
 @pytest.mark.skipif(not shutil.which("zstd"), reason="zstd is not installed on this machine")

@@ -78,20 +78,23 @@ def test_an_archived_database_host_gets_its_by_hand_point_in_time_recovery_with_
     section = text.split("### db1: point-in-time recovery from the Barman archive\n", 1)[1]
     to_moment = runbook.manual_archive_restore(shop, "db1", runbook.ARCHIVE_MOMENT)
     newest = runbook.manual_archive_restore(shop, "db1")
-    assert [step.host for step in to_moment] == ["vault1"] * 4 + ["db1"] * 4 + ["vault1"]
+    assert [step.host for step in to_moment] == ["vault1"] * 5 + ["db1"] * 4 + ["vault1"]
     for number, step in enumerate(to_moment, start=1):
         assert f"{number}. on **{step.host}**: {step.why}\n\n        {step.command}\n" in section
     # the newest point: the same steps, another recovery, printed as step 2's other way
-    assert [step.command for step in newest if step not in to_moment] == [newest[1].command]
-    assert f"   or, for the newest point the vault holds, {newest[1].why}:\n\n        {newest[1].command}\n" in section
-    recover = shlex.split(to_moment[1].command)
+    assert [step.command for step in newest if step not in to_moment] == [newest[2].command]
+    assert f"   or, for the newest point the vault holds, {newest[2].why}:\n\n        {newest[2].command}\n" in section
+    recover = shlex.split(to_moment[2].command)
     assert recover[:4] == ["runuser", "-u", "barman", "--"]
     assert recover[4:] == ["barman", "recover", "--target-tli", "latest", "--target-time", "2026-11-20 18:00:00+00:00",
                            "--target-action", "promote", "db1", "latest", "/var/lib/barman/recover/db1"]  # fmt: skip
-    assert "/var/lib/barman/db1/streaming/0*" in to_moment[2].command and ".partial" in to_moment[2].command
-    assert "mv /var/lib/postgresql/15/main /var/lib/postgresql/15/main.before-recovery-" in to_moment[4].command
-    assert to_moment[6].command == "systemctl start postgresql@15-main"
-    assert "barman receive-wal --reset db1" in to_moment[8].command
+    # the streamed WAL is copied aside before Barman reads its archive, and added to pg_wal after the recovery
+    assert "/var/lib/barman/db1/streaming/0*" in to_moment[1].command and ".partial" in to_moment[1].command
+    assert "/var/lib/barman/recover/db1.streamed/0*" in to_moment[3].command
+    assert "/var/lib/barman/recover/db1/pg_wal/" in to_moment[3].command
+    assert "mv /var/lib/postgresql/15/main /var/lib/postgresql/15/main.before-recovery-" in to_moment[5].command
+    assert to_moment[7].command == "systemctl start postgresql@15-main"
+    assert "barman receive-wal --reset db1" in to_moment[9].command
     assert "Stock restic, Barman and PostgreSQL's tools only." in text
     assert "restore.py" in section and "`.partial`" in section
 
@@ -102,7 +105,7 @@ def test_the_by_hand_recovery_takes_the_postgresql_version_and_a_scratch_archive
     steps = runbook.manual_archive_restore(dataclasses.replace(shop, hosts=hosts), "db1", archive="/root/x.tar")
     commands = " ".join(step.command for step in steps)
     assert "/var/lib/postgresql/16/main" in commands and "postgresql@16-main" in commands and "/15/" not in commands
-    assert "-cf /root/x.tar" in steps[3].command and "-xf /root/x.tar" in steps[5].command
+    assert "-cf /root/x.tar" in steps[4].command and "-xf /root/x.tar" in steps[6].command
 
 
 def test_a_database_host_without_archive_gets_no_point_in_time_recovery_section(write_inventory, shop_inventory_text):
