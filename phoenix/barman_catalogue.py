@@ -29,8 +29,9 @@ def streaming_directory(server: str) -> str:
 
 def catalogue_command(server: str) -> str:
     """Returns the shell line (root, on the vault) that prints `barman -f json list-backups` of `server` ('{}' when
-    Barman cannot say), LINEAGE_MARK, a line `backup ID TIMELINE END_LSN` per base backup (its backup.info), then
-    the newest timeline history file, archived or still in the stream's directory, after a line `history TLI`."""
+    Barman cannot say; Barman ends it without a newline), an empty line, LINEAGE_MARK, a line `backup ID TIMELINE
+    END_LSN` per base backup (its backup.info), then the newest timeline history file, archived or still in the
+    stream's directory, after a line `history TLI`."""
     base, wals = f"{BARMAN_HOME}/{server}/base", f"{BARMAN_HOME}/{server}/wals"
     histories = f"{wals}/*.history {streaming_directory(server)}/*.history"
     field = 'sed -n "s/^{0}=//p" "$info"'
