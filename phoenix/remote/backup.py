@@ -17,6 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from phoenix.remote.backup_host import (
@@ -404,7 +405,8 @@ def run_holding_lock(config: Config, names: list[str], trigger: str, pin: str, b
         job = config.jobs[name]
         started = now().isoformat()
         ping(job.get("ping_url", ""), "start", timeout=config.ping_timeout)
-        write_status(config, name, {"job": name, "result": "running", "started": started, "trigger": trigger})
+        running = {"job": name, "result": "running", "started": started, "trigger": trigger, "pid": os.getpid()}
+        write_status(config, name, running)
         try:
             records[name] = run_job(config, name, trigger, pin, deadline, before)
         except JobError as error:
@@ -430,20 +432,40 @@ def command_status(config: Config, arguments: argparse.Namespace) -> int:
 
 
 def read_statuses(config: Config, lock_path: Path) -> dict[str, dict]:
-    """Returns each job's newest record. Read while holding the host's backup lock for a moment, when it is free: a run
-    writes its last record before it lets the lock go, so a record still "running" then is a run that was killed. When
-    the lock is held (a run, a restore, a watch's look), records are returned as they are."""
+    """Returns each job's newest record; one still "running" that no process runs any more is shown interrupted.
+    Its process is looked for by the pid the record names (run_is_alive). The host's backup lock is tried for a
+    moment too, for a record without a pid: a run writes its last record before it lets the lock go, so a record
+    still "running" while the lock is free is a run that was killed."""
     lock = HostLock(lock_path, "phoenix-backup status")
     try:
-        if not lock.acquire_if_free():
-            return _statuses(config)
+        free = lock.acquire_if_free()
         records = _statuses(config)
     finally:
         lock.release()
     for record in records.values():
-        if record.get("result") == "running":
+        if record.get("result") == "running" and (free or not run_is_alive(record)):
             record.update(result="interrupted", error=INTERRUPTED)
     return records
+
+
+def run_is_alive(record: dict) -> bool:
+    """Whether the process that wrote "running" record `record` still runs: its pid is a phoenix-backup process that
+    began before the record was written (a pid the kernel gave again, after a reboot or a container's restart, to a
+    later process is not it). A record without a pid (written before runs recorded theirs) counts as alive."""
+    pid = record.get("pid")
+    if not isinstance(pid, int):
+        return True
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(
+            int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime ")
+        )
+        written = datetime.fromisoformat(record["started"]).timestamp()
+        began = boot + int(after_name[19]) / os.sysconf("SC_CLK_TCK")  # stat's 22nd field: clock ticks after boot
+    except (OSError, StopIteration, ValueError, KeyError, IndexError):
+        return False
+    return b"phoenix-backup" in command and began <= written + 5  # btime is a whole second; clocks slew
 
 
 def _statuses(config: Config) -> dict[str, dict]:

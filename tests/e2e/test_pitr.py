@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from phoenix import runbook, sandbox
+from phoenix.commands import make_restore_point_command, restore_point_name
 from phoenix.container_shell import enter_argv
 from tests.e2e.conftest import SANDBOX_NAME, container, from_runbook, live_host, run_phoenix, run_pyinfra
 from tests.e2e.helpers import post_json, request, sh, upload
@@ -193,6 +194,25 @@ def test_a_moment_after_the_newest_transaction_restores_everything_up_to_it(disa
     recovered = json.loads(open(REPORT).read())["recovered"]
     assert recovered["target"].endswith("(no transaction in the archive after it: recovered to the archive's end)")
     assert recovered["backup"] != newest_backup, recovered
+
+
+def test_a_restore_point_made_before_the_newest_base_backup_is_reached_exactly(disaster):
+    """upgrade.py names the moment an upgrade begins (a restore point, named by the same builders); the database
+    is written to after it and the vault's nightly base backup runs; then the user goes back to that point.
+    Recovery replays forward only: it starts from a base backup made before the point, not the newest one."""
+    name = restore_point_name("web1", datetime.now(UTC).isoformat(timespec="seconds"))  # as upgrade.py names it
+    assert sh("db1", make_restore_point_command(name)).returncode == 0
+    expected = [n for n, _ in rows()]
+    assert sh("db1", f"{PSQL} -c 'INSERT INTO pitr_rows VALUES (2001, clock_timestamp())'").returncode == 0
+    assert sh("vault1", f"{BARMAN} backup --wait --wait-timeout 300 db1").returncode == 0  # the nightly's
+    newest_backup = sh("vault1", f"{BARMAN} list-backups --minimal db1").stdout.split()[0]
+
+    process = restore(f"restore_point={name}", "force_restore=yes", f"restore_report={REPORT}")
+
+    assert process.returncode == 0, process.stderr[-5000:]
+    assert [n for n, _ in rows()] == expected  # every row up to the point, not the one written after it
+    recovered = json.loads(open(REPORT).read())["recovered"]
+    assert recovered["target"] == f"restore point {name!r}" and recovered["backup"] != newest_backup, recovered
 
 
 def test_a_target_outside_the_window_is_refused_before_any_host_is_touched(disaster):

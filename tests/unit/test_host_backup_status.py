@@ -4,7 +4,9 @@ against a full vault, say) is flagged at once in the host's words, cleaned; a ho
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
 from types import SimpleNamespace
 
 import pytest
@@ -186,3 +188,40 @@ def test_a_run_holding_the_lock_is_still_running(tmp_path):
     finally:
         holder.release()
     assert backup.read_statuses(config, lock_path)["files"]["result"] == "interrupted"
+
+
+def test_a_killed_run_is_shown_interrupted_even_while_another_holds_the_lock(tmp_path):
+    """CI's stale-lock test: the files watch took the lock the moment the killed run's went, and held it through
+    every `phoenix status`; the killed run's own pid says it is gone."""
+    config = SimpleNamespace(state_dir=tmp_path, jobs={"db-shop": {}, "files": {}, "old": {}})
+    lock_path = tmp_path / "phoenix-backup.lock"
+    started = backup.now().isoformat()
+    alive = subprocess.Popen(["bash", "-c", "exec -a phoenix-backup sleep 60"])  # a run's process, by its name
+    killed = subprocess.Popen(["bash", "-c", "exec -a phoenix-backup sleep 60"])
+    killed.kill(), killed.wait()
+    write_status(config, "files", {"job": "files", "result": "running", "started": started, "pid": alive.pid})
+    write_status(config, "db-shop", {"job": "db-shop", "result": "running", "started": started, "pid": killed.pid})
+    write_status(config, "old", {"job": "old", "result": "running", "started": "2026-11-20T02:15:07+00:00"})
+    holder = backup.HostLock(lock_path, "files (changed)")
+    holder.acquire(0)
+    try:
+        statuses = backup.read_statuses(config, lock_path)
+    finally:
+        holder.release()
+        alive.kill(), alive.wait()
+
+    assert statuses["files"]["result"] == "running"
+    assert statuses["db-shop"]["result"] == "interrupted"
+    assert statuses["old"]["result"] == "running"  # no pid (an older record): only a free lock tells
+
+
+def test_a_pid_given_again_to_a_later_process_is_not_the_run(tmp_path):
+    later = subprocess.Popen(["bash", "-c", "exec -a phoenix-backup sleep 60"])
+    try:
+        # the record was written an hour before this process began: after a reboot, its pid is another's
+        before = {"result": "running", "started": "2026-11-20T02:15:07+00:00", "pid": later.pid}
+        now = {"result": "running", "started": backup.now().isoformat(), "pid": later.pid}
+        assert not backup.run_is_alive(before) and backup.run_is_alive(now)
+        assert not backup.run_is_alive({**now, "pid": os.getpid()})  # alive, but not a phoenix-backup process
+    finally:
+        later.kill(), later.wait()
