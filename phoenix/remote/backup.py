@@ -449,8 +449,8 @@ def read_statuses(config: Config, lock_path: Path) -> dict[str, dict]:
 
 
 def run_is_alive(record: dict) -> bool:
-    """Whether the process that wrote "running" record `record` still runs: its pid is a phoenix-backup process that
-    began before the record was written (a pid the kernel gave again, after a reboot or a container's restart, to a
+    """Whether the process that wrote "running" record `record` still runs: its pid is a Phoenix process that began
+    before the record was written (a pid the kernel gave again, after a reboot or a container's restart, to a
     later process is not it). A record without a pid (written before runs recorded theirs) counts as alive."""
     pid = record.get("pid")
     if not isinstance(pid, int):
@@ -465,7 +465,8 @@ def run_is_alive(record: dict) -> bool:
         began = boot + int(after_name[19]) / os.sysconf("SC_CLK_TCK")  # stat's 22nd field: clock ticks after boot
     except (OSError, StopIteration, ValueError, KeyError, IndexError):
         return False
-    return b"phoenix-backup" in command and began <= written + 5  # btime is a whole second; clocks slew
+    # `phoenix-backup` execs `python3 -m phoenix.remote.backup_job`
+    return b"phoenix" in command and began <= written + 5  # btime is a whole second; clocks slew
 
 
 def _statuses(config: Config) -> dict[str, dict]:

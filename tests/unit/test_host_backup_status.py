@@ -4,9 +4,11 @@ against a full vault, say) is flagged at once in the host's words, cleaned; a ho
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
+import sys
+import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -190,14 +192,27 @@ def test_a_run_holding_the_lock_is_still_running(tmp_path):
     assert backup.read_statuses(config, lock_path)["files"]["result"] == "interrupted"
 
 
+# a run's process as the host's `phoenix-backup` wrapper starts it (exec python3 -m phoenix.remote.backup_job ...)
+RUN_PROCESS = [sys.executable, "-c", "import time; time.sleep(60)", "-m", "phoenix.remote.backup_job", "watch", "files"]
+
+
+def running_process(argv: list[str]) -> subprocess.Popen:
+    """Starts argv and returns once it runs it (a run writes its record itself, after its exec)."""
+    process = subprocess.Popen(argv)
+    for _ in range(500):
+        if Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")[0] == argv[0].encode():
+            return process
+        time.sleep(0.01)
+    raise AssertionError(f"{argv} did not start")
+
+
 def test_a_killed_run_is_shown_interrupted_even_while_another_holds_the_lock(tmp_path):
     """CI's stale-lock test: the files watch took the lock the moment the killed run's went, and held it through
     every `phoenix status`; the killed run's own pid says it is gone."""
     config = SimpleNamespace(state_dir=tmp_path, jobs={"db-shop": {}, "files": {}, "old": {}})
     lock_path = tmp_path / "phoenix-backup.lock"
     started = backup.now().isoformat()
-    alive = subprocess.Popen(["bash", "-c", "exec -a phoenix-backup sleep 60"])  # a run's process, by its name
-    killed = subprocess.Popen(["bash", "-c", "exec -a phoenix-backup sleep 60"])
+    alive, killed = running_process(RUN_PROCESS), running_process(RUN_PROCESS)
     killed.kill(), killed.wait()
     write_status(config, "files", {"job": "files", "result": "running", "started": started, "pid": alive.pid})
     write_status(config, "db-shop", {"job": "db-shop", "result": "running", "started": started, "pid": killed.pid})
@@ -216,12 +231,13 @@ def test_a_killed_run_is_shown_interrupted_even_while_another_holds_the_lock(tmp
 
 
 def test_a_pid_given_again_to_a_later_process_is_not_the_run(tmp_path):
-    later = subprocess.Popen(["bash", "-c", "exec -a phoenix-backup sleep 60"])
+    later, other = running_process(RUN_PROCESS), running_process(["/bin/sleep", "60"])
     try:
         # the record was written an hour before this process began: after a reboot, its pid is another's
         before = {"result": "running", "started": "2026-11-20T02:15:07+00:00", "pid": later.pid}
         now = {"result": "running", "started": backup.now().isoformat(), "pid": later.pid}
         assert not backup.run_is_alive(before) and backup.run_is_alive(now)
-        assert not backup.run_is_alive({**now, "pid": os.getpid()})  # alive, but not a phoenix-backup process
+        assert not backup.run_is_alive({**now, "pid": other.pid})  # alive, but not a Phoenix process
     finally:
-        later.kill(), later.wait()
+        for process in (later, other):
+            process.kill(), process.wait()
