@@ -140,9 +140,10 @@ def hold_streamed_wal_command(server: str, held: str) -> str:
     """Returns the shell loop (root, on the vault) that copies the WAL segments Barman streamed from `server` but has
     not archived yet, the one being streamed (.partial) too, into the directory `held`, before `barman recover`
     reads the archive's catalogue: a segment `barman cron` archives meanwhile is then in the one or the other.
-    Copied after the recovery, such a segment was in neither, a gap in the WAL; when it was the first segment of a
-    new timeline, PostgreSQL read the parent timeline's segment of that number instead and replayed the history a
-    point-in-time recovery had left. A segment closed (renamed) while it is copied is copied again, by its new name."""
+    Copied after the recovery, such a segment was in neither, a gap in the WAL; when it is the first segment of a
+    new timeline, PostgreSQL reads the parent timeline's segment of that number instead (it tries each timeline of
+    the history) and replays the history a point-in-time recovery had left. A segment closed (renamed) while it is
+    copied is copied again, by its new name."""
     streaming = streaming_directory(server)
     failed = f"phoenix: could not copy the WAL streamed from {server} into {held}"
     return (

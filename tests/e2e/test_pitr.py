@@ -192,7 +192,9 @@ def test_a_moment_after_the_newest_transaction_restores_everything_up_to_it(disa
     assert process.returncode == 0, process.stderr[-5000:]
     assert [n for n, _ in rows()] == expected  # the last write included
     recovered = json.loads(open(REPORT).read())["recovered"]
-    assert recovered["target"].endswith("(no transaction in the archive after it: recovered to the archive's end)")
+    assert recovered["target"].endswith("(no transaction in the archive after it: recovered to the archive's end)"), (
+        recovered
+    )
     assert recovered["backup"] != newest_backup, recovered
 
 
